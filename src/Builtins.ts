@@ -1,0 +1,23 @@
+import { Effect, Schema } from "effect"
+import { readinessTypes } from "./Engine.js"
+import { Readiness } from "./Readiness.js"
+import { runCommand } from "./RunCommand.js"
+import { taskHandler } from "./TaskHandlers.js"
+
+/** For task types that take no params: absent, null or {} are all accepted, anything else is a 400. */
+export const NoParams = Schema.Union(Schema.Undefined, Schema.Null, Schema.Struct({}))
+
+export const markReady = taskHandler({
+  name: readinessTypes.ready,
+  params: NoParams,
+  run: () => Effect.flatMap(Readiness, (r) => r.set(true))
+})
+
+export const markNotReady = taskHandler({
+  name: readinessTypes.notReady,
+  params: NoParams,
+  run: () => Effect.flatMap(Readiness, (r) => r.set(false))
+})
+
+/** The task types every sidecar has; pass them to `TaskHandlers.layer` along with your own. */
+export const builtinHandlers = [markReady, markNotReady, runCommand] as const

@@ -1,0 +1,43 @@
+import { Schema } from "effect"
+
+const uuid = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
+
+/** A task's stable identity: a canonical 8-4-4-4-12 UUID, kept in the letter case the caller chose. */
+export const TaskId = Schema.String.pipe(
+  Schema.pattern(uuid, { message: () => "must be a UUID in the 8-4-4-4-12 hex form" }),
+  Schema.brand("TaskId")
+)
+export type TaskId = typeof TaskId.Type
+
+export const TaskType = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
+
+export const TaskStatus = Schema.Literal("running", "completed", "failed")
+export type TaskStatus = typeof TaskStatus.Type
+
+/** TaskResult on the wire; optional keys are omitted when empty, as the Go original's omitempty does. */
+export class Task extends Schema.Class<Task>("Task")({
+  id: TaskId,
+  type: Schema.String,
+  status: TaskStatus,
+  run: Schema.Int,
+  params: Schema.optional(Schema.Unknown),
+  error: Schema.optional(Schema.String),
+  result: Schema.optional(Schema.Unknown),
+  submittedAt: Schema.DateTimeUtc,
+  completedAt: Schema.optional(Schema.DateTimeUtc)
+}) {}
+
+/** The body of `POST /v0/tasks`; `id` absent, null or "" means "generate one". Checked further by the Engine. */
+export const SubmitTask = Schema.Struct({
+  id: Schema.optional(Schema.NullOr(Schema.String)),
+  type: Schema.String,
+  params: Schema.optional(Schema.Unknown)
+})
+export type SubmitTask = typeof SubmitTask.Type
+
+/** What a submit decided: a new run (first or re-execution of a failed one), or nothing to do. */
+export type SubmitOutcome =
+  | { readonly _tag: "Started"; readonly id: TaskId; readonly run: number }
+  | { readonly _tag: "Deduplicated"; readonly id: TaskId; readonly status: TaskStatus }
+
+export const Readiness = Schema.Literal("Ready", "Initializing")

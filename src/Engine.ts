@@ -1,0 +1,201 @@
+import { Cause, Clock, DateTime, Effect, Exit, FiberMap, Option, ParseResult, Schedule, Schema } from "effect"
+import type { SubmitOutcome } from "./Domain.js"
+import { type SubmitTask, Task, TaskId } from "./Domain.js"
+import { InvalidParams, InvalidRequest, InvalidTaskId, type StoreError, TaskNotFound, UnknownTaskType } from "./Errors.js"
+import { Readiness } from "./Readiness.js"
+import type { Completion } from "./Store.js"
+import { Store } from "./Store.js"
+import type { TaskHandler } from "./TaskHandlers.js"
+import { TaskHandlers } from "./TaskHandlers.js"
+
+/** The task types whose last successful run decides readiness. */
+export const readinessTypes = { ready: "mark-ready", notReady: "mark-not-ready" } as const
+
+const isTaskId = Schema.is(TaskId)
+
+/** Decode `params` with the handler's schema; a mismatch names the field and the problem. */
+export const decodeParams = (handler: TaskHandler, params: unknown) =>
+  Schema.decodeUnknown(handler.params, { errors: "all", onExcessProperty: "error" })(params).pipe(
+    Effect.mapError((e) =>
+      new InvalidParams({
+        type: handler.name,
+        error: `invalid params for ${handler.name}: ${
+          ParseResult.ArrayFormatter.formatErrorSync(e)
+            .map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message))
+            .join("; ")
+        }`
+      })
+    )
+  )
+
+const describeDefect = (cause: Cause.Cause<unknown>) => {
+  const defect = Cause.squash(cause)
+  return defect instanceof Error ? defect.message : String(defect)
+}
+
+/** The task engine: decides what a submit means, runs each task in its own fiber, and records how it ended. */
+export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
+  scoped: Effect.gen(function*() {
+    const store = yield* Store
+    const handlers = yield* TaskHandlers
+    const readiness = yield* Readiness
+    const gate = yield* Effect.makeSemaphore(1) // one submit or delete decides at a time
+    const runs = yield* FiberMap.make<TaskId>() // one fiber per running task, interrupted when the layer closes
+
+    const handlerFor = (type: string) =>
+      Option.fromNullable(handlers.get(type)).pipe(Effect.mapError(() => UnknownTaskType.of(type)))
+
+    /** Write how a run ended; a failed write is retried, then left `running` for the next start to resume. */
+    const finish = (task: Task, completion: Completion) =>
+      store.complete(task.id, task.run, completion).pipe(
+        Effect.retry({ schedule: Schedule.exponential("200 millis"), times: 5 }),
+        Effect.tap((written) =>
+          written
+            ? Effect.void
+            : Effect.logInfo("run superseded or deleted; its completion was not written")
+        ),
+        Effect.catchAll((e) =>
+          Effect.logError("completion could not be written; the task stays running and resumes at next start", e)
+        )
+      )
+
+    const execute = (task: Task, handler: TaskHandler) =>
+      Effect.gen(function*() {
+        const started = yield* Clock.currentTimeMillis
+        yield* Effect.logInfo("task started")
+        const exit = yield* decodeParams(handler, task.params).pipe(
+          Effect.flatMap((params) => Effect.suspend(() => handler.run(params))),
+          Effect.exit
+        )
+        const completedAt = yield* DateTime.now
+        const elapsedMs = (yield* Clock.currentTimeMillis) - started
+        if (Exit.isSuccess(exit)) {
+          yield* finish(task, { status: "completed", result: exit.value, completedAt })
+          return yield* Effect.logInfo("task completed").pipe(Effect.annotateLogs({ elapsedMs }))
+        }
+        const failure = Cause.failureOption(exit.cause)
+        const error = Option.match(failure, {
+          onSome: (e) => (e._tag === "TaskError" ? e.render() : e.error),
+          onNone: () =>
+            Cause.isInterruptedOnly(exit.cause)
+              ? "handler interrupted itself"
+              : `handler crashed: ${describeDefect(exit.cause)}`
+        })
+        yield* finish(task, { status: "failed", error, completedAt })
+        yield* Option.match(failure, {
+          onSome: (e) => Effect.logWarning("task failed").pipe(Effect.annotateLogs(
+            "taskError",
+            e._tag === "TaskError"
+              ? { task: e.task, operation: e.operation, message: e.message, hint: e.hint, retryable: e.retryable }
+              : { message: e.error }
+          )),
+          onNone: () => Effect.logError("task failed: handler crashed", exit.cause)
+        }).pipe(Effect.annotateLogs({ elapsedMs, error }))
+      }).pipe(
+        // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
+        Effect.onInterrupt(() => Effect.logInfo("task interrupted; it stays running until resumed or deleted")),
+        Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }),
+        Effect.withSpan("Engine.execute", { attributes: { id: task.id, type: task.type, run: task.run } })
+      )
+
+    // A fiber that already wrote its completion may still be in the map, so a newer run replaces it.
+    const start = (task: Task, handler: TaskHandler) => FiberMap.run(runs, task.id, execute(task, handler))
+
+    const validate = (req: SubmitTask) =>
+      Effect.gen(function*() {
+        const id = req.id === undefined || req.id === null || req.id === "" ? crypto.randomUUID() : req.id
+        if (!isTaskId(id)) return yield* InvalidTaskId.of(id)
+        if (req.type === "") return yield* new InvalidRequest({ error: "type: must not be empty" })
+        const handler = yield* handlerFor(req.type)
+        yield* decodeParams(handler, req.params)
+        return { id, handler }
+      })
+
+    /**
+     * New id -> run 1. Running or completed -> nothing to do (the request's type and params are ignored).
+     * Failed -> run it again under the same id with run + 1 and the request's type and params.
+     */
+    const submit = Effect.fn("Engine.submit")(function*(req: SubmitTask) {
+      const { handler, id } = yield* validate(req)
+      // Uninterruptible: a client that hangs up must not leave a persisted row without its fiber.
+      return yield* gate.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
+        const existing = yield* store.get(id)
+        if (Option.isSome(existing) && existing.value.status !== "failed") {
+          yield* Effect.logInfo("task deduplicated").pipe(
+            Effect.annotateLogs({ taskId: id, type: existing.value.type, run: existing.value.run })
+          )
+          return { _tag: "Deduplicated", id, status: existing.value.status } satisfies SubmitOutcome
+        }
+        const task = new Task({
+          id,
+          type: req.type,
+          status: "running",
+          run: Option.match(existing, { onNone: () => 1, onSome: (t) => t.run + 1 }),
+          ...(req.params === undefined ? {} : { params: req.params }),
+          submittedAt: yield* DateTime.now
+        }, true)
+        yield* store.save(task)
+        yield* Effect.logInfo(Option.isSome(existing) ? "task re-executed" : "task submitted").pipe(
+          Effect.annotateLogs({ taskId: id, type: task.type, run: task.run })
+        )
+        yield* start(task, handler)
+        return { _tag: "Started", id, run: task.run } satisfies SubmitOutcome
+      })))
+    })
+
+    /** The task with this id. */
+    const get = (id: string) =>
+      store.get(id).pipe(Effect.flatMap(Option.match({ onNone: () => TaskNotFound.of(id), onSome: Effect.succeed })))
+
+    /** The 100 most recently submitted tasks, newest first. */
+    const list = (limit = 100) => store.list(limit)
+
+    /**
+     * Interrupt the task's run (a run-command child is killed) and wait for it, then delete the row; nothing
+     * is written back for the interrupted run. Under the gate, so a concurrent resubmit cannot slip between.
+     */
+    const remove = (id: string) =>
+      gate.withPermits(1)(Effect.gen(function*() {
+        if (isTaskId(id)) yield* FiberMap.remove(runs, id)
+        const deleted = yield* store.remove(id)
+        if (!deleted) return yield* TaskNotFound.of(id)
+        yield* Effect.logInfo("task deleted").pipe(Effect.annotateLogs({ taskId: id }))
+      })).pipe(Effect.withSpan("Engine.remove", { attributes: { id } }))
+
+    /** Whether the last successful mark-ready / mark-not-ready made the sidecar ready. */
+    const ready = readiness.get
+
+    /** Fails when the store does not answer. */
+    const livez: Effect.Effect<void, StoreError> = store.ping
+
+    // Readiness survives restarts: whichever of mark-ready / mark-not-ready completed last decides.
+    const last = yield* store.lastCompleted([readinessTypes.ready, readinessTypes.notReady])
+    yield* readiness.set(Option.exists(last, (t) => t.type === readinessTypes.ready))
+
+    // Crash recovery: resume what a previous process left running. Same run number: it is the same run.
+    const running = yield* store.listRunning
+    for (const task of running) {
+      const handler = handlers.get(task.type)
+      if (handler === undefined) {
+        yield* finish(task, {
+          status: "failed",
+          error: `no handler registered for task type: ${task.type}`,
+          completedAt: yield* DateTime.now
+        })
+        yield* Effect.logWarning("task could not be resumed: no handler registered for task type").pipe(
+          Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
+        )
+      } else {
+        yield* Effect.logInfo("task resumed").pipe(Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }))
+        yield* start(task, handler)
+      }
+    }
+    yield* Effect.logInfo("engine started").pipe(
+      Effect.annotateLogs({ rehydrated: running.length, ready: Option.exists(last, (t) => t.type === readinessTypes.ready) })
+    )
+
+    return { submit, get, list, remove, ready, livez, running: FiberMap.size(runs) } as const
+  }),
+  dependencies: [Store.Default]
+}) {}
+

@@ -1,0 +1,98 @@
+import { Effect, Schema } from "effect"
+
+// Errors that cross the HTTP boundary carry a human-readable `error` string: existing Go clients read it.
+
+export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
+  error: Schema.String
+}) {
+  override get message() {
+    return this.error
+  }
+}
+
+export class InvalidTaskId extends Schema.TaggedError<InvalidTaskId>()("InvalidTaskId", {
+  id: Schema.String,
+  error: Schema.String
+}) {
+  static of = (id: string) =>
+    new InvalidTaskId({ id, error: `invalid task id ${JSON.stringify(id)}: must be a UUID (8-4-4-4-12 hex digits)` })
+  override get message() {
+    return this.error
+  }
+}
+
+export class UnknownTaskType extends Schema.TaggedError<UnknownTaskType>()("UnknownTaskType", {
+  type: Schema.String,
+  error: Schema.String
+}) {
+  static of = (type: string) => new UnknownTaskType({ type, error: `unknown task type: ${type}` })
+  override get message() {
+    return this.error
+  }
+}
+
+export class InvalidParams extends Schema.TaggedError<InvalidParams>()("InvalidParams", {
+  type: Schema.String,
+  error: Schema.String
+}) {
+  override get message() {
+    return this.error
+  }
+}
+
+export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
+  id: Schema.String,
+  error: Schema.String
+}) {
+  static of = (id: string) => new TaskNotFound({ id, error: `task ${id} not found` })
+  override get message() {
+    return this.error
+  }
+}
+
+export class NotReady extends Schema.TaggedError<NotReady>()("NotReady", {
+  error: Schema.String
+}) {
+  override get message() {
+    return this.error
+  }
+}
+
+/** One storage step failed; `error` keeps the driver's own message (for example "database is locked"). */
+export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
+  op: Schema.String,
+  error: Schema.String
+}) {
+  /** Wrap any failure of one storage step. */
+  static wrap = (op: string) => Effect.mapError((cause: unknown) => new StoreError({ op, error: `store ${op} failed: ${driverMessage(cause)}` }))
+  override get message() {
+    return this.error
+  }
+}
+
+const driverMessage = (cause: unknown): string => {
+  const inner = (cause as { cause?: unknown })?.cause
+  const e = inner instanceof Error ? inner : cause
+  return e instanceof Error ? ("code" in e && typeof e.code === "string" ? `${e.code}: ${e.message}` : e.message) : String(e)
+}
+
+/**
+ * How a handler reports that its task failed. The run is marked failed with `render()` as its error;
+ * `retryable` tells the controller whether submitting the same id again may help.
+ */
+export class TaskError extends Schema.TaggedError<TaskError>()("TaskError", {
+  task: Schema.String,
+  operation: Schema.String,
+  message: Schema.String,
+  hint: Schema.optional(Schema.String),
+  retryable: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  cause: Schema.optional(Schema.Defect)
+}) {
+  /** "task: operation: message [hint: ...]" */
+  render(): string {
+    return `${this.task}: ${this.operation}: ${this.message}${this.hint === undefined ? "" : ` [hint: ${this.hint}]`}`
+  }
+  override toString(): string {
+    return this.render()
+  }
+}
