@@ -1,4 +1,4 @@
-import { Cause, Clock, DateTime, Effect, Exit, FiberMap, Option, ParseResult, Schedule, Schema } from "effect"
+import { Cause, Clock, DateTime, Effect, Exit, Fiber, FiberMap, Option, ParseResult, Schedule, Schema } from "effect"
 import type { SubmitOutcome } from "./Domain.js"
 import { type SubmitTask, Task, TaskId } from "./Domain.js"
 import { InvalidParams, InvalidRequest, InvalidTaskId, type StoreError, TaskNotFound, UnknownTaskType } from "./Errors.js"
@@ -162,6 +162,10 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
         yield* Effect.logInfo("task deleted").pipe(Effect.annotateLogs({ taskId: id }))
       })).pipe(Effect.withSpan("Engine.remove", { attributes: { id } }))
 
+    /** Wait until the task's current run, if it has one in this process, has ended and recorded its outcome. */
+    const join = (id: string) =>
+      FiberMap.get(runs, id as TaskId).pipe(Effect.flatMap(Fiber.await), Effect.ignore)
+
     /** Whether the last successful mark-ready / mark-not-ready made the sidecar ready. */
     const ready = readiness.get
 
@@ -194,7 +198,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
       Effect.annotateLogs({ rehydrated: running.length, ready: Option.exists(last, (t) => t.type === readinessTypes.ready) })
     )
 
-    return { submit, get, list, remove, ready, livez, running: FiberMap.size(runs) } as const
+    return { submit, get, list, remove, join, ready, livez, running: FiberMap.size(runs) } as const
   }),
   dependencies: [Store.Default]
 }) {}

@@ -1,0 +1,108 @@
+import { FileSystem } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { Deferred, Effect, Layer, Schema } from "effect"
+import { builtinHandlers } from "../src/Builtins.js"
+import { Engine } from "../src/Engine.js"
+import { TaskError } from "../src/Errors.js"
+import { Readiness } from "../src/Readiness.js"
+import { Commands } from "../src/RunCommand.js"
+import { sqlLayer } from "../src/Sql.js"
+import { TaskHandlers, taskHandler } from "../src/TaskHandlers.js"
+
+/** A fresh SQLite file in a temp folder, removed with the layer; built exactly as in production. */
+export const SqlTest = Layer.unwrapScoped(
+  Effect.gen(function*() {
+    const dir = yield* (yield* FileSystem.FileSystem).makeTempDirectoryScoped({ prefix: "sidecar-test-" })
+    return sqlLayer(`${dir}/sidecar.db`)
+  })
+).pipe(Layer.provide(NodeContext.layer))
+
+/** In-memory SQLite, for tests that need no file. */
+export const SqlMemory = sqlLayer(":memory:")
+
+/**
+ * What the `test` handler does and what it saw, per key: how many times it ran, whether its runs were
+ * interrupted, and a latch a test can hold closed to keep a run going.
+ */
+export class Probe extends Effect.Service<Probe>()("test/Probe", {
+  sync: () => {
+    const runs = new Map<string, number>()
+    const interruptions = new Map<string, number>()
+    const latches = new Map<string, Deferred.Deferred<void>>()
+    const latch = (key: string) => {
+      let d = latches.get(key)
+      if (d === undefined) {
+        d = Deferred.unsafeMake<void>(undefined as never)
+        latches.set(key, d)
+      }
+      return d
+    }
+    return {
+      /** Runs of `key` that have started so far. */
+      runs: (key: string) => runs.get(key) ?? 0,
+      interruptions: (key: string) => interruptions.get(key) ?? 0,
+      /** Let held runs of `key` finish (and every later one, until `hold` again). */
+      release: (key: string) => Deferred.succeed(latch(key), undefined),
+      /** Make the next runs of `key` wait for `release`. */
+      hold: (key: string) => Effect.sync(() => latches.set(key, Deferred.unsafeMake<void>(undefined as never))),
+      started: (key: string) => Effect.sync(() => runs.set(key, (runs.get(key) ?? 0) + 1)),
+      interrupted: (key: string) => Effect.sync(() => interruptions.set(key, (interruptions.get(key) ?? 0) + 1)),
+      wait: (key: string) => Deferred.await(latch(key))
+    }
+  }
+}) {}
+
+/** Params of the `test` handler: what the run should do once its key's latch opens. */
+export const ProbeParams = Schema.Struct({
+  key: Schema.String,
+  hold: Schema.optional(Schema.Boolean),
+  fail: Schema.optional(Schema.String),
+  crash: Schema.optional(Schema.String)
+})
+
+export const probeHandler = taskHandler({
+  name: "test",
+  params: ProbeParams,
+  run: ({ crash, fail, hold, key }) =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      yield* probe.started(key)
+      if (hold === true) yield* probe.wait(key).pipe(Effect.onInterrupt(() => probe.interrupted(key)))
+      if (crash !== undefined) throw new Error(crash)
+      if (fail !== undefined) {
+        return yield* new TaskError({ task: "test", operation: key, message: fail, hint: "release it", retryable: true })
+      }
+      return { key, run: probe.runs(key) }
+    })
+})
+
+/** Commands for run-command tests: plain argv, no shell involved unless a test asks for one. */
+export const testCommands = Commands.fromRecord({
+  ok: { argv: ["node", "-e", "process.stdout.write('out'); process.stderr.write('err')"] },
+  fails: { argv: ["node", "-e", "process.stderr.write('disk full'); process.exit(3)"] },
+  echo: { argv: ["node", "-e", "process.stdout.write(process.argv.slice(1).join(' '))"], allowArgs: true },
+  slow: { argv: ["node", "-e", "setTimeout(() => {}, 60000)"], timeoutSeconds: 5 },
+  missing: { argv: ["/nonexistent/binary"] }
+})
+
+export const HandlersTest = TaskHandlers.layer(...builtinHandlers, probeHandler).pipe(
+  Layer.provide(testCommands)
+)
+
+/** The real Engine over `sql`, with the built-in handlers plus `test`; Probe and Readiness are shared out. */
+export const engineOver = <E, R>(sql: Layer.Layer<any, E, R>) =>
+  Engine.Default.pipe(
+    Layer.provideMerge(HandlersTest),
+    Layer.provideMerge(Layer.merge(Probe.Default, Readiness.Default)),
+    Layer.provideMerge(sql)
+  )
+
+/**
+ * Run `effect` against a fresh Engine and Readiness (what a restarted process would build) over the SqlClient and
+ * Probe the test already has. The engine is shut down when `effect` ends.
+ */
+export const withFreshEngine = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.provide(
+    effect,
+    Engine.Default.pipe(Layer.provideMerge(HandlersTest), Layer.provideMerge(Readiness.Default))
+  )
