@@ -5,6 +5,7 @@ import { builtinHandlers } from "../src/Builtins.js"
 import { Engine } from "../src/Engine.js"
 import { TaskError } from "../src/Errors.js"
 import { Readiness } from "../src/Readiness.js"
+import { Store } from "../src/Store.js"
 import { Commands } from "../src/RunCommand.js"
 import { sqlLayer } from "../src/Sql.js"
 import { TaskHandlers, taskHandler } from "../src/TaskHandlers.js"
@@ -89,9 +90,27 @@ export const HandlersTest = TaskHandlers.layer(...builtinHandlers, probeHandler)
   Layer.provide(testCommands)
 )
 
+/**
+ * The real Store with a yield after every read, so that concurrent submits really interleave between the read
+ * and the write of their decision (with plain SQLite calls a fiber rarely yields there on its own).
+ */
+export const InterleavingStore = Layer.effect(
+  Store,
+  Effect.map(Store, (real) => Store.make({ ...real, get: (id) => Effect.zipLeft(real.get(id), Effect.yieldNow()) }))
+).pipe(Layer.provide(Store.Default))
+
 /** The real Engine over `sql`, with the built-in handlers plus `test`; Probe and Readiness are shared out. */
 export const engineOver = <E, R>(sql: Layer.Layer<any, E, R>) =>
   Engine.Default.pipe(
+    Layer.provideMerge(HandlersTest),
+    Layer.provideMerge(Layer.merge(Probe.Default, Readiness.Default)),
+    Layer.provideMerge(sql)
+  )
+
+/** engineOver, with the Store's reads made to yield (see InterleavingStore). */
+export const interleavingEngineOver = <E, R>(sql: Layer.Layer<any, E, R>) =>
+  Engine.DefaultWithoutDependencies.pipe(
+    Layer.provide(InterleavingStore),
     Layer.provideMerge(HandlersTest),
     Layer.provideMerge(Layer.merge(Probe.Default, Readiness.Default)),
     Layer.provideMerge(sql)
