@@ -77,12 +77,22 @@ export const probeHandler = taskHandler({
     })
 })
 
+// Writes its pid to the file named by its first arg, then waits; with "ignore-term" it also ignores SIGTERM.
+const pidThenWait = `
+  const [file, mode] = process.argv.slice(1)
+  if (mode === "ignore-term") process.on("SIGTERM", () => {})
+  require("fs").writeFileSync(file, String(process.pid))
+  setInterval(() => {}, 1000)`
+
 /** Commands for run-command tests: plain argv, no shell involved unless a test asks for one. */
 export const testCommands = Commands.fromRecord({
   ok: { argv: ["node", "-e", "process.stdout.write('out'); process.stderr.write('err')"] },
   fails: { argv: ["node", "-e", "process.stderr.write('disk full'); process.exit(3)"] },
   echo: { argv: ["node", "-e", "process.stdout.write(process.argv.slice(1).join(' '))"], allowArgs: true },
-  slow: { argv: ["node", "-e", "setTimeout(() => {}, 60000)"], timeoutSeconds: 5 },
+  chatty: { argv: ["node", "-e", "process.stdout.write('x'.repeat(100000) + 'END')"] },
+  slow: { argv: ["node", "-e", pidThenWait], timeoutSeconds: 5, allowArgs: true },
+  // a shell whose background child writes its pid: killing the group must reach it too
+  group: { argv: ["sh", "-c", "sleep 120 & echo $! > \"$0\"; wait"], allowArgs: true },
   missing: { argv: ["/nonexistent/binary"] }
 })
 
