@@ -1,6 +1,6 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { Readiness, SubmitTask, Task, TaskId } from "./Domain.js"
+import { ReadinessStatus, SubmitTask, Task, TaskId } from "./Domain.js"
 import {
   InvalidParams,
   InvalidRequest,
@@ -64,7 +64,7 @@ export class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
   .add(HttpApiEndpoint.get("healthz", "/v0/healthz").addSuccess(HttpApiSchema.Empty(200)).addError(NotReady, { status: 503 }))
   .add(HttpApiEndpoint.get("startupz", "/v0/startupz").addSuccess(HttpApiSchema.Empty(200)).addError(NotReady, { status: 503 }))
   .add(HttpApiEndpoint.get("livez", "/v0/livez").addSuccess(HttpApiSchema.Empty(200)).addError(StoreError, { status: 503 }))
-  .add(HttpApiEndpoint.get("status", "/v0/status").addSuccess(Schema.Struct({ status: Readiness })))
+  .add(HttpApiEndpoint.get("status", "/v0/status").addSuccess(Schema.Struct({ status: ReadinessStatus })))
 {}
 
 /** The sidecar's HTTP contract (v0, wire-compatible with the Go original's clients). */

@@ -40,4 +40,5 @@ export type SubmitOutcome =
   | { readonly _tag: "Started"; readonly id: TaskId; readonly run: number }
   | { readonly _tag: "Deduplicated"; readonly id: TaskId; readonly status: TaskStatus }
 
-export const Readiness = Schema.Literal("Ready", "Initializing")
+/** What `GET /v0/status` says; existing clients know only these two values. */
+export const ReadinessStatus = Schema.Literal("Ready", "Initializing")

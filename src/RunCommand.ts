@@ -1,4 +1,4 @@
-import { Context, Data, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Context, Data, Duration, Effect, Layer, Option, ParseResult, Schema } from "effect"
 import { spawn } from "node:child_process"
 import { readFile } from "node:fs/promises"
 import { AppConfig } from "./Config.js"
@@ -39,7 +39,9 @@ export class Commands extends Context.Tag("sidecar/Commands")<Commands, Readonly
                 : new CommandsFileError({
                   message: `SIDECAR_COMMANDS: ${path} is not a valid commands file ` +
                     `(a JSON object of name -> {argv: [string, ...], timeoutSeconds?: number, allowArgs?: boolean}): ` +
-                    e.message.replace(/\s+/g, " ")
+                    ParseResult.ArrayFormatter.formatErrorSync(e)
+                      .map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message))
+                      .join("; ")
                 })
             ),
             Effect.map((record) => new Map(Object.entries(record)))

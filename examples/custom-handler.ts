@@ -1,0 +1,14 @@
+import { Effect, Schema } from "effect"
+import { builtinHandlers, runSidecar, TaskError, TaskHandlers, taskHandler } from "effect-sidecar"
+
+const restore = taskHandler({
+  name: "restore-snapshot",
+  params: Schema.Struct({ height: Schema.Int.pipe(Schema.positive()) }),
+  run: ({ height }) =>
+    height % 2 === 0
+      ? Effect.succeed({ restoredTo: height })
+      : Effect.fail(new TaskError({ task: "restore-snapshot", operation: "fetch", message: `no snapshot at ${height}`,
+          hint: "pick an even height", retryable: false }))
+})
+
+runSidecar(TaskHandlers.layer(...builtinHandlers, restore))
