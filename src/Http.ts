@@ -2,6 +2,7 @@ import {
   Headers,
   HttpApiBuilder,
   HttpApiError,
+  HttpApiSwagger,
   HttpIncomingMessage,
   HttpMiddleware,
   HttpServer,
@@ -100,6 +101,8 @@ const bodiesAreJson = HttpMiddleware.make((app) =>
 
 /** The API served on whatever HttpServer is provided (a real port in main, a test server in tests). */
 export const HttpLive = HttpApiBuilder.serve(bodiesAreJson).pipe(
+  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/v0/openapi.json" })),
+  Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
   Layer.provide([HttpApiLive, ErrorBodyLive]),
   HttpServer.withLogAddress
 )
