@@ -1,10 +1,10 @@
-import { Cause, Clock, DateTime, Effect, Exit, Fiber, FiberMap, Option, ParseResult, Schedule, Schema } from "effect"
+import { Cause, Clock, DateTime, Duration, Effect, Exit, Fiber, FiberMap, Option, ParseResult, Schedule, Schema } from "effect"
 import type { SubmitOutcome } from "./Domain.js"
 import { type SubmitTask, Task, TaskId } from "./Domain.js"
-import { InvalidParams, InvalidRequest, InvalidTaskId, type StoreError, TaskNotFound, UnknownTaskType } from "./Errors.js"
+import { InvalidParams, InvalidRequest, InvalidTaskId, StoreError, TaskNotFound, UnknownTaskType } from "./Errors.js"
 import { Readiness } from "./Readiness.js"
 import type { Completion } from "./Store.js"
-import { Store } from "./Store.js"
+import { busyTimeout, Store } from "./Store.js"
 import type { TaskHandler } from "./TaskHandlers.js"
 import { TaskHandlers } from "./TaskHandlers.js"
 
@@ -41,6 +41,23 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const readiness = yield* Readiness
     const gate = yield* Effect.makeSemaphore(1) // one submit or delete decides at a time
     const runs = yield* FiberMap.make<TaskId>() // one fiber per running task, interrupted when the layer closes
+
+    /**
+     * Run `decide` holding the gate, uninterruptibly (a client that hangs up must not leave a persisted row without
+     * its fiber). Waiting for the gate is bounded: behind it may be a submit waiting out a locked database, and a
+     * queued request should get its 503 within twice the busy timeout rather than hang.
+     */
+    const exclusively = <A, E>(op: string, decide: Effect.Effect<A, E>) =>
+      Effect.uninterruptibleMask((restore) =>
+        restore(gate.take(1)).pipe(
+          Effect.timeoutFail({
+            duration: busyTimeout,
+            onTimeout: () =>
+              new StoreError({ op, error: `store ${op} failed: the database stayed busy for ${Duration.format(busyTimeout)}` })
+          }),
+          Effect.zipRight(Effect.ensuring(decide, gate.release(1)))
+        )
+      )
 
     const handlerFor = (type: string) =>
       Option.fromNullable(handlers.get(type)).pipe(Effect.mapError(() => UnknownTaskType.of(type)))
@@ -117,8 +134,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
      */
     const submit = Effect.fn("Engine.submit")(function*(req: SubmitTask) {
       const { handler, id } = yield* validate(req)
-      // Uninterruptible: a client that hangs up must not leave a persisted row without its fiber.
-      return yield* gate.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
+      return yield* exclusively("submit", Effect.gen(function*() {
         const existing = yield* store.get(id)
         if (Option.isSome(existing) && existing.value.status !== "failed") {
           yield* Effect.logInfo("task deduplicated").pipe(
@@ -140,7 +156,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
         )
         yield* start(task, handler)
         return { _tag: "Started", id, run: task.run } satisfies SubmitOutcome
-      })))
+      }))
     })
 
     /** The task with this id. */
@@ -155,7 +171,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
      * is written back for the interrupted run. Under the gate, so a concurrent resubmit cannot slip between.
      */
     const remove = (id: string) =>
-      gate.withPermits(1)(Effect.gen(function*() {
+      exclusively("remove", Effect.gen(function*() {
         if (isTaskId(id)) yield* FiberMap.remove(runs, id)
         const deleted = yield* store.remove(id)
         if (!deleted) return yield* TaskNotFound.of(id)

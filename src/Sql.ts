@@ -3,11 +3,12 @@ import { NodeContext } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import type { Migrator } from "@effect/sql"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { readdirSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { AppConfig } from "./Config.js"
+import { busyTimeout } from "./Store.js"
 
 const migrationsDir = fileURLToPath(new URL("../migrations", import.meta.url))
 
@@ -36,9 +37,12 @@ const ensureFolder = (filename: string) =>
 // Pragmas first (they are per connection), then the migrations, so nothing can query an old schema.
 const setup = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  yield* sql`PRAGMA busy_timeout = 5000`
   yield* sql`PRAGMA synchronous = NORMAL`
+  // While migrating, nothing else is served, so SQLite may wait for another writer the blocking way. Afterwards
+  // the Store waits asynchronously instead (see busyTimeout), so the connection must not block at all.
+  yield* sql`PRAGMA busy_timeout = ${sql.literal(String(Duration.toMillis(busyTimeout)))}`
   const applied = yield* SqliteMigrator.run({ loader: migrationsFrom(migrationsDir) })
+  yield* sql`PRAGMA busy_timeout = 0`
   yield* Effect.logInfo("database ready").pipe(
     Effect.annotateLogs("migrationsApplied", applied.map(([id, name]) => `${String(id).padStart(4, "0")}_${name}`))
   )

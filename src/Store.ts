@@ -1,5 +1,7 @@
-import { SqlClient } from "@effect/sql"
-import { DateTime, Effect, Option } from "effect"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { DateTime, Duration, Effect, Option, Ref, Schedule } from "effect"
+import { accessSync, constants, promises as fs, statSync } from "node:fs"
+import { dirname } from "node:path"
 import type { TaskId, TaskStatus } from "./Domain.js"
 import { Task } from "./Domain.js"
 import { StoreError } from "./Errors.js"
@@ -70,10 +72,99 @@ const fromRow = (row: TaskRow): Task => {
   }, true)
 }
 
+/**
+ * How long a statement waits for another connection's write lock before it fails. SQLite's own busy_timeout would
+ * wait by sleeping inside the (synchronous) driver call, freezing the event loop and with it every probe; so the
+ * connection runs with busy_timeout 0 and the wait happens here, asynchronously, between retries.
+ */
+export const busyTimeout = Duration.seconds(5)
+
+const isBusy = (e: unknown) => {
+  const code = ((e as { cause?: unknown })?.cause as { code?: unknown } | undefined)?.code
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
+}
+const whileBusy = Schedule.exponential("2 millis").pipe(
+  Schedule.union(Schedule.spaced("50 millis")),
+  Schedule.upTo(busyTimeout)
+)
+
+/** The least free space a database volume may have and still count as healthy. */
+const minFreeBytes = 64 * 1024
+const sqliteHeader = Buffer.from("SQLite format 3\0", "latin1")
+
+/**
+ * Checks of the database file itself, which a query may not reach (SQLite answers from its page cache): it must be
+ * the file we opened (not replaced or removed), start with SQLite's header, and sit on a writable, non-full volume.
+ */
+const fileChecks = (file: string): {
+  readonly sameFile: Effect.Effect<void, unknown>
+  readonly healthy: Effect.Effect<void, unknown>
+} => {
+  if (file === "" || file === ":memory:" || file.startsWith("file:")) {
+    return { sameFile: Effect.void, healthy: Effect.void }
+  }
+  const opened = statSync(file)
+  const fail = (message: string) => Effect.fail(new Error(message))
+  const sameFile = Effect.try({
+    try: () => {
+      const now = statSync(file, { throwIfNoEntry: false })
+      if (now === undefined || now.ino !== opened.ino || now.dev !== opened.dev) {
+        throw new Error(`the database file ${file} was removed or replaced underneath the process`)
+      }
+    },
+    catch: (e) => e
+  })
+  const healthy = Effect.gen(function*() {
+    yield* sameFile
+    const header = Buffer.alloc(sqliteHeader.length)
+    yield* Effect.tryPromise(async () => {
+      const handle = await fs.open(file, "r")
+      try {
+        await handle.read(header, 0, header.length, 0)
+      } finally {
+        await handle.close()
+      }
+    })
+    if (!header.equals(sqliteHeader)) return yield* fail(`the database file ${file} is corrupt (no SQLite header)`)
+    const dir = dirname(file)
+    yield* Effect.try({
+      try: () => accessSync(dir, constants.W_OK),
+      catch: (e) => new Error(`the database folder ${dir} is not writable: ${(e as Error).message}`)
+    })
+    const space = yield* Effect.tryPromise(() => fs.statfs(dir))
+    if (space.bavail * space.bsize < minFreeBytes) return yield* fail(`the database volume at ${dir} is full`)
+  })
+  return { sameFile, healthy }
+}
+
+/** How often the database file and volume are checked in the background, between liveness probes. */
+const fileCheckInterval = Duration.seconds(2)
+
 /** The only module that speaks SQL: `task_results` in, `Task` out. */
 export class Store extends Effect.Service<Store>()("sidecar/Store", {
-  effect: Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
+  scoped: Effect.gen(function*() {
+    const sql = yield* SqliteClient.SqliteClient
+    const file = fileChecks(sql.config.filename)
+    // The last verdict on the file: writes refuse while it is bad, rather than land somewhere no restart will find.
+    const fileProblem = yield* Ref.make(Option.none<unknown>())
+    const checkFile = file.healthy.pipe(
+      Effect.tapBoth({
+        onFailure: (e) => Ref.set(fileProblem, Option.some(e)),
+        onSuccess: () => Ref.set(fileProblem, Option.none())
+      })
+    )
+    yield* checkFile.pipe(Effect.ignore, Effect.repeat(Schedule.spaced(fileCheckInterval)), Effect.forkScoped)
+    const writable = Effect.zipRight(
+      file.sameFile,
+      Effect.flatMap(Ref.get(fileProblem), Option.match({ onNone: () => Effect.void, onSome: Effect.fail }))
+    )
+    /** Run one storage step: wait out another writer's lock (up to busyTimeout), name the step in errors and spans. */
+    const step = (op: string, attributes: Record<string, unknown> = {}) => <A, E>(effect: Effect.Effect<A, E>) =>
+      effect.pipe(
+        Effect.retry({ schedule: whileBusy, while: isBusy }),
+        StoreError.wrap(op),
+        Effect.withSpan(`Store.${op}`, { attributes })
+      )
 
     /** Insert the task, or replace every column of the row with its id. */
     const save = (task: Task) => {
@@ -83,8 +174,9 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
           params = excluded.params, error = excluded.error, result = excluded.result,
           submitted_at = excluded.submitted_at, completed_at = excluded.completed_at`.pipe(
         Effect.asVoid,
-        StoreError.wrap("save"),
-        Effect.withSpan("Store.save", { attributes: { id: task.id, run: task.run } })
+        // an accepted task must land in the file the next start will open, not in one unlinked underneath us
+        (write) => Effect.zipRight(writable, write),
+        step("save", { id: task.id, run: task.run })
       )
     }
 
@@ -92,8 +184,7 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
     const get = (id: string) =>
       sql<TaskRow>`SELECT ${sql.literal(columns)} FROM task_results WHERE id = ${id}`.pipe(
         Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), fromRow)),
-        StoreError.wrap("get"),
-        Effect.withSpan("Store.get", { attributes: { id } })
+        step("get", { id })
       )
 
     /** The `limit` most recently submitted tasks, newest first. */
@@ -101,16 +192,14 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       sql<TaskRow>`SELECT ${sql.literal(columns)} FROM task_results
         ORDER BY submitted_at DESC, rowid DESC LIMIT ${limit}`.pipe(
         Effect.map((rows) => rows.map(fromRow)),
-        StoreError.wrap("list"),
-        Effect.withSpan("Store.list", { attributes: { limit } })
+        step("list", { limit })
       )
 
     /** Every task a previous process left `running`, oldest first. */
     const listRunning = sql<TaskRow>`SELECT ${sql.literal(columns)} FROM task_results
       WHERE status = 'running' ORDER BY submitted_at, rowid`.pipe(
       Effect.map((rows) => rows.map(fromRow)),
-      StoreError.wrap("listRunning"),
-      Effect.withSpan("Store.listRunning")
+      step("listRunning")
     )
 
     /**
@@ -122,8 +211,7 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
             result = ${encodeJson(completion.result)}, completed_at = ${DateTime.formatIso(completion.completedAt)}
           WHERE id = ${id} AND run = ${run} AND status = 'running' RETURNING id`.pipe(
         Effect.map((rows) => rows.length > 0),
-        StoreError.wrap("complete"),
-        Effect.withSpan("Store.complete", { attributes: { id, run } })
+        step("complete", { id, run })
       )
 
     /** The most recently completed task among `types` (by completedAt). */
@@ -132,23 +220,20 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
         WHERE status = 'completed' AND ${sql.in("type", types)}
         ORDER BY completed_at DESC, rowid DESC LIMIT 1`.pipe(
         Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), fromRow)),
-        StoreError.wrap("lastCompleted"),
-        Effect.withSpan("Store.lastCompleted")
+        step("lastCompleted")
       )
 
     /** Delete the row; true when there was one. */
     const remove = (id: string) =>
       sql`DELETE FROM task_results WHERE id = ${id} RETURNING id`.pipe(
         Effect.map((rows) => rows.length > 0),
-        StoreError.wrap("remove"),
-        Effect.withSpan("Store.remove", { attributes: { id } })
+        step("remove", { id })
       )
 
-    /** Succeeds when the database answers a query on the task table. */
+    /** Succeeds when the database answers a query on the task table and its file and volume are sound. */
     const ping = sql`SELECT count(*) FROM (SELECT 1 FROM task_results LIMIT 1)`.pipe(
-      Effect.asVoid,
-      StoreError.wrap("ping"),
-      Effect.withSpan("Store.ping")
+      Effect.zipRight(checkFile),
+      step("ping")
     )
 
     return { save, get, list, listRunning, complete, lastCompleted, remove, ping } as const
