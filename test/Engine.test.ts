@@ -5,7 +5,7 @@ import type { SubmitTask } from "../src/Domain.js"
 import { Engine } from "../src/Engine.js"
 import { TaskError } from "../src/Errors.js"
 import { Readiness } from "../src/Readiness.js"
-import { engineOver, interleavingEngineOver, Probe, SqlMemory, SqlTest, withFreshEngine } from "./layers.js"
+import { engineOver, engineWithStore, InterleavingStore, Probe, SqlMemory, SqlTest, withFreshEngine } from "./layers.js"
 
 const EngineTest = engineOver(SqlMemory)
 const ID = "6f9619ff-8b86-4011-b42d-00c04fc964ff"
@@ -134,7 +134,7 @@ describe("Engine.submit", () => {
       yield* probe.release("once")
       expect(yield* settled(ID)).toMatchObject({ status: "completed", run: 2 })
       expect(probe.runs("once")).toBe(2)
-    }).pipe(Effect.provide(interleavingEngineOver(SqlMemory))))
+    }).pipe(Effect.provide(engineWithStore(InterleavingStore, SqlMemory))))
 
   it.effect("different tasks run concurrently: a long one does not hold up the others", () =>
     Effect.gen(function*() {

@@ -117,10 +117,10 @@ export const engineOver = <E, R>(sql: Layer.Layer<any, E, R>) =>
     Layer.provideMerge(sql)
   )
 
-/** engineOver, with the Store's reads made to yield (see InterleavingStore). */
-export const interleavingEngineOver = <E, R>(sql: Layer.Layer<any, E, R>) =>
+/** engineOver, with the real Store replaced by `store` (usually the real one with one method overridden). */
+export const engineWithStore = <E1, R1, E, R>(store: Layer.Layer<Store, E1, R1>, sql: Layer.Layer<any, E, R>) =>
   Engine.DefaultWithoutDependencies.pipe(
-    Layer.provide(InterleavingStore),
+    Layer.provide(store),
     Layer.provideMerge(HandlersTest),
     Layer.provideMerge(Layer.merge(Probe.Default, Readiness.Default)),
     Layer.provideMerge(sql)
