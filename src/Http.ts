@@ -4,13 +4,16 @@ import {
   HttpApiError,
   HttpApiSwagger,
   HttpIncomingMessage,
+  HttpMethod,
   HttpMiddleware,
   HttpServer,
   HttpServerError,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
-import { Cause, Effect, Layer, Option } from "effect"
+import { NodeHttpServerRequest } from "@effect/platform-node"
+import { Cause, Data, Effect, Layer, Option } from "effect"
+import { IncomingMessage } from "node:http"
 import { Api } from "./Api.js"
 import { Engine } from "./Engine.js"
 import { InvalidRequest, NotReady } from "./Errors.js"
@@ -45,6 +48,24 @@ export const HttpApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide([TasksLive
 
 const jsonError = (status: number, error: string) => HttpServerResponse.unsafeJson({ error }, { status })
 
+/** Largest request body accepted; larger ones get 413. */
+export const maxBodyBytes = 1024 * 1024
+
+/**
+ * Deepest nesting of arrays and objects accepted in a body; deeper is a 400. Finding: a body like 3000 nested
+ * arrays got 500, because Schema's error message prints the offending value recursively and overflows the stack
+ * (as JSON.stringify does when such params are stored). No task's params need more than a few levels.
+ */
+export const maxJsonDepth = 128
+
+/** The 413; `Connection: close` when the refused body was not read to its end (its rest is still on the wire). */
+const tooLarge = (ended: boolean) => {
+  const response = jsonError(413, `request body too large (limit ${maxBodyBytes} bytes)`)
+  return ended ? response : HttpServerResponse.setHeader(response, "connection", "close")
+}
+
+class BodyTooLarge extends Data.TaggedError("BodyTooLarge")<{ readonly ended: boolean }> {}
+
 /**
  * Every error the framework produces on its own (decode failures, unknown routes, unreadable bodies, defects)
  * becomes a JSON body with an `error` string, like the typed errors. Never a stack trace.
@@ -69,38 +90,136 @@ export const ErrorBodyLive = HttpApiBuilder.middleware(Api, (app) =>
     const defect = Cause.dieOption(cause)
     if (Option.isSome(defect)) {
       const d: unknown = defect.value
-      // A body that is not JSON arrives as a RequestError defect: the framework reads it with orDie.
+      // A body that cannot be read or parsed arrives as a RequestError defect: the framework reads it with orDie.
       if (HttpServerError.isServerError(d) && d._tag === "RequestError") {
-        return Effect.succeed(jsonError(400, `invalid request body: ${String(d.cause ?? d.message)}`))
+        return Effect.succeed(
+          d.cause instanceof BodyTooLarge
+            ? tooLarge(d.cause.ended)
+            : jsonError(400, `invalid request body: ${String(d.cause ?? d.message)}`)
+        )
       }
       return Effect.logError("request failed with a defect", cause).pipe(Effect.as(jsonError(500, "internal error")))
     }
     return Effect.failCause(cause)
   }))
 
-/** Largest request body accepted; larger ones get 413 before anything is read. */
-export const maxBodyBytes = 1024 * 1024
+/**
+ * The body as text, counted as it arrives; `refused` when its declared length is over the limit already.
+ *
+ * Finding: a chunked body (no Content-Length) over the limit got a connection reset, not a 413: the framework's
+ * reader destroys the socket as soon as the limit is passed, before any answer is written. Answering at once and
+ * leaving the rest unread is no better: Node closes the connection after the answer when the client asked for
+ * `Connection: close`, the kernel resets a connection closed with unread input, and the client sees the reset,
+ * not the 413. So a body over the limit is read to its end and dropped, and only then refused, with `ended`. That
+ * drain is bounded (another `maxBodyBytes`, 5 s) so a client that never stops cannot hold the server's attention:
+ * it gets its 413 with `Connection: close`, and may well see a reset instead.
+ */
+const readBody = (source: IncomingMessage, refused: boolean) =>
+  Effect.async<string, BodyTooLarge | Error>((resume) => {
+    const chunks: Array<Buffer> = []
+    let kept = 0
+    let dropped = 0
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const off = () => {
+      clearTimeout(timer)
+      source.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose)
+    }
+    const refuse = () => {
+      refused = true
+      chunks.length = 0
+      timer = setTimeout(giveUp, 5_000)
+    }
+    const giveUp = () => {
+      off()
+      source.pause() // the answer closes the connection: stop reading what it drops anyway
+      resume(Effect.fail(new BodyTooLarge({ ended: false })))
+    }
+    const onData = (chunk: Buffer) => {
+      if (!refused && kept + chunk.length <= maxBodyBytes) {
+        kept += chunk.length
+        chunks.push(chunk)
+        return
+      }
+      if (!refused) refuse()
+      dropped += chunk.length
+      if (dropped > maxBodyBytes) giveUp()
+    }
+    const onEnd = () => {
+      off()
+      const text = Buffer.concat(chunks).toString("utf8")
+      resume(refused ? Effect.fail(new BodyTooLarge({ ended: true })) : Effect.succeed(text))
+    }
+    const onError = (error: Error) => {
+      off()
+      resume(Effect.fail(error))
+    }
+    const onClose = () => onError(new Error("connection closed before the body ended"))
+    if (refused) refuse()
+    source.on("data", onData).on("end", onEnd).on("error", onError).on("close", onClose)
+    return Effect.sync(off)
+  })
 
-// Go clients and curl -d do not always say application/json; this API has no other body type, so read it as JSON.
-const bodiesAreJson = HttpMiddleware.make((app) =>
+/** Whether a JSON text nests arrays and objects deeper than `max` (only brackets outside strings count). */
+const nestedDeeperThan = (json: string, max: number) => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++ // a backslash: skip the escaped character
+      else if (c === 34) inString = false
+    } else if (c === 34) inString = true
+    else if (c === 91 || c === 123) {
+      if (++depth > max) return true
+    } else if (c === 93 || c === 125) depth--
+  }
+  return false
+}
+
+const parseJson = (text: string): unknown => {
+  if (text === "") return null // as the framework does: the payload schema then says what is missing
+  const value: unknown = JSON.parse(text)
+  if (nestedDeeperThan(text, maxJsonDepth)) throw new Error(`JSON nested deeper than ${maxJsonDepth} levels`)
+  return value
+}
+
+/** `request` whose `text` and `json` come from `text` rather than from the framework's own body reader. */
+const withBody = (request: HttpServerRequest.HttpServerRequest, text: Effect.Effect<string, unknown>) => {
+  const unreadable = (cause: unknown) => new HttpServerError.RequestError({ request, reason: "Decode", cause })
+  const body = Effect.mapError(text, (e) => (e instanceof HttpServerError.RequestError ? e : unreadable(e)))
+  const json = Effect.flatMap(body, (s) => Effect.try({ try: () => parseJson(s), catch: unreadable }))
+  // Everything else (url, headers, method, the response it is bound to) stays the request's own.
+  return Object.create(request, { text: { value: body }, json: { value: json } }) as HttpServerRequest.HttpServerRequest
+}
+
+/**
+ * Bodies are refused over `maxBodyBytes` (413) and over `maxJsonDepth` (400), and read as JSON whatever their
+ * content type says: Go clients and curl -d do not always say application/json, and this API has no other body type.
+ */
+const hardenRequests = HttpMiddleware.make((app) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const declared = request.headers["content-length"]
-    if (declared !== undefined && Number(declared) > maxBodyBytes) {
-      return jsonError(413, `request body too large (limit ${maxBodyBytes} bytes)`)
+    if (!HttpMethod.hasBody(request.method)) return yield* app
+    const declaredTooLarge = Number(request.headers["content-length"]) > maxBodyBytes
+    const source: unknown = NodeHttpServerRequest.toIncomingMessage(request)
+    // A server other than Node's keeps the framework's own reader and limit (which closes instead of answering).
+    const text = source instanceof IncomingMessage
+      ? yield* Effect.cached(readBody(source, declaredTooLarge))
+      : declaredTooLarge
+      ? Effect.fail(new BodyTooLarge({ ended: false }))
+      : request.text
+    if (declaredTooLarge) {
+      return yield* Effect.match(text, {
+        onFailure: (e) => tooLarge(e instanceof BodyTooLarge && e.ended),
+        onSuccess: () => tooLarge(true)
+      })
     }
-    if (request.method === "GET" || request.method === "HEAD" || request.headers["content-type"] === "application/json") {
-      return yield* app
-    }
-    return yield* Effect.provideService(
-      app,
-      HttpServerRequest.HttpServerRequest,
-      request.modify({ headers: Headers.set(request.headers, "content-type", "application/json") })
-    )
+    const asJson = request.modify({ headers: Headers.set(request.headers, "content-type", "application/json") })
+    return yield* Effect.provideService(app, HttpServerRequest.HttpServerRequest, withBody(asJson, text))
   }).pipe(HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes))))
 
 /** The API served on whatever HttpServer is provided (a real port in main, a test server in tests). */
-export const HttpLive = HttpApiBuilder.serve(bodiesAreJson).pipe(
+export const HttpLive = HttpApiBuilder.serve(hardenRequests).pipe(
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/v0/openapi.json" })),
   Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
   Layer.provide([HttpApiLive, ErrorBodyLive]),
