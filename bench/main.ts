@@ -1,0 +1,191 @@
+// `npm run bench [-- options]`: the sidecar against the baseline yardstick, alternately, on this machine, now.
+// The load generator (autocannon) runs in this process; both servers are child processes on 127.0.0.1.
+import { execFileSync } from "node:child_process"
+import { readFileSync, writeFileSync } from "node:fs"
+import { cpus, loadavg } from "node:os"
+import { measureModuleLoading } from "./modules.js"
+import { formatSummary } from "./profile.js"
+import { judgeTargets, resultsTable, targetsTable, type VariantResult } from "./report.js"
+import { makeBench } from "./run.js"
+import { fullSettings, quickSettings, scenarioNames, type Settings, variants } from "./scenarios.js"
+import { root } from "./servers.js"
+
+const usage = `npm run bench -- [options]
+  --quick               1 repetition, 1-second loads, 3 startups, 10k submits for memory (about 1.5 minutes)
+  --only a,b            only these scenarios: ${scenarioNames.join(", ")}
+  --reps N              repetitions per server of each load scenario (default 3)
+  --startup-reps N      startups per server (default 10)
+  --seconds S           measured seconds per load run (default 5), after --warmup S (default 1)
+  --submits N           submits before the memory figure (default 100000)
+  --profile             afterwards, profile the sidecar (--cpu-prof) in every scenario whose target was missed
+  --profile-only a,b    skip the measurements; profile the sidecar (and the baseline) in these scenarios
+  --keep-profiles DIR   keep the .cpuprofile files there
+  --out FILE            also write the report (markdown) to FILE`
+
+const args = process.argv.slice(2)
+const flag = (name: string) => args.includes(name)
+const option = (name: string): string | undefined => {
+  const at = args.indexOf(name)
+  return at >= 0 ? args[at + 1] : undefined
+}
+const number = (name: string, fallback: number) => {
+  const value = option(name)
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} needs a positive number, not ${value}`)
+  return n
+}
+const list = (name: string) => {
+  const value = option(name)
+  if (value === undefined) return undefined
+  const names = value.split(",").map((s) => s.trim()).filter((s) => s !== "")
+  const unknown = names.filter((n) => !scenarioNames.includes(n))
+  if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(", ")}; known: ${scenarioNames.join(", ")}`)
+  return names
+}
+
+if (flag("--help") || flag("-h")) {
+  process.stdout.write(`${usage}\n`)
+  process.exit(0)
+}
+
+const base = flag("--quick") ? quickSettings : fullSettings
+const settings: Settings = {
+  ...base,
+  reps: number("--reps", base.reps),
+  startupReps: number("--startup-reps", base.startupReps),
+  seconds: number("--seconds", base.seconds),
+  warmupSeconds: option("--warmup") === "0" ? 0 : number("--warmup", base.warmupSeconds),
+  submits: number("--submits", base.submits)
+}
+const only = list("--only")
+const profileOnly = list("--profile-only")
+const keepProfiles = option("--keep-profiles")
+const out = option("--out")
+
+// Ctrl-C: exit through process.exit so the exit hooks kill our servers and remove the work folder.
+process.once("SIGINT", () => process.exit(130))
+process.once("SIGTERM", () => process.exit(143))
+
+const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`)
+
+const version = (pkg: string) =>
+  (JSON.parse(readFileSync(`${root}node_modules/${pkg}/package.json`, "utf8")) as { version: string }).version
+
+const machine = () => {
+  const model = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpus()[0]?.model ?? "?"
+  const nproc = execFileSync("nproc", { encoding: "utf8" }).trim()
+  return [
+    `- machine: \`nproc\` = ${nproc}, CPU ${model}, ${Math.round(Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) / 1024 / 1024)} GiB RAM`,
+    `- node ${process.version}, effect ${version("effect")}, @effect/platform ${version("@effect/platform")}, better-sqlite3 ${
+      version("better-sqlite3")
+    }, autocannon ${version("autocannon")}, tsx ${version("tsx")}`,
+    `- load average at start: ${loadavg().map((l) => l.toFixed(2)).join(", ")} (the machine is shared)`,
+    `- settings: ${settings.reps} repetitions per server (startup: ${settings.startupReps}), ${settings.seconds} s measured after ${settings.warmupSeconds} s warm-up, ${settings.rows} seeded rows, ${settings.rehydrateRows} rows to rehydrate, ${settings.submits} submits for memory`
+  ].join("\n")
+}
+
+const main = async () => {
+  const bench = makeBench(settings)
+  const report: Array<string> = []
+  const started = performance.now()
+  try {
+    report.push(`## Run of ${new Date().toISOString()}`, "", machine(), "")
+    log(`machine:\n${machine()}`)
+
+    if (profileOnly === undefined) {
+      const selected = variants.filter((v) => only === undefined || only.includes(v.scenario))
+      const results: Array<VariantResult> = []
+      for (const variant of selected) {
+        log(`== ${variant.name}`)
+        results.push(await bench.run(variant, log))
+      }
+      report.push(
+        "### Results",
+        "",
+        "Median over the repetitions, (min–max) across them. Latencies are per request as seen by the load",
+        "generator. Server CPU per request is the server process's user+system time over the measured run divided",
+        "by the answers; load generator CPU near 100% means the generator, not the server, was the limit.",
+        "",
+        resultsTable(results),
+        ""
+      )
+      const outcomes = judgeTargets(results)
+
+      if (only === undefined || only.includes("list-100")) {
+        log("== EXPLAIN QUERY PLAN of Store.list(100)")
+        const { listQueryPlan } = await import("./plan.js")
+        const plan = await listQueryPlan(bench.seededCopy())
+        report.push(
+          "### Query plan of the list query (captured from the sidecar's Store.list(100), on the seeded database)",
+          "",
+          "```",
+          plan.sql,
+          ...plan.plan.map((d) => `  ${d}`),
+          "```",
+          "",
+          plan.indexServed
+            ? "Index-served: the table is read in index order and the read stops at the limit. The temp B-tree \"for" +
+              " last term\" only orders rows with equal submitted_at by rowid; it never sorts the table."
+            : "NOT index-served: the plan scans or sorts the whole table.",
+          ""
+        )
+        outcomes.push({
+          target: "list-100 is index-served (EXPLAIN QUERY PLAN)",
+          baseline: "",
+          sidecar: plan.indexServed ? "index scan" : "full scan/sort",
+          ratio: "",
+          met: plan.indexServed,
+          scenario: "list-100"
+        })
+      }
+
+      if (only === undefined || only.includes("startup")) {
+        log("== module loading")
+        const steps = await measureModuleLoading(Math.max(3, Math.min(settings.startupReps, 5)))
+        report.push(
+          "### Where startup goes: the launcher and module loading (spawn to exit, importing only)",
+          "",
+          "| step | median ms | min–max |",
+          "|---|---:|---:|",
+          ...steps.map((s) => `| ${s.label} | ${s.ms.median.toFixed(0)} | ${s.ms.min.toFixed(0)}–${s.ms.max.toFixed(0)} |`),
+          ""
+        )
+      }
+
+      report.push("### Targets", "", targetsTable(outcomes), "")
+
+      if (flag("--profile")) {
+        const missed = [...new Set(outcomes.filter((o) => o.met === false).map((o) => o.scenario))]
+        for (const scenario of missed) report.push(...(await profileScenario(bench, scenario, ["sidecar"])))
+      }
+    } else {
+      for (const scenario of profileOnly) report.push(...(await profileScenario(bench, scenario, ["sidecar", "baseline"])))
+    }
+    report.push(`Total time ${((performance.now() - started) / 1000).toFixed(0)} s.`)
+  } finally {
+    bench.close()
+  }
+  const text = report.join("\n")
+  process.stdout.write(`${text}\n`)
+  if (out !== undefined) writeFileSync(out, `${text}\n`)
+}
+
+/** The heaviest variant of a scenario, profiled once per server kind. */
+const profileScenario = async (bench: ReturnType<typeof makeBench>, scenario: string, kinds: ReadonlyArray<"sidecar" | "baseline">) => {
+  // The variant a target is about: the heaviest load, and startup on a fresh database.
+  const candidates = variants.filter((v) => v.scenario === scenario)
+  const variant = candidates.find((v) => v.name === "startup, fresh database") ?? candidates[candidates.length - 1]!
+  const lines: Array<string> = []
+  for (const kind of kinds) {
+    log(`== profiling ${variant.name} (${kind})`)
+    const summary = await bench.profile(variant, kind, keepProfiles)
+    lines.push(`### CPU profile: ${variant.name}, ${kind}`, "", formatSummary(summary), "")
+  }
+  return lines
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`)
+  process.exit(1)
+})

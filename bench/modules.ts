@@ -1,0 +1,55 @@
+// How much of a startup is node, tsx and module loading rather than the server's own work: the same launcher
+// (`node --import tsx`) importing each server's modules and exiting, timed from spawn to exit.
+import { spawn } from "node:child_process"
+import { root, type ServerKind } from "./servers.js"
+import { type Spread, spread } from "./stats.js"
+
+export interface LoadStep {
+  readonly label: string
+  readonly kind?: ServerKind
+  readonly args: ReadonlyArray<string>
+}
+
+export const loadSteps: ReadonlyArray<LoadStep> = [
+  { label: "node alone (`node -e 0`)", args: ["-e", "0"] },
+  { label: "node + tsx registered (`node --import tsx -e 0`)", args: ["--import", "tsx", "-e", "0"] },
+  {
+    label: "baseline's modules via tsx (node:http, better-sqlite3, bench/schema.ts)",
+    kind: "baseline",
+    args: ["--import", "tsx", "--input-type=module", "-e", "await import('node:http'); await import('./bench/schema.ts')"]
+  },
+  {
+    label: "sidecar's modules via tsx (src/index.ts: effect, @effect/platform(-node), @effect/sql)",
+    kind: "sidecar",
+    args: ["--import", "tsx", "--input-type=module", "-e", "await import('./src/index.ts')"]
+  },
+  {
+    label: "the same npm packages without tsx (plain node, no .ts)",
+    args: [
+      "--input-type=module",
+      "-e",
+      "await Promise.all(['effect', '@effect/platform', '@effect/platform-node', '@effect/sql', '@effect/sql-sqlite-node']" +
+      ".map((m) => import(m)))"
+    ]
+  }
+]
+
+const timeOnce = (args: ReadonlyArray<string>): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const started = performance.now()
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "ignore", "pipe"] })
+    let stderr = ""
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+    child.once("exit", (code) =>
+      code === 0 ? resolve(performance.now() - started) : reject(new Error(`${args.join(" ")} exited ${code}: ${stderr}`))
+    )
+  })
+
+/** Spawn-to-exit time of each step, `reps` times each, the steps interleaved so drift hits them alike. */
+export const measureModuleLoading = async (reps: number): Promise<ReadonlyArray<LoadStep & { readonly ms: Spread }>> => {
+  const times = loadSteps.map(() => [] as Array<number>)
+  for (let i = 0; i < reps; i++) {
+    for (const [j, step] of loadSteps.entries()) times[j]!.push(await timeOnce(step.args))
+  }
+  return loadSteps.map((step, j) => ({ ...step, ms: spread(times[j]!) }))
+}

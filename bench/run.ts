@@ -1,0 +1,95 @@
+// Running variants against both servers, alternately, in one work folder that is removed afterwards.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs"
+import { join } from "node:path"
+import { type ProfileSummary, readProfile, summarise } from "./profile.js"
+import type { VariantResult } from "./report.js"
+import { type RunContext, runFolder, type Sample, type Settings, type Variant } from "./scenarios.js"
+import { seedDatabase } from "./schema.js"
+import { makeWorkDir, type ServerKind, serverKinds } from "./servers.js"
+
+export interface Bench {
+  readonly settings: Settings
+  /** Run every repetition of `variant`: baseline, sidecar, baseline, sidecar, ... */
+  readonly run: (variant: Variant, progress?: (line: string) => void) => Promise<VariantResult>
+  /** One run of `variant` against `kind` with --cpu-prof; the summary of the profile it left. */
+  readonly profile: (variant: Variant, kind: ServerKind, keepIn?: string) => Promise<ProfileSummary>
+  /** A copy of the seeded 100k-row database, for the query plan. */
+  readonly seededCopy: () => string
+  readonly close: () => void
+}
+
+const brief = (sample: Sample) =>
+  Object.entries(sample).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`).join(" ")
+
+export const makeBench = (settings: Settings): Bench => {
+  const work = makeWorkDir()
+  const templates = new Map<string, string>()
+  // Seeded once per benchmark run and copied for each server run: both servers start from the same bytes.
+  const template = (rows: number, status: "completed" | "running") => {
+    const key = `${status}-${rows}`
+    let file = templates.get(key)
+    if (file === undefined) {
+      mkdirSync(join(work.dir, "templates"), { recursive: true })
+      file = join(work.dir, "templates", `${key}.db`)
+      seedDatabase(file, rows, status)
+      templates.set(key, file)
+    }
+    return file
+  }
+  let runs = 0
+  const context = (cpuProfileDir?: string): RunContext => ({
+    settings,
+    dir: runFolder(work.dir, ++runs),
+    template,
+    cpuProfileDir,
+    window: { measuredFromMs: 0 }
+  })
+
+  const run = async (variant: Variant, progress: (line: string) => void = () => undefined) => {
+    const result: VariantResult = { variant, samples: { baseline: [], sidecar: [] }, failures: [] }
+    const reps = variant.reps(settings)
+    for (let rep = 1; rep <= reps; rep++) {
+      for (const kind of serverKinds) {
+        const ctx = context()
+        try {
+          const sample = await variant.run(kind, ctx)
+          result.samples[kind].push(sample)
+          progress(`${variant.name} ${rep}/${reps} ${kind}: ${brief(sample)}`)
+        } catch (e) {
+          const message = `${kind}: ${e instanceof Error ? e.message : String(e)}`
+          result.failures.push(message)
+          progress(`${variant.name} ${rep}/${reps} FAILED ${message}`)
+        } finally {
+          rmSync(ctx.dir, { recursive: true, force: true })
+        }
+      }
+    }
+    return result
+  }
+
+  const profile = async (variant: Variant, kind: ServerKind, keepIn?: string) => {
+    const ctx = context()
+    const dir = join(ctx.dir, "profile")
+    mkdirSync(dir)
+    await variant.run(kind, { ...ctx, cpuProfileDir: dir })
+    const file = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).map((f) => join(dir, f))[0]
+    if (file === undefined || !existsSync(file)) throw new Error(`no CPU profile was written for ${variant.name}`)
+    try {
+      if (keepIn !== undefined) {
+        mkdirSync(keepIn, { recursive: true })
+        copyFileSync(file, join(keepIn, `${variant.scenario}-${kind}-${runs}.cpuprofile`))
+      }
+      return summarise(readProfile(file), 25, ctx.window.measuredFromMs)
+    } finally {
+      rmSync(ctx.dir, { recursive: true, force: true })
+    }
+  }
+
+  const seededCopy = () => {
+    const file = join(context().dir, "plan.db")
+    copyFileSync(template(settings.rows, "completed"), file)
+    return file
+  }
+
+  return { settings, run, profile, seededCopy, close: work.remove }
+}

@@ -1,0 +1,213 @@
+// Starting, watching and stopping the two servers as child processes, the way a user starts the sidecar.
+import { type ChildProcess, spawn } from "node:child_process"
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs"
+import { request } from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+export const root = fileURLToPath(new URL("..", import.meta.url))
+
+/** Which server: the sidecar (bench/server.ts) or the yardstick (bench/baseline/server.ts). */
+export type ServerKind = "baseline" | "sidecar"
+export const serverKinds: ReadonlyArray<ServerKind> = ["baseline", "sidecar"]
+
+const entries: Record<ServerKind, string> = { baseline: "bench/baseline/server.ts", sidecar: "bench/server.ts" }
+
+export interface StartOptions {
+  /** The SQLite file (it need not exist). */
+  readonly db: string
+  /** Where the child's stdout and stderr go (the JSON log lines). */
+  readonly logFile: string
+  /** Write a CPU profile into this folder when the server exits. */
+  readonly cpuProfileDir?: string | undefined
+  /** Give up when it has not listened after this long. */
+  readonly timeoutMs?: number
+}
+
+export interface Server {
+  readonly kind: ServerKind
+  readonly pid: number
+  readonly url: string
+  /** performance.now() when spawned, and when its "Listening on" line appeared. */
+  readonly spawnedAt: number
+  readonly listeningAt: number
+  readonly child: ChildProcess
+  /** Resident and peak resident memory now, in MiB (/proc/<pid>/status VmRSS, VmHWM). */
+  readonly memory: () => { readonly rssMiB: number; readonly hwmMiB: number }
+  /** CPU time used so far (user + system), in ms. */
+  readonly cpuMs: () => number
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`; resolves with the exit code. */
+  readonly stop: (graceMs?: number) => Promise<number | null>
+}
+
+const live = new Set<ChildProcess>()
+
+// If the orchestrator dies, its servers must not outlive it: only our own children, by pid.
+const killAll = () => {
+  for (const child of live) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+}
+process.once("exit", killAll)
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+const readStatusKiB = (pid: number, field: string): number => {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+    return m === null ? 0 : Number(m[1])
+  } catch {
+    return 0
+  }
+}
+
+const clockTicks = 100 // USER_HZ on Linux
+
+/** utime + stime of a process from /proc/<pid>/stat, in ms. */
+export const processCpuMs = (pid: number): number => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    // Fields after the parenthesised command name, which may contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks
+  } catch {
+    return 0
+  }
+}
+
+/** Spawn `kind` on 127.0.0.1 with a free port and wait for its "Listening on" log line. */
+export const startServer = async (kind: ServerKind, options: StartOptions): Promise<Server> => {
+  const log = openSync(options.logFile, "w")
+  const spawnedAt = performance.now()
+  const child = spawn(
+    process.execPath,
+    [
+      ...(options.cpuProfileDir === undefined
+        ? []
+        : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir, "--cpu-prof-interval", "250"]),
+      "--import",
+      "tsx",
+      entries[kind]
+    ],
+    {
+      cwd: root,
+      env: { ...process.env, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", SIDECAR_DB: options.db },
+      // A file rather than a pipe: a busy load generator must not be able to block the server's log writes.
+      stdio: ["ignore", log, log]
+    }
+  )
+  closeSync(log)
+  live.add(child)
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => {
+      live.delete(child)
+      resolve(code)
+    })
+  )
+  const pid = child.pid!
+  const url = await waitForListening(options.logFile, child, options.timeoutMs ?? 60_000)
+  const listeningAt = performance.now()
+  const stop = async (graceMs = 15_000) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM")
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs)
+    const code = await exited
+    clearTimeout(timer)
+    return code
+  }
+  return {
+    kind,
+    pid,
+    url,
+    spawnedAt,
+    listeningAt,
+    child,
+    memory: () => ({ rssMiB: readStatusKiB(pid, "VmRSS") / 1024, hwmMiB: readStatusKiB(pid, "VmHWM") / 1024 }),
+    cpuMs: () => processCpuMs(pid),
+    stop
+  }
+}
+
+const listening = /"message":"Listening on (http:\/\/[^"]+)"/
+
+/** Tail the log file until the server says where it listens; fail if it exits or takes too long first. */
+const waitForListening = async (logFile: string, child: ChildProcess, timeoutMs: number): Promise<string> => {
+  const fd = openSync(logFile, "r")
+  const deadline = performance.now() + timeoutMs
+  const buffer = Buffer.alloc(64 * 1024)
+  let text = ""
+  try {
+    for (;;) {
+      const n = readSync(fd, buffer, 0, buffer.length, null)
+      if (n > 0) {
+        text += buffer.toString("utf8", 0, n)
+        const m = listening.exec(text)
+        if (m !== null) return m[1]!
+        continue
+      }
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`server exited (${child.exitCode ?? child.signalCode}) before listening:\n${text.slice(-2000)}`)
+      }
+      if (performance.now() > deadline) {
+        child.kill("SIGKILL")
+        throw new Error(`server did not listen within ${timeoutMs} ms:\n${text.slice(-2000)}`)
+      }
+      await sleep(2)
+    }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** One GET without keep-alive; resolves with the status code (0 when the connection failed). */
+export const getStatus = (url: string): Promise<number> =>
+  new Promise((resolve) => {
+    const req = request(url, { agent: false }, (res) => {
+      res.resume()
+      res.on("end", () => resolve(res.statusCode ?? 0))
+    })
+    req.on("error", () => resolve(0))
+    req.end()
+  })
+
+/** One GET returning the parsed JSON body. */
+export const getJson = (url: string): Promise<unknown> =>
+  new Promise((resolve, reject) => {
+    const req = request(url, { agent: false }, (res) => {
+      let body = ""
+      res.setEncoding("utf8").on("data", (chunk: string) => (body += chunk))
+      res.on("end", () => {
+        try {
+          resolve(JSON.parse(body))
+        } catch (e) {
+          reject(e)
+        }
+      })
+    })
+    req.on("error", reject)
+    req.end()
+  })
+
+/** One POST of a JSON body; resolves with the status code. */
+export const postJson = (url: string, body: unknown): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const text = JSON.stringify(body)
+    const req = request(
+      url,
+      { method: "POST", agent: false, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(text) } },
+      (res) => {
+        res.resume()
+        res.on("end", () => resolve(res.statusCode ?? 0))
+      }
+    )
+    req.on("error", reject)
+    req.end(text)
+  })
+
+/** A scratch folder for one run, removed by `remove` (and on exit if the run is cut short). */
+export const makeWorkDir = (): { readonly dir: string; readonly remove: () => void } => {
+  const dir = mkdtempSync(join(tmpdir(), "sidecar-bench-"))
+  const remove = () => rmSync(dir, { recursive: true, force: true })
+  process.once("exit", remove)
+  return { dir, remove }
+}
+
+export { sleep }
