@@ -111,14 +111,13 @@ export const ErrorBodyLive = HttpApiBuilder.middleware(Api, (app) =>
  * leaving the rest unread is no better: Node closes the connection after the answer when the client asked for
  * `Connection: close`, the kernel resets a connection closed with unread input, and the client sees the reset,
  * not the 413. So a body over the limit is read to its end and dropped, and only then refused, with `ended`. That
- * drain is bounded (another `maxBodyBytes`, 5 s) so a client that never stops cannot hold the server's attention:
- * it gets its 413 with `Connection: close`, and may well see a reset instead.
+ * drain is bounded (twice `maxBodyBytes` read in all, 5 s) so a client that never stops cannot hold the server's
+ * attention: it gets its 413 with `Connection: close`, and may well see a reset instead.
  */
 const readBody = (source: IncomingMessage, refused: boolean) =>
   Effect.async<string, BodyTooLarge | Error>((resume) => {
     const chunks: Array<Buffer> = []
-    let kept = 0
-    let dropped = 0
+    let bytes = 0
     let timer: ReturnType<typeof setTimeout> | undefined
     const off = () => {
       clearTimeout(timer)
@@ -135,14 +134,13 @@ const readBody = (source: IncomingMessage, refused: boolean) =>
       resume(Effect.fail(new BodyTooLarge({ ended: false })))
     }
     const onData = (chunk: Buffer) => {
-      if (!refused && kept + chunk.length <= maxBodyBytes) {
-        kept += chunk.length
+      bytes += chunk.length
+      if (!refused && bytes <= maxBodyBytes) {
         chunks.push(chunk)
         return
       }
       if (!refused) refuse()
-      dropped += chunk.length
-      if (dropped > maxBodyBytes) giveUp()
+      if (bytes > 2 * maxBodyBytes) giveUp()
     }
     const onEnd = () => {
       off()

@@ -1,5 +1,7 @@
 import { Deferred, Duration, Effect, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
+import * as Http from "node:http"
+import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -103,4 +105,116 @@ export const pollUntil = <A, E, R>(
   effect.pipe(
     Effect.repeat({ schedule: Schedule.spaced("25 millis"), until: done }),
     Effect.timeoutFail({ duration: within, onTimeout: () => new Error("condition not reached in time") })
+  )
+
+/** An answer read to its end, or the error code of a connection that ended without one. */
+export type Exchange =
+  | {
+    readonly _tag: "Answer"
+    readonly status: number
+    readonly headers: Http.IncomingHttpHeaders
+    readonly body: string
+  }
+  | { readonly _tag: "Failed"; readonly code: string }
+
+const errorCode = (error: Error) => (error as NodeJS.ErrnoException).code ?? error.message
+
+/**
+ * Send one request exactly as given, with node:http on a fresh connection (`Connection: close`, the path not
+ * normalised as fetch would): `body` goes with a Content-Length, `chunks` with chunked transfer-encoding, written as
+ * the socket takes them and no longer once an answer has come. A request with no answer in `within` fails the test.
+ */
+export const send = (
+  url: string,
+  request: {
+    readonly method: string
+    readonly path: string
+    readonly headers?: Record<string, string>
+    readonly body?: Uint8Array
+    readonly chunks?: Iterable<Uint8Array>
+  },
+  within: Duration.DurationInput = "15 seconds"
+) =>
+  Effect.async<Exchange>((resume) => {
+    const { hostname, port } = new URL(url)
+    let settled = false
+    const settle = (exchange: Exchange) => {
+      if (settled) return
+      settled = true
+      resume(Effect.succeed(exchange))
+    }
+    const req = Http.request({
+      host: hostname,
+      port,
+      method: request.method,
+      path: request.path,
+      headers: request.headers ?? {},
+      agent: false
+    })
+    req.on("response", (res) => {
+      const parts: Array<Buffer> = []
+      res.on("data", (part: Buffer) => parts.push(part))
+      res.on("end", () => {
+        const body = Buffer.concat(parts).toString()
+        settle({ _tag: "Answer", status: res.statusCode ?? 0, headers: res.headers, body })
+      })
+      res.on("error", (error) => settle({ _tag: "Failed", code: errorCode(error) }))
+    })
+    req.on("error", (error) => settle({ _tag: "Failed", code: errorCode(error) }))
+    if (request.body !== undefined) {
+      req.setHeader("content-length", request.body.length)
+      req.end(request.body)
+    } else if (request.chunks !== undefined) {
+      const chunks = request.chunks[Symbol.iterator]()
+      const pump = () => {
+        for (let next = chunks.next(); !next.done && req.writable && !settled; next = chunks.next()) {
+          if (!req.write(next.value)) {
+            req.once("drain", pump)
+            return
+          }
+        }
+        req.end()
+      }
+      pump()
+    } else {
+      req.end()
+    }
+    return Effect.sync(() => req.destroy())
+  }).pipe(
+    Effect.timeoutFail({
+      duration: within,
+      onTimeout: () => new Error(`no answer to ${request.method} ${request.path.slice(0, 200)} in time`)
+    }),
+    Effect.orDie
+  )
+
+/**
+ * Write raw bytes on a fresh TCP connection and read until the server closes it; `halfClose` then ends the writing
+ * side at once (a client giving up mid-request). Answers everything the server wrote, as latin1 text.
+ */
+export const sendRaw = (
+  url: string,
+  bytes: string | Uint8Array,
+  options: { readonly halfClose?: boolean; readonly within?: Duration.DurationInput } = {}
+) =>
+  Effect.async<{ readonly text: string; readonly code?: string }>((resume) => {
+    const { hostname, port } = new URL(url)
+    const parts: Array<Buffer> = []
+    let code: string | undefined
+    const socket = Net.connect(Number(port), hostname)
+    socket.on("data", (part: Buffer) => parts.push(part))
+    socket.on("error", (error) => (code = errorCode(error)))
+    socket.on("close", () => {
+      const text = Buffer.concat(parts).toString("latin1")
+      resume(Effect.succeed(code === undefined ? { text } : { text, code }))
+    })
+    if (options.halfClose === true) socket.end(bytes)
+    else socket.write(bytes)
+    return Effect.sync(() => socket.destroy())
+  }).pipe(
+    Effect.timeoutFail({
+      duration: options.within ?? "15 seconds",
+      onTimeout: () => new Error("the server kept the connection open")
+    }),
+    Effect.orDie
   )
