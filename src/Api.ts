@@ -1,5 +1,6 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
+import pkg from "../package.json" with { type: "json" }
 import { ReadinessStatus, SubmitTask, Task, TaskId } from "./Domain.js"
 import {
   InvalidParams,
@@ -13,19 +14,22 @@ import {
 
 // Both answers to a submit are `{"id"}` on the wire (as in the Go original); the status code tells them apart,
 // and the typed client gets the tag back from it.
-const idOnly = <Tag extends string>(tag: Tag, status: number) =>
+const idOnly = <Tag extends string>(tag: Tag, status: number, description: string) =>
   Schema.transform(Schema.Struct({ id: Schema.String }), Schema.TaggedStruct(tag, { id: TaskId }), {
     strict: true,
     decode: ({ id }) => ({ _tag: tag, id }),
     encode: ({ id }) => ({ id })
-  }).annotations(HttpApiSchema.annotations({ status }))
+  }).annotations(HttpApiSchema.annotations({ status, description }))
 
 /** 201: a run started, the first for a new id or the next for a failed one. */
-export const TaskStarted = idOnly("TaskStarted", 201)
+export const TaskStarted = idOnly("TaskStarted", 201, "A run started (a new id, or a failed task run again)")
 /** 202: the task is running or completed already; nothing was done. */
-export const TaskDeduplicated = idOnly("TaskDeduplicated", 202)
+export const TaskDeduplicated = idOnly("TaskDeduplicated", 202, "The task is running or completed: nothing was done")
 
 const TaskPath = Schema.Struct({ id: Schema.String })
+
+/** A probe's 200: no body. */
+const Ready = HttpApiSchema.Empty(200).annotations({ description: "Ready" })
 
 export class TasksApi extends HttpApiGroup.make("tasks")
   .add(
@@ -37,11 +41,18 @@ export class TasksApi extends HttpApiGroup.make("tasks")
       .addError(UnknownTaskType, { status: 400 })
       .addError(InvalidParams, { status: 400 })
       .addError(StoreError, { status: 503 })
+      .annotate(OpenApi.Summary, "Submit a task under a stable id")
+      .annotate(
+        OpenApi.Description,
+        "No task with that id: it is stored and started (201). Running or completed: nothing happens (202). " +
+          "Failed: it runs again under the same id with `run` incremented (201). Without an id, one is generated."
+      )
   )
   .add(
     HttpApiEndpoint.get("list", "/v0/tasks")
-      .addSuccess(Schema.Array(Task))
+      .addSuccess(Schema.Array(Task).annotations({ description: "The 100 most recently submitted, newest first" }))
       .addError(StoreError, { status: 503 })
+      .annotate(OpenApi.Summary, "List recent tasks")
   )
   .add(
     HttpApiEndpoint.get("get", "/v0/tasks/:id")
@@ -49,22 +60,45 @@ export class TasksApi extends HttpApiGroup.make("tasks")
       .addSuccess(Task)
       .addError(TaskNotFound, { status: 404 })
       .addError(StoreError, { status: 503 })
+      .annotate(OpenApi.Summary, "Get one task")
   )
   .add(
     HttpApiEndpoint.del("remove", "/v0/tasks/:id")
       .setPath(TaskPath)
-      .addSuccess(HttpApiSchema.NoContent)
+      .addSuccess(HttpApiSchema.NoContent.annotations({ description: "Deleted" }))
       .addError(TaskNotFound, { status: 404 })
       .addError(StoreError, { status: 503 })
+      .annotate(OpenApi.Summary, "Delete a task, interrupting its run first")
   )
+  .annotate(OpenApi.Description, "Submit, inspect and delete tasks")
 {}
 
 /** The kubelet's probes and the Go clients' status call. */
 export class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
-  .add(HttpApiEndpoint.get("healthz", "/v0/healthz").addSuccess(HttpApiSchema.Empty(200)).addError(NotReady, { status: 503 }))
-  .add(HttpApiEndpoint.get("startupz", "/v0/startupz").addSuccess(HttpApiSchema.Empty(200)).addError(NotReady, { status: 503 }))
-  .add(HttpApiEndpoint.get("livez", "/v0/livez").addSuccess(HttpApiSchema.Empty(200)).addError(StoreError, { status: 503 }))
-  .add(HttpApiEndpoint.get("status", "/v0/status").addSuccess(Schema.Struct({ status: ReadinessStatus })))
+  .add(
+    HttpApiEndpoint.get("healthz", "/v0/healthz")
+      .addSuccess(Ready)
+      .addError(NotReady, { status: 503 })
+      .annotate(OpenApi.Summary, "Readiness probe: 200 once ready, 503 until then")
+  )
+  .add(
+    HttpApiEndpoint.get("startupz", "/v0/startupz")
+      .addSuccess(Ready)
+      .addError(NotReady, { status: 503 })
+      .annotate(OpenApi.Summary, "Startup probe: the same answer as the readiness probe")
+  )
+  .add(
+    HttpApiEndpoint.get("livez", "/v0/livez")
+      .addSuccess(HttpApiSchema.Empty(200).annotations({ description: "The database answers" }))
+      .addError(StoreError, { status: 503 })
+      .annotate(OpenApi.Summary, "Liveness probe: 200 when the database answers, whatever the readiness")
+  )
+  .add(
+    HttpApiEndpoint.get("status", "/v0/status")
+      .addSuccess(Schema.Struct({ status: ReadinessStatus }).annotations({ description: "Ready or Initializing" }))
+      .annotate(OpenApi.Summary, "Readiness as a word, for the Go clients")
+  )
+  .annotate(OpenApi.Description, "Kubernetes probes and readiness")
 {}
 
 /** The sidecar's HTTP contract (v0, wire-compatible with the Go original's clients). */
@@ -73,4 +107,9 @@ export class Api extends HttpApi.make("sidecar")
   .add(TasksApi)
   .addError(InvalidRequest, { status: 400 })
   .annotate(OpenApi.Title, "Sidecar task engine")
+  .annotate(OpenApi.Version, pkg.version)
+  .annotate(
+    OpenApi.Description,
+    "Durable, idempotent task execution over HTTP. Every error answer is JSON with an `error` string."
+  )
 {}
