@@ -10,7 +10,7 @@ import { SqlLive } from "./Sql.js"
 import type { TaskHandlers } from "./TaskHandlers.js"
 
 const ServerLive = Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) => NodeHttpServer.layer(createServer, { port: config.port, host: config.host }))
+  Effect.map(AppConfig, (config) => NodeHttpServer.layer(createServer, { port: config.port, host: config.listen.host }))
 )
 
 /**

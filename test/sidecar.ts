@@ -96,14 +96,16 @@ export const request = (url: string, init?: { method?: string; body?: unknown })
     return { status: res.status, json: text === "" ? undefined : JSON.parse(text) as any }
   })
 
-/** Poll `effect` on the real clock until `done` holds, for at most `within`. */
+const notYet = Symbol("notYet")
+/** Poll `effect` on the real clock until `done` holds of its value (which it answers), for at most `within`. */
 export const pollUntil = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   done: (a: A) => boolean,
   within: Duration.DurationInput = "15 seconds"
 ) =>
   effect.pipe(
-    Effect.repeat({ schedule: Schedule.spaced("25 millis"), until: done }),
+    Effect.filterOrFail(done, () => notYet),
+    Effect.retry({ schedule: Schedule.spaced("25 millis"), while: (e) => e === notYet }),
     Effect.timeoutFail({ duration: within, onTimeout: () => new Error("condition not reached in time") })
   )
 
