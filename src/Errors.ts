@@ -1,5 +1,25 @@
 import { Effect, Schema } from "effect"
 
+interface Issue {
+  readonly path: ReadonlyArray<PropertyKey>
+  readonly message: string
+}
+const maxIssues = 5
+const maxIssueLength = 300
+
+/**
+ * "field.path: problem; ..." for a 400, bounded: a hostile body can produce huge messages (every element of a long
+ * array, or the offending value printed whole), and the answer must stay small.
+ */
+export const formatIssues = (issues: ReadonlyArray<Issue>): string => {
+  const shown = issues.slice(0, maxIssues).map((i) => {
+    const text = i.path.length > 0 ? `${i.path.map(String).join(".")}: ${i.message}` : i.message
+    return text.length > maxIssueLength ? `${text.slice(0, maxIssueLength)}...` : text
+  })
+  const more = issues.length - shown.length
+  return shown.join("; ") + (more > 0 ? ` (and ${more} more)` : "")
+}
+
 // Errors that cross the HTTP boundary carry a human-readable `error` string: existing Go clients read it.
 
 export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {

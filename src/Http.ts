@@ -16,7 +16,7 @@ import { Cause, Data, Effect, Layer, Option } from "effect"
 import { IncomingMessage } from "node:http"
 import { Api } from "./Api.js"
 import { Engine } from "./Engine.js"
-import { InvalidRequest, NotReady } from "./Errors.js"
+import { formatIssues, InvalidRequest, NotReady } from "./Errors.js"
 
 const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
   Effect.gen(function*() {
@@ -78,7 +78,7 @@ export const ErrorBodyLive = HttpApiBuilder.middleware(Api, (app) =>
       if (e instanceof HttpApiError.HttpApiDecodeError) {
         return Effect.fail(
           new InvalidRequest({
-            error: e.issues.map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message)).join("; ")
+            error: formatIssues(e.issues)
           })
         )
       }

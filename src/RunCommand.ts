@@ -1,8 +1,8 @@
-import { Context, Data, Duration, Effect, Layer, Option, ParseResult, Schema } from "effect"
+import { Config, Context, Data, Duration, Effect, Layer, Option, ParseResult, Schema } from "effect"
 import { spawn } from "node:child_process"
 import { readFile } from "node:fs/promises"
-import { AppConfig } from "./Config.js"
-import { TaskError } from "./Errors.js"
+import { AppConfig, ShutdownTimeout } from "./Config.js"
+import { formatIssues, TaskError } from "./Errors.js"
 import { taskHandler } from "./TaskHandlers.js"
 
 /** One entry of the operator's commands file. */
@@ -39,9 +39,7 @@ export class Commands extends Context.Tag("sidecar/Commands")<Commands, Readonly
                 : new CommandsFileError({
                   message: `SIDECAR_COMMANDS: ${path} is not a valid commands file ` +
                     `(a JSON object of name -> {argv: [string, ...], timeoutSeconds?: number, allowArgs?: boolean}): ` +
-                    ParseResult.ArrayFormatter.formatErrorSync(e)
-                      .map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message))
-                      .join("; ")
+                    formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))
                 })
             ),
             Effect.map((record) => new Map(Object.entries(record)))
@@ -53,8 +51,8 @@ export class Commands extends Context.Tag("sidecar/Commands")<Commands, Readonly
 }
 
 const tailBytes = 4096
-/** How long a child gets to exit after SIGTERM before SIGKILL. */
-export const killGrace = Duration.seconds(3)
+/** How long a child gets to exit after SIGTERM before SIGKILL: 3 s, or less so a shutdown fits its timeout. */
+const KillGrace = Config.map(ShutdownTimeout, (timeout) => Duration.min(Duration.seconds(3), Duration.times(timeout, 0.3)))
 
 export interface CommandResult {
   readonly exitCode: number
@@ -64,9 +62,9 @@ export interface CommandResult {
 
 /**
  * Run argv without a shell, in its own process group. Interruption (DELETE, shutdown, timeout) sends SIGTERM to
- * the whole group, then SIGKILL after `killGrace`, and waits for the child to be gone.
+ * the whole group, then SIGKILL after `grace`, and waits for the child to be gone.
  */
-const execute = (name: string, argv: ReadonlyArray<string>) =>
+const execute = (name: string, argv: ReadonlyArray<string>, grace: Duration.Duration) =>
   Effect.async<CommandResult, TaskError>((resume) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], detached: true })
     let stdout = ""
@@ -112,7 +110,7 @@ const execute = (name: string, argv: ReadonlyArray<string>) =>
           // already gone
         }
       }
-      const escalate = setTimeout(() => signalGroup("SIGKILL"), Duration.toMillis(killGrace))
+      const escalate = setTimeout(() => signalGroup("SIGKILL"), Duration.toMillis(grace))
       child.once("close", () => {
         clearTimeout(escalate)
         done(Effect.void)
@@ -124,6 +122,7 @@ const execute = (name: string, argv: ReadonlyArray<string>) =>
 /** `run-command`: runs one of the operator's commands by name, with the request's args where the entry allows. */
 export const runCommand = Effect.gen(function*() {
   const commands = yield* Commands
+  const grace = yield* KillGrace
   const Params = Schema.Struct({
     command: Schema.String,
     args: Schema.optional(Schema.Array(Schema.String))
@@ -140,7 +139,7 @@ export const runCommand = Effect.gen(function*() {
     params: Params,
     run: ({ args = [], command }) => {
       const spec = commands.get(command)!
-      const run = execute(command, [...spec.argv, ...args])
+      const run = execute(command, [...spec.argv, ...args], grace)
       return spec.timeoutSeconds === undefined ? run : run.pipe(
         Effect.timeoutFail({
           duration: Duration.seconds(spec.timeoutSeconds),

@@ -1,7 +1,7 @@
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Cause, ConfigError, Effect, Layer, Logger } from "effect"
+import { Cause, ConfigError, Duration, Effect, Layer, Logger, Option } from "effect"
 import { createServer } from "node:http"
-import { AppConfig } from "./Config.js"
+import { AppConfig, LogConfig, ShutdownTimeout } from "./Config.js"
 import { Engine } from "./Engine.js"
 import { HttpLive } from "./Http.js"
 import { Readiness } from "./Readiness.js"
@@ -9,8 +9,96 @@ import { Commands } from "./RunCommand.js"
 import { SqlLive } from "./Sql.js"
 import type { TaskHandlers } from "./TaskHandlers.js"
 
+const rawJson = (status: number, reason: string, error: string) => {
+  const body = JSON.stringify({ error })
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `Connection: close\r\n\r\n${body}`
+}
+
+/**
+ * Node's HTTP server, answering with a JSON `error` where Node on its own would answer bare or not at all (findings
+ * of test/Hostile.test.ts): malformed requests, CONNECT, unknown `Expect` values, and requests carrying `Upgrade`.
+ */
+const createHttpServer = () => {
+  const server = createServer()
+  // The API has no WebSocket. With an `upgrade` listener (the platform adds one), Node diverts every request with an
+  // Upgrade header to it and its body is never read: `curl --http2 -d ... http://` sends `Upgrade: h2c`. Without
+  // one, Node hands such requests to the normal handler.
+  const on = server.on.bind(server)
+  server.on = ((event: string, listener: (...args: Array<any>) => void) =>
+    event === "upgrade" ? server : on(event, listener)) as typeof server.on
+  server.on("connect", (_request, socket) => socket.end(rawJson(405, "Method Not Allowed", "CONNECT is not supported")))
+  server.on("checkExpectation", (request, response) => {
+    const body = JSON.stringify({ error: `unsupported Expect: ${request.headers.expect}` })
+    response.writeHead(417, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      connection: "close"
+    })
+    response.end(body)
+  })
+  server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+    if (error.code === "ECONNRESET" || !socket.writable) return socket.destroy()
+    socket.end(
+      error.code === "HPE_HEADER_OVERFLOW"
+        ? rawJson(431, "Request Header Fields Too Large", "request headers too large")
+        : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? rawJson(408, "Request Timeout", "request not received in time")
+        : rawJson(400, "Bad Request", "malformed HTTP request")
+    )
+  })
+  return server
+}
+
 const ServerLive = Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) => NodeHttpServer.layer(createServer, { port: config.port, host: config.listen.host }))
+  Effect.map(AppConfig, (config) => NodeHttpServer.layer(createHttpServer, { port: config.port, host: config.listen.host }))
+)
+
+const LoggingLive = Layer.unwrapEffect(
+  Effect.map(LogConfig, ({ format, level }) =>
+    Layer.merge(
+      format === "json" ? Logger.json : format === "logfmt" ? Logger.logFmt : Logger.pretty,
+      Logger.minimumLogLevel(level)
+    ))
+)
+
+const StartupLog = Layer.effectDiscard(
+  Effect.flatMap(AppConfig, (config) =>
+    Effect.logInfo("sidecar starting").pipe(
+      Effect.annotateLogs({
+        database: config.dbPath,
+        authnMode: config.listen.authnMode,
+        commandsFile: Option.getOrElse(config.commandsFile, () => "none"),
+        shutdownTimeoutSeconds: Duration.toSeconds(config.shutdownTimeout)
+      })
+    ))
+)
+
+/**
+ * The graceful path (drain requests, stop runs, close the database) is bounded on its own; this is the backstop
+ * that keeps a stuck finalizer from outliving SIDECAR_SHUTDOWN_TIMEOUT_SECONDS after the first signal.
+ */
+const ShutdownWatchdog = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const timeout = yield* ShutdownTimeout
+    const arm = () => {
+      setTimeout(() => {
+        process.stderr.write(`sidecar: shutdown did not finish within ${Duration.format(timeout)}; exiting\n`)
+        process.exit(1)
+      }, Duration.toMillis(timeout)).unref()
+    }
+    yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        process.once("SIGTERM", arm)
+        process.once("SIGINT", arm)
+      }),
+      () =>
+        Effect.sync(() => {
+          process.off("SIGTERM", arm)
+          process.off("SIGINT", arm)
+        })
+    )
+  })
 )
 
 /**
@@ -23,7 +111,9 @@ export const SidecarLive = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness 
     Layer.provide(ServerLive),
     Layer.provide(Engine.Default),
     Layer.provide(handlers),
-    Layer.provide([Readiness.Default, Commands.Live, SqlLive])
+    Layer.provide([Readiness.Default, Commands.Live, SqlLive]),
+    Layer.provide(StartupLog),
+    Layer.provide(ShutdownWatchdog)
   )
 
 const describe = (error: unknown): string =>
@@ -35,7 +125,7 @@ const describe = (error: unknown): string =>
     ? describe(error.cause)
     : String(error)
 
-/** Run the sidecar until SIGTERM/SIGINT, logging JSON lines to stdout. */
+/** Run the sidecar until SIGTERM/SIGINT, logging to stdout as SIDECAR_LOG_FORMAT says. */
 export const runSidecar = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness | Commands>) =>
   Layer.launch(SidecarLive(handlers)).pipe(
     // A bad setting or an unusable database stops startup with one line that says why, and a non-zero exit.
@@ -46,6 +136,6 @@ export const runSidecar = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness |
         process.exitCode = 1
       })
     ),
-    Effect.provide(Logger.json),
+    Effect.provide(LoggingLive),
     NodeRuntime.runMain({ disablePrettyLogger: true })
   )
