@@ -1,5 +1,6 @@
 export * from "./Api.js"
 export * from "./Builtins.js"
+export * from "./Client.js"
 export * from "./Config.js"
 export * from "./Domain.js"
 export * from "./Engine.js"

@@ -1,5 +1,6 @@
 import { builtinHandlers } from "./Builtins.js"
-import { runSidecar } from "./Sidecar.js"
+import { runCli } from "./Cli.js"
 import { TaskHandlers } from "./TaskHandlers.js"
 
-runSidecar(TaskHandlers.layer(...builtinHandlers))
+// `sidecar` with no command serves, so `node --import tsx src/main.ts` still starts the server.
+runCli(TaskHandlers.layer(...builtinHandlers), process.argv)
