@@ -98,7 +98,12 @@ export class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
       .addSuccess(Schema.Struct({ status: ReadinessStatus }).annotations({ description: "Ready or Initializing" }))
       .annotate(OpenApi.Summary, "Readiness as a word, for the Go clients")
   )
-  .annotate(OpenApi.Description, "Kubernetes probes and readiness")
+  .add(
+    HttpApiEndpoint.get("metrics", "/v0/metrics")
+      .addSuccess(HttpApiSchema.Text({ contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+      .annotate(OpenApi.Summary, "Prometheus metrics (text exposition)")
+  )
+  .annotate(OpenApi.Description, "Kubernetes probes, readiness and metrics")
 {}
 
 /** The sidecar's HTTP contract (v0, wire-compatible with the Go original's clients). */

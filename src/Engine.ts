@@ -10,6 +10,7 @@ import {
   TaskNotFound,
   UnknownTaskType
 } from "./Errors.js"
+import { Metrics } from "./Metrics.js"
 import { Readiness } from "./Readiness.js"
 import type { Completion } from "./Store.js"
 import { busyTimeout, Store } from "./Store.js"
@@ -44,6 +45,7 @@ const describeDefect = (cause: Cause.Cause<unknown>) => {
 export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
   scoped: Effect.gen(function*() {
     const store = yield* Store
+    const metrics = yield* Metrics
     const handlers = yield* TaskHandlers
     const readiness = yield* Readiness
     const gate = yield* Effect.makeSemaphore(1) // one submit or delete decides at a time
@@ -95,6 +97,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
         const elapsedMs = (yield* Clock.currentTimeMillis) - started
         if (Exit.isSuccess(exit)) {
           yield* finish(task, { status: "completed", result: exit.value, completedAt })
+          yield* metrics.finished(task.type, "completed", elapsedMs / 1000)
           return yield* Effect.logInfo("task completed").pipe(Effect.annotateLogs({ elapsedMs }))
         }
         const failure = Cause.failureOption(exit.cause)
@@ -106,6 +109,8 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
               : `handler crashed: ${describeDefect(exit.cause)}`
         })
         yield* finish(task, { status: "failed", error, completedAt })
+        yield* metrics.finished(task.type, "failed", elapsedMs / 1000)
+        if (Option.isNone(failure) && Cause.isDie(exit.cause)) yield* metrics.crashed(task.type)
         yield* Option.match(failure, {
           onSome: (e) => Effect.logWarning("task failed").pipe(Effect.annotateLogs(
             "taskError",
@@ -118,6 +123,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
       }).pipe(
         // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
         Effect.onInterrupt(() => Effect.logInfo("task interrupted; it stays running until resumed or deleted")),
+        (run) => Effect.zipRight(metrics.runStarted, Effect.ensuring(run, metrics.runEnded)),
         Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }),
         Effect.withSpan("Engine.execute", { attributes: { id: task.id, type: task.type, run: task.run } })
       )
@@ -144,6 +150,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
       return yield* exclusively("submit", Effect.gen(function*() {
         const existing = yield* store.get(id)
         if (Option.isSome(existing) && existing.value.status !== "failed") {
+          yield* metrics.submitted(existing.value.type, "deduplicated")
           yield* Effect.logInfo("task deduplicated").pipe(
             Effect.annotateLogs({ taskId: id, type: existing.value.type, run: existing.value.run })
           )
@@ -158,6 +165,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
           submittedAt: yield* DateTime.now
         }, true)
         yield* store.save(task)
+        yield* metrics.submitted(task.type, Option.isSome(existing) ? "re-executed" : "started")
         yield* Effect.logInfo(Option.isSome(existing) ? "task re-executed" : "task submitted").pipe(
           Effect.annotateLogs({ taskId: id, type: task.type, run: task.run })
         )
@@ -193,7 +201,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const ready = readiness.get
 
     /** Fails when the store does not answer. */
-    const livez: Effect.Effect<void, StoreError> = store.ping
+    const livez: Effect.Effect<void, StoreError> = Effect.tapError(store.ping, () => metrics.pingFailed)
 
     // Readiness survives restarts: whichever of mark-ready / mark-not-ready completed last decides.
     const last = yield* store.lastCompleted([readinessTypes.ready, readinessTypes.notReady])

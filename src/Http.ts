@@ -15,8 +15,10 @@ import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Data, Effect, Layer, Option } from "effect"
 import { IncomingMessage } from "node:http"
 import { Api } from "./Api.js"
+import { authn, type AuthnMode } from "./Authn.js"
 import { Engine } from "./Engine.js"
 import { formatIssues, InvalidRequest, NotReady } from "./Errors.js"
+import { Metrics } from "./Metrics.js"
 
 const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
   Effect.gen(function*() {
@@ -35,6 +37,7 @@ const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
 const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
   Effect.gen(function*() {
     const engine = yield* Engine
+    const metrics = yield* Metrics
     const whenReady = Effect.flatMap(engine.ready, (ready) => ready ? Effect.void : new NotReady({ error: "not ready" }))
     return handlers
       .handle("healthz", () => whenReady)
@@ -42,6 +45,7 @@ const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
       .handle("livez", () => engine.livez)
       .handle("status", () =>
         Effect.map(engine.ready, (ready) => ({ status: ready ? "Ready" as const : "Initializing" as const })))
+      .handle("metrics", () => metrics.exposition)
   }))
 
 export const HttpApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide([TasksLive, HealthLive]))
@@ -216,10 +220,32 @@ const hardenRequests = HttpMiddleware.make((app) =>
     return yield* Effect.provideService(app, HttpServerRequest.HttpServerRequest, withBody(asJson, text))
   }).pipe(HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes))))
 
-/** The API served on whatever HttpServer is provided (a real port in main, a test server in tests). */
-export const HttpLive = HttpApiBuilder.serve(hardenRequests).pipe(
-  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/v0/openapi.json" })),
-  Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
-  Layer.provide([HttpApiLive, ErrorBodyLive]),
-  HttpServer.withLogAddress
-)
+/** Count every answer by route, method and status (a failure that escaped everything else counts as a 500). */
+const countRequests = (metrics: Metrics) =>
+  HttpMiddleware.make((app) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const path = request.url.split("?")[0]!
+      return app.pipe(
+        Effect.tap((response) => metrics.request(path, request.method, response.status)),
+        Effect.tapErrorCause(() => metrics.request(path, request.method, 500))
+      )
+    })
+  )
+
+/**
+ * The API served on whatever HttpServer is provided (a real port in main, a test server in tests), with
+ * `authnMode` deciding who may call it.
+ */
+export const httpLayer = (authnMode: AuthnMode) =>
+  Layer.unwrapEffect(Effect.map(Metrics, (metrics) =>
+    HttpApiBuilder.serve((app) =>
+      app.pipe(hardenRequests, authn(authnMode, metrics.rejected), countRequests(metrics))
+    ).pipe(
+      Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/v0/openapi.json" })),
+      Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+      Layer.provide([HttpApiLive, ErrorBodyLive]),
+      HttpServer.withLogAddress
+    )))
+
+/** The API with no authentication: everyone who can reach it is trusted. */
+export const HttpLive = httpLayer("unauthenticated")

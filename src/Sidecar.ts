@@ -3,7 +3,8 @@ import { Cause, ConfigError, Duration, Effect, Layer, Logger, Option } from "eff
 import { createServer } from "node:http"
 import { AppConfig, LogConfig, ShutdownTimeout } from "./Config.js"
 import { Engine } from "./Engine.js"
-import { HttpLive } from "./Http.js"
+import { httpLayer } from "./Http.js"
+import { Metrics } from "./Metrics.js"
 import { Readiness } from "./Readiness.js"
 import { Commands } from "./RunCommand.js"
 import { SqlLive } from "./Sql.js"
@@ -20,7 +21,8 @@ const rawJson = (status: number, reason: string, error: string) => {
  * of test/Hostile.test.ts): malformed requests, CONNECT, unknown `Expect` values, and requests carrying `Upgrade`.
  */
 const createHttpServer = () => {
-  const server = createServer()
+  // Nothing here depends on Host, so a request without one is answered like any other rather than with Node's bare 400.
+  const server = createServer({ requireHostHeader: false })
   // The API has no WebSocket. With an `upgrade` listener (the platform adds one), Node diverts every request with an
   // Upgrade header to it and its body is never read: `curl --http2 -d ... http://` sends `Upgrade: h2c`. Without
   // one, Node hands such requests to the normal handler.
@@ -52,6 +54,12 @@ const createHttpServer = () => {
 
 const ServerLive = Layer.unwrapEffect(
   Effect.map(AppConfig, (config) => NodeHttpServer.layer(createHttpServer, { port: config.port, host: config.listen.host }))
+)
+
+const HttpFromConfig = Layer.unwrapEffect(Effect.map(AppConfig, (config) => httpLayer(config.listen.authnMode)))
+
+const MetricsLive = Layer.effectDiscard(Effect.flatMap(Metrics, (m) => m.collectProcessMetrics)).pipe(
+  Layer.provideMerge(Metrics.Default)
 )
 
 const LoggingLive = Layer.unwrapEffect(
@@ -107,11 +115,11 @@ const ShutdownWatchdog = Layer.scopedDiscard(
  */
 export const SidecarLive = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness | Commands>) =>
   // Provided outermost, the engine is built before the server listens and closed after it has drained.
-  HttpLive.pipe(
+  HttpFromConfig.pipe(
     Layer.provide(ServerLive),
     Layer.provide(Engine.Default),
     Layer.provide(handlers),
-    Layer.provide([Readiness.Default, Commands.Live, SqlLive]),
+    Layer.provide([Readiness.Default, Commands.Live, SqlLive, MetricsLive]),
     Layer.provide(StartupLog),
     Layer.provide(ShutdownWatchdog)
   )

@@ -21,6 +21,7 @@ import { Engine } from "../src/Engine.js"
 import { StoreError } from "../src/Errors.js"
 import { sqlLayer } from "../src/Sql.js"
 import { Store } from "../src/Store.js"
+import { Metrics } from "../src/Metrics.js"
 import { Readiness } from "../src/Readiness.js"
 import { engineOver, engineWithStore, HandlersTest, Probe, SqlTest, withFreshEngine } from "./layers.js"
 
@@ -184,7 +185,7 @@ describe("a run whose completion cannot be written", () => {
       }).pipe(Effect.provide(Engine.DefaultWithoutDependencies.pipe(
         Layer.provide(flakyCompletions(1000)),
         Layer.provide(HandlersTest),
-        Layer.provide(Readiness.Default)
+        Layer.provide(Layer.merge(Readiness.Default, Metrics.Default))
       )))
       const resumed = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.zipRight(e.join(id), e.get(id))))
       expect(resumed).toMatchObject({ status: "completed", run: 1 })

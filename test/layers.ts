@@ -4,6 +4,7 @@ import { Deferred, Effect, Layer, Schema } from "effect"
 import { builtinHandlers } from "../src/Builtins.js"
 import { Engine } from "../src/Engine.js"
 import { TaskError } from "../src/Errors.js"
+import { Metrics } from "../src/Metrics.js"
 import { Readiness } from "../src/Readiness.js"
 import { Store } from "../src/Store.js"
 import { Commands } from "../src/RunCommand.js"
@@ -109,11 +110,11 @@ export const InterleavingStore = Layer.effect(
   Effect.map(Store, (real) => Store.make({ ...real, get: (id) => Effect.zipLeft(real.get(id), Effect.yieldNow()) }))
 ).pipe(Layer.provide(Store.Default))
 
-/** The real Engine over `sql`, with the built-in handlers plus `test`; Probe and Readiness are shared out. */
+/** The real Engine over `sql`, with the built-in handlers plus `test`; Probe, Readiness and Metrics are shared out. */
 export const engineOver = <E, R>(sql: Layer.Layer<any, E, R>) =>
   Engine.Default.pipe(
     Layer.provideMerge(HandlersTest),
-    Layer.provideMerge(Layer.merge(Probe.Default, Readiness.Default)),
+    Layer.provideMerge(Layer.mergeAll(Probe.Default, Readiness.Default, Metrics.Default)),
     Layer.provideMerge(sql)
   )
 
@@ -122,7 +123,7 @@ export const engineWithStore = <E1, R1, E, R>(store: Layer.Layer<Store, E1, R1>,
   Engine.DefaultWithoutDependencies.pipe(
     Layer.provide(store),
     Layer.provideMerge(HandlersTest),
-    Layer.provideMerge(Layer.merge(Probe.Default, Readiness.Default)),
+    Layer.provideMerge(Layer.mergeAll(Probe.Default, Readiness.Default, Metrics.Default)),
     Layer.provideMerge(sql)
   )
 
@@ -133,5 +134,8 @@ export const engineWithStore = <E1, R1, E, R>(store: Layer.Layer<Store, E1, R1>,
 export const withFreshEngine = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.provide(
     effect,
-    Engine.Default.pipe(Layer.provideMerge(HandlersTest), Layer.provideMerge(Readiness.Default))
+    Engine.Default.pipe(
+      Layer.provideMerge(HandlersTest),
+      Layer.provideMerge(Layer.merge(Readiness.Default, Metrics.Default))
+    )
   )

@@ -1,0 +1,59 @@
+import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
+import { Effect } from "effect"
+import { IncomingMessage } from "node:http"
+
+export type AuthnMode = "unauthenticated" | "trusted-header"
+
+/** Paths whose callers carry no identity: the kubelet's probes and the metrics scrape. */
+export const unauthenticatedPaths: ReadonlySet<string> = new Set([
+  "/v0/healthz",
+  "/v0/startupz",
+  "/v0/livez",
+  "/v0/metrics"
+])
+
+export type RejectionReason = "missing" | "empty" | "duplicated"
+
+/**
+ * The X-Remote-User values of a request, each occurrence apart: Node joins repeated headers with ", ", which would
+ * make two identities look like one.
+ */
+const remoteUsers = (request: HttpServerRequest.HttpServerRequest): ReadonlyArray<string> => {
+  const source: unknown = NodeHttpServerRequest.toIncomingMessage(request)
+  if (source instanceof IncomingMessage) return source.headersDistinct["x-remote-user"] ?? []
+  const joined = request.headers["x-remote-user"]
+  return joined === undefined ? [] : [joined]
+}
+
+/** Why a request is refused under trusted-header, if it is. */
+export const rejection = (request: HttpServerRequest.HttpServerRequest): RejectionReason | undefined => {
+  const path = request.url.split("?")[0]!
+  if (unauthenticatedPaths.has(path)) return undefined
+  const users = remoteUsers(request)
+  if (users.length === 0) return "missing"
+  if (users.length > 1) return "duplicated"
+  if (users[0]!.trim() === "") return "empty"
+  return undefined
+}
+
+const messages: Record<RejectionReason, string> = {
+  missing: "missing X-Remote-User header",
+  empty: "empty X-Remote-User header",
+  duplicated: "more than one X-Remote-User header"
+}
+
+/**
+ * Under trusted-header, an authenticating proxy in the pod (kube-rbac-proxy, say) sets X-Remote-User on what it lets
+ * through; anything else is refused with 401. `onReject` is told why (for the metrics).
+ */
+export const authn = (mode: AuthnMode, onReject: (reason: RejectionReason) => Effect.Effect<void>) =>
+  mode === "unauthenticated" ? HttpMiddleware.make((app) => app) : HttpMiddleware.make((app) =>
+    Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const reason = rejection(request)
+      if (reason === undefined) return yield* app
+      yield* onReject(reason)
+      return HttpServerResponse.unsafeJson({ error: messages[reason] }, { status: 401 })
+    })
+  )

@@ -1,0 +1,98 @@
+import { Effect } from "effect"
+import * as Prometheus from "prom-client"
+import type { RejectionReason } from "./Authn.js"
+
+export type SubmitOutcome = "started" | "deduplicated" | "re-executed"
+
+/** The HTTP route a path belongs to: a label with few values, whatever the ids and junk paths sent. */
+export const routeOf = (path: string): string =>
+  path === "/v0/tasks" ? path
+  : path.startsWith("/v0/tasks/") && !path.slice("/v0/tasks/".length).includes("/") ? "/v0/tasks/:id"
+  : knownRoutes.has(path) ? path
+  : "other"
+const knownRoutes = new Set([
+  "/v0/healthz",
+  "/v0/startupz",
+  "/v0/livez",
+  "/v0/status",
+  "/v0/metrics",
+  "/v0/openapi.json",
+  "/docs"
+])
+
+/**
+ * The sidecar's Prometheus metrics, in a registry of its own. prom-client formats the exposition; the methods are
+ * effects so that recording composes with the rest of the program.
+ */
+export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
+  sync: () => {
+    const registry = new Prometheus.Registry()
+    const submitted = new Prometheus.Counter({
+      name: "sidecar_tasks_submitted_total",
+      help: "Accepted submits, by task type and what the submit decided",
+      labelNames: ["type", "outcome"],
+      registers: [registry]
+    })
+    const finished = new Prometheus.Counter({
+      name: "sidecar_task_runs_finished_total",
+      help: "Runs that ended, by task type and final status",
+      labelNames: ["type", "status"],
+      registers: [registry]
+    })
+    const duration = new Prometheus.Histogram({
+      name: "sidecar_task_duration_seconds",
+      help: "How long runs took, by task type and final status",
+      labelNames: ["type", "status"],
+      buckets: [0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60, 300, 1800],
+      registers: [registry]
+    })
+    const running = new Prometheus.Gauge({
+      name: "sidecar_tasks_running",
+      help: "Runs in progress in this process",
+      registers: [registry]
+    })
+    const crashes = new Prometheus.Counter({
+      name: "sidecar_handler_crashes_total",
+      help: "Runs failed by a handler defect (a throw or a die), by task type",
+      labelNames: ["type"],
+      registers: [registry]
+    })
+    const requests = new Prometheus.Counter({
+      name: "sidecar_http_requests_total",
+      help: "HTTP requests answered, by route, method and status",
+      labelNames: ["route", "method", "status"],
+      registers: [registry]
+    })
+    const rejections = new Prometheus.Counter({
+      name: "sidecar_authn_rejections_total",
+      help: "Requests refused by trusted-header authentication, by reason",
+      labelNames: ["reason"],
+      registers: [registry]
+    })
+    const pingFailures = new Prometheus.Counter({
+      name: "sidecar_store_ping_failures_total",
+      help: "Liveness checks of the database that failed",
+      registers: [registry]
+    })
+    return {
+      submitted: (type: string, outcome: SubmitOutcome) => Effect.sync(() => submitted.inc({ type, outcome })),
+      runStarted: Effect.sync(() => running.inc()),
+      runEnded: Effect.sync(() => running.dec()),
+      finished: (type: string, status: "completed" | "failed", seconds: number) =>
+        Effect.sync(() => {
+          finished.inc({ type, status })
+          duration.observe({ type, status }, seconds)
+        }),
+      crashed: (type: string) => Effect.sync(() => crashes.inc({ type })),
+      request: (path: string, method: string, status: number) =>
+        Effect.sync(() => requests.inc({ route: routeOf(path), method, status: String(status) })),
+      rejected: (reason: RejectionReason) => Effect.sync(() => rejections.inc({ reason })),
+      pingFailed: Effect.sync(() => pingFailures.inc()),
+      /** Add the process's own metrics (CPU, memory, event loop lag, file descriptors); once, in the server. */
+      collectProcessMetrics: Effect.sync(() => Prometheus.collectDefaultMetrics({ register: registry })),
+      /** The Prometheus text exposition of everything above. */
+      exposition: Effect.promise(() => registry.metrics()),
+      contentType: registry.contentType
+    } as const
+  }
+}) {}
