@@ -44,7 +44,7 @@ export const taskFields = (task: Task): string =>
     ["submitted", time(task.submittedAt)],
     ...(task.completedAt === undefined
       ? [["running for", duration(elapsed(task))] as const]
-      : [["completed", `${time(task.completedAt)} (took ${duration(elapsed(task))})`] as const]),
+      : [["ended", `${time(task.completedAt)} (took ${duration(elapsed(task))})`] as const]),
     ...(task.params === undefined ? [] : [["params", compact(task.params)] as const]),
     ...(task.result === undefined ? [] : [["result", compact(task.result)] as const]),
     ...(task.error === undefined ? [] : [["error", task.error] as const])
