@@ -21,7 +21,8 @@ const operations = {
   "/v0/healthz": { get: ["200", "400", "503"] },
   "/v0/startupz": { get: ["200", "400", "503"] },
   "/v0/livez": { get: ["200", "400", "503"] },
-  "/v0/status": { get: ["200", "400"] }
+  "/v0/status": { get: ["200", "400"] },
+  "/v0/metrics": { get: ["200", "400"] }
 }
 
 describe("API description", () => {
