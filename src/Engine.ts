@@ -189,8 +189,9 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
       exclusively("remove", Effect.gen(function*() {
         if (isTaskId(id)) yield* FiberMap.remove(runs, id)
         const deleted = yield* store.remove(id)
-        if (!deleted) return yield* TaskNotFound.of(id)
-        yield* Effect.logInfo("task deleted").pipe(Effect.annotateLogs({ taskId: id }))
+        if (Option.isNone(deleted)) return yield* TaskNotFound.of(id)
+        const { run, status, type } = deleted.value
+        yield* Effect.logInfo("task deleted").pipe(Effect.annotateLogs({ taskId: id, type, run, status }))
       })).pipe(Effect.withSpan("Engine.remove", { attributes: { id } }))
 
     /** Wait until the task's current run, if it has one in this process, has ended and recorded its outcome. */

@@ -223,10 +223,10 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
         step("lastCompleted")
       )
 
-    /** Delete the row; true when there was one. */
+    /** Delete the row; the task it held, if there was one. */
     const remove = (id: string) =>
-      sql`DELETE FROM task_results WHERE id = ${id} RETURNING id`.pipe(
-        Effect.map((rows) => rows.length > 0),
+      sql<TaskRow>`DELETE FROM task_results WHERE id = ${id} RETURNING ${sql.literal(columns)}`.pipe(
+        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), fromRow)),
         step("remove", { id })
       )
 

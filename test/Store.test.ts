@@ -72,13 +72,13 @@ layer(Store.Default.pipe(Layer.provide(SqlMemory)))("Store", (it) => {
       expect(Option.isNone(yield* store.get(id(99)))).toBe(true)
     }))
 
-  it.effect("remove deletes the row and says whether there was one", () =>
+  it.effect("remove deletes the row and answers what it held", () =>
     Effect.gen(function*() {
       const store = yield* Store
-      yield* store.save(task(20))
-      expect(yield* store.remove(id(20))).toBe(true)
+      yield* store.save(task(20, { run: 4 }))
+      expect(Option.map(yield* store.remove(id(20)), (t) => t.run)).toEqual(Option.some(4))
       expect(Option.isNone(yield* store.get(id(20)))).toBe(true)
-      expect(yield* store.remove(id(20))).toBe(false)
+      expect(Option.isNone(yield* store.remove(id(20)))).toBe(true)
     }))
 
   it.effect("ping succeeds on a healthy database", () => Effect.flatMap(Store, (s) => s.ping))

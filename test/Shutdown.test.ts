@@ -1,0 +1,74 @@
+import { FileSystem } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
+import { Effect, Exit } from "effect"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { pollUntil, request, startSidecar } from "./sidecar.js"
+
+/** A sidecar whose `stubborn` command ignores SIGTERM and writes its pid, with a 3 s shutdown timeout. */
+const stubbornSidecar = Effect.gen(function*() {
+  const dir = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-stop-" }))
+  const pidFile = join(dir, "pid")
+  const commands = join(dir, "commands.json")
+  writeFileSync(commands, JSON.stringify({
+    stubborn: {
+      argv: ["node", "-e", `process.on("SIGTERM", () => {}); require("fs").writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000)`]
+    }
+  }))
+  const db = join(dir, "sidecar.db")
+  const sidecar = yield* startSidecar({ SIDECAR_DB: db, SIDECAR_COMMANDS: commands, SIDECAR_SHUTDOWN_TIMEOUT_SECONDS: "3" })
+  const submitted = yield* request(`${sidecar.url}/v0/tasks`, {
+    method: "POST",
+    body: { type: "run-command", params: { command: "stubborn" } }
+  })
+  expect(submitted.status).toBe(201)
+  yield* pollUntil(Effect.sync(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== ""), (ok) => ok)
+  return { sidecar, db, id: submitted.json.id as string, child: Number(readFileSync(pidFile, "utf8")) }
+}).pipe(Effect.provide(NodeContext.layer))
+
+/** A process that exited but was not reaped yet (a zombie) counts as gone. */
+const isAlive = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z"
+  } catch {
+    return false
+  }
+}
+
+describe("shutdown", () => {
+  it.live("SIGTERM: a child ignoring SIGTERM is killed after the grace, the database closes cleanly, exit 0 in time", () =>
+    Effect.gen(function*() {
+      const { child, db, id, sidecar } = yield* stubbornSidecar
+      const signalled = Date.now()
+      expect(yield* sidecar.stop("SIGTERM")).toBe(0)
+      // the bound the operator configured (SIDECAR_SHUTDOWN_TIMEOUT_SECONDS=3), not a benchmark
+      expect(Date.now() - signalled).toBeLessThan(3000)
+      yield* pollUntil(Effect.sync(() => isAlive(child)), (alive) => !alive, "2 seconds")
+      // closed cleanly: the WAL was checkpointed into the database and removed
+      expect(existsSync(`${db}-wal`)).toBe(false)
+      const conn = new Database(db, { readonly: true })
+      expect(conn.prepare("SELECT status, run FROM task_results WHERE id = ?").get(id)).toEqual({
+        status: "running",
+        run: 1
+      })
+      conn.close()
+      const stopping = sidecar.logs().filter((l) => l.message.startsWith("task interrupted"))
+      expect(stopping.map((l) => l.annotations.taskId)).toEqual([id])
+    }).pipe(Effect.scoped))
+
+  it.live("a second signal exits at once, without waiting for the grace", () =>
+    Effect.gen(function*() {
+      const { child, sidecar } = yield* stubbornSidecar
+      sidecar.child.kill("SIGTERM")
+      // the first signal is being handled once the server stops listening; the run's child then holds the shutdown
+      // up for its grace period (it ignores SIGTERM), and a second signal must not wait for that
+      yield* pollUntil(Effect.exit(request(`${sidecar.url}/v0/livez`)), Exit.isFailure)
+      expect(sidecar.child.exitCode).toBeNull()
+      const exited = yield* sidecar.stop("SIGTERM")
+      expect(exited).toBeNull() // killed by the signal: no graceful exit code
+      expect(sidecar.child.signalCode).toBe("SIGTERM")
+      process.kill(-child, "SIGKILL") // its own process group, left behind by the abrupt exit
+    }).pipe(Effect.scoped))
+})
