@@ -3,12 +3,15 @@
 import { execFileSync } from "node:child_process"
 import { readFileSync, writeFileSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
+import { join } from "node:path"
+import { pathToFileURL } from "node:url"
 import { measureModuleLoading } from "./modules.js"
 import { formatSummary } from "./profile.js"
 import { judgeTargets, resultsTable, targetsTable, type VariantResult } from "./report.js"
 import { makeBench } from "./run.js"
 import { fullSettings, quickSettings, scenarioNames, type Settings, variants } from "./scenarios.js"
 import { root } from "./servers.js"
+import { describeCode } from "./snapshot.js"
 
 const usage = `npm run bench -- [options]
   --quick               1 repetition, 1-second loads, 3 startups, 10k submits for memory (about 1.5 minutes)
@@ -16,10 +19,11 @@ const usage = `npm run bench -- [options]
   --reps N              repetitions per server of each load scenario (default 3)
   --startup-reps N      startups per server (default 10)
   --seconds S           measured seconds per load run (default 5), after --warmup S (default 1)
-  --submits N           submits before the memory figure (default 100000)
+  --submits N           submits before the memory figure (default 100000, once per server)
   --profile             afterwards, profile the sidecar (--cpu-prof) in every scenario whose target was missed
   --profile-only a,b    skip the measurements; profile the sidecar (and the baseline) in these scenarios
   --keep-profiles DIR   keep the .cpuprofile files there
+  --commit REF          measure that commit's src/ (git archive) instead of a copy of the working tree
   --out FILE            also write the report (markdown) to FILE`
 
 const args = process.argv.slice(2)
@@ -62,6 +66,7 @@ const only = list("--only")
 const profileOnly = list("--profile-only")
 const keepProfiles = option("--keep-profiles")
 const out = option("--out")
+const commit = option("--commit")
 
 // Ctrl-C: exit through process.exit so the exit hooks kill our servers and remove the work folder.
 process.once("SIGINT", () => process.exit(130))
@@ -80,13 +85,14 @@ const machine = () => {
     `- node ${process.version}, effect ${version("effect")}, @effect/platform ${version("@effect/platform")}, better-sqlite3 ${
       version("better-sqlite3")
     }, autocannon ${version("autocannon")}, tsx ${version("tsx")}`,
+    `- code measured: ${describeCode(commit)}`,
     `- load average at start: ${loadavg().map((l) => l.toFixed(2)).join(", ")} (the machine is shared)`,
     `- settings: ${settings.reps} repetitions per server (startup: ${settings.startupReps}), ${settings.seconds} s measured after ${settings.warmupSeconds} s warm-up, ${settings.rows} seeded rows, ${settings.rehydrateRows} rows to rehydrate, ${settings.submits} submits for memory`
   ].join("\n")
 }
 
 const main = async () => {
-  const bench = makeBench(settings)
+  const bench = makeBench(settings, commit)
   const report: Array<string> = []
   const started = performance.now()
   try {
@@ -114,7 +120,10 @@ const main = async () => {
 
       if (only === undefined || only.includes("list-100")) {
         log("== EXPLAIN QUERY PLAN of Store.list(100)")
-        const { listQueryPlan } = await import("./plan.js")
+        // From the snapshot, so the plan is that of the Store being measured.
+        const { listQueryPlan } = (await import(pathToFileURL(join(bench.tree, "bench/plan.ts")).href)) as typeof import(
+          "./plan.js"
+        )
         const plan = await listQueryPlan(bench.seededCopy())
         report.push(
           "### Query plan of the list query (captured from the sidecar's Store.list(100), on the seeded database)",
@@ -142,7 +151,7 @@ const main = async () => {
 
       if (only === undefined || only.includes("startup")) {
         log("== module loading")
-        const steps = await measureModuleLoading(Math.max(3, Math.min(settings.startupReps, 5)))
+        const steps = await measureModuleLoading(bench.tree, Math.max(3, Math.min(settings.startupReps, 5)))
         report.push(
           "### Where startup goes: the launcher and module loading (spawn to exit, importing only)",
           "",
@@ -179,8 +188,19 @@ const profileScenario = async (bench: ReturnType<typeof makeBench>, scenario: st
   const lines: Array<string> = []
   for (const kind of kinds) {
     log(`== profiling ${variant.name} (${kind})`)
-    const summary = await bench.profile(variant, kind, keepProfiles)
-    lines.push(`### CPU profile: ${variant.name}, ${kind}`, "", formatSummary(summary), "")
+    const { sample, summary } = await bench.profile(variant, kind, keepProfiles)
+    const figures = variant.metrics.map((m) => `${m.label} ${(sample[m.key] ?? Number.NaN).toFixed(m.digits)}${m.unit === "" ? "" : ` ${m.unit}`}`)
+    lines.push(
+      `### CPU profile: ${variant.name}, ${kind}`,
+      "",
+      `The profiled run (profiling slows it): ${figures.join(", ")}.`,
+      variant.scenario === "startup" || variant.scenario === "rehydrate" || variant.scenario === "memory"
+        ? "The whole process life is included."
+        : "Only the measured part is included (startup and warm-up are left out).",
+      "",
+      formatSummary(summary),
+      ""
+    )
   }
   return lines
 }

@@ -1,7 +1,7 @@
 // How much of a startup is node, tsx and module loading rather than the server's own work: the same launcher
 // (`node --import tsx`) importing each server's modules and exiting, timed from spawn to exit.
 import { spawn } from "node:child_process"
-import { root, type ServerKind } from "./servers.js"
+import type { ServerKind } from "./servers.js"
 import { type Spread, spread } from "./stats.js"
 
 export interface LoadStep {
@@ -34,10 +34,10 @@ export const loadSteps: ReadonlyArray<LoadStep> = [
   }
 ]
 
-const timeOnce = (args: ReadonlyArray<string>): Promise<number> =>
+const timeOnce = (cwd: string, args: ReadonlyArray<string>): Promise<number> =>
   new Promise((resolve, reject) => {
     const started = performance.now()
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "ignore", "pipe"] })
+    const child = spawn(process.execPath, args, { cwd, stdio: ["ignore", "ignore", "pipe"] })
     let stderr = ""
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
     child.once("exit", (code) =>
@@ -46,10 +46,13 @@ const timeOnce = (args: ReadonlyArray<string>): Promise<number> =>
   })
 
 /** Spawn-to-exit time of each step, `reps` times each, the steps interleaved so drift hits them alike. */
-export const measureModuleLoading = async (reps: number): Promise<ReadonlyArray<LoadStep & { readonly ms: Spread }>> => {
+export const measureModuleLoading = async (
+  cwd: string,
+  reps: number
+): Promise<ReadonlyArray<LoadStep & { readonly ms: Spread }>> => {
   const times = loadSteps.map(() => [] as Array<number>)
   for (let i = 0; i < reps; i++) {
-    for (const [j, step] of loadSteps.entries()) times[j]!.push(await timeOnce(step.args))
+    for (const [j, step] of loadSteps.entries()) times[j]!.push(await timeOnce(cwd, step.args))
   }
   return loadSteps.map((step, j) => ({ ...step, ms: spread(times[j]!) }))
 }

@@ -77,7 +77,10 @@ const markers: ReadonlyArray<readonly [string, (frame: CallFrame) => boolean]> =
   ["schema decode/encode (ParseResult)", (f) => /effect\/dist\/esm\/ParseResult\.js/.test(f.url)],
   ["SQLite (@effect/sql, sql-sqlite-node, better-sqlite3)", (f) => /@effect\/sql|better-sqlite3/.test(f.url)],
   ["better-sqlite3 statement calls (native)", (f) => f.url === "" && /^(run|all|get|iterate|prepare)$/.test(f.functionName)],
-  ["tracing spans (effect Tracer)", (f) => /effect\/dist\/esm\/(internal\/tracer|Tracer)\.js/.test(f.url)],
+  // Not tracer.js's `context`: the runtime runs every fiber through it, spans or not.
+  ["making and ending spans (withSpan, Effect.fn, NativeSpan)", (f) =>
+    /effect\/dist\/esm\/internal\/(tracer|core-effect|fiberRuntime)\.js/.test(f.url) &&
+    /^(unsafeMakeSpan|makeSpan|useSpan|withSpan|addSpanStackTrace|NativeSpan|end|attribute|endSpan)$/.test(f.functionName)],
   ["semaphore (take/release/withPermits)", (f) =>
     /effect\/dist\/esm\/internal\/effect\/circular\.js/.test(f.url) &&
     /take|release|withPermits|updateTaken|Semaphore/.test(f.functionName)],

@@ -6,13 +6,20 @@ import type { VariantResult } from "./report.js"
 import { type RunContext, runFolder, type Sample, type Settings, type Variant } from "./scenarios.js"
 import { seedDatabase } from "./schema.js"
 import { makeWorkDir, type ServerKind, serverKinds } from "./servers.js"
+import { snapshot } from "./snapshot.js"
 
 export interface Bench {
   readonly settings: Settings
+  /** The snapshot the servers run from. */
+  readonly tree: string
   /** Run every repetition of `variant`: baseline, sidecar, baseline, sidecar, ... */
   readonly run: (variant: Variant, progress?: (line: string) => void) => Promise<VariantResult>
-  /** One run of `variant` against `kind` with --cpu-prof; the summary of the profile it left. */
-  readonly profile: (variant: Variant, kind: ServerKind, keepIn?: string) => Promise<ProfileSummary>
+  /** One run of `variant` against `kind` with --cpu-prof: its figures and the summary of the profile it left. */
+  readonly profile: (
+    variant: Variant,
+    kind: ServerKind,
+    keepIn?: string
+  ) => Promise<{ readonly summary: ProfileSummary; readonly sample: Sample }>
   /** A copy of the seeded 100k-row database, for the query plan. */
   readonly seededCopy: () => string
   readonly close: () => void
@@ -21,8 +28,10 @@ export interface Bench {
 const brief = (sample: Sample) =>
   Object.entries(sample).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`).join(" ")
 
-export const makeBench = (settings: Settings): Bench => {
+/** `commit`: measure that commit's src/ rather than the working tree's. */
+export const makeBench = (settings: Settings, commit?: string): Bench => {
   const work = makeWorkDir()
+  const tree = snapshot(join(work.dir, "tree"), commit)
   const templates = new Map<string, string>()
   // Seeded once per benchmark run and copied for each server run: both servers start from the same bytes.
   const template = (rows: number, status: "completed" | "running") => {
@@ -40,6 +49,8 @@ export const makeBench = (settings: Settings): Bench => {
   const context = (cpuProfileDir?: string): RunContext => ({
     settings,
     dir: runFolder(work.dir, ++runs),
+    shared: work.dir,
+    tree,
     template,
     cpuProfileDir,
     window: { measuredFromMs: 0 }
@@ -71,7 +82,7 @@ export const makeBench = (settings: Settings): Bench => {
     const ctx = context()
     const dir = join(ctx.dir, "profile")
     mkdirSync(dir)
-    await variant.run(kind, { ...ctx, cpuProfileDir: dir })
+    const sample = await variant.run(kind, { ...ctx, cpuProfileDir: dir })
     const file = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).map((f) => join(dir, f))[0]
     if (file === undefined || !existsSync(file)) throw new Error(`no CPU profile was written for ${variant.name}`)
     try {
@@ -79,7 +90,7 @@ export const makeBench = (settings: Settings): Bench => {
         mkdirSync(keepIn, { recursive: true })
         copyFileSync(file, join(keepIn, `${variant.scenario}-${kind}-${runs}.cpuprofile`))
       }
-      return summarise(readProfile(file), 25, ctx.window.measuredFromMs)
+      return { summary: summarise(readProfile(file), 25, ctx.window.measuredFromMs), sample }
     } finally {
       rmSync(ctx.dir, { recursive: true, force: true })
     }
@@ -91,5 +102,5 @@ export const makeBench = (settings: Settings): Bench => {
     return file
   }
 
-  return { settings, run, profile, seededCopy, close: work.remove }
+  return { settings, tree, run, profile, seededCopy, close: work.remove }
 }

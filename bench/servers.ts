@@ -15,6 +15,8 @@ export const serverKinds: ReadonlyArray<ServerKind> = ["baseline", "sidecar"]
 const entries: Record<ServerKind, string> = { baseline: "bench/baseline/server.ts", sidecar: "bench/server.ts" }
 
 export interface StartOptions {
+  /** The checkout to run from (a snapshot of this one; see snapshot.ts). */
+  readonly cwd: string
   /** The SQLite file (it need not exist). */
   readonly db: string
   /** Where the child's stdout and stderr go (the JSON log lines). */
@@ -89,7 +91,7 @@ export const startServer = async (kind: ServerKind, options: StartOptions): Prom
       entries[kind]
     ],
     {
-      cwd: root,
+      cwd: options.cwd,
       env: { ...process.env, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", SIDECAR_DB: options.db },
       // A file rather than a pipe: a busy load generator must not be able to block the server's log writes.
       stdio: ["ignore", log, log]
