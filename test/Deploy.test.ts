@@ -1,0 +1,83 @@
+import { describe, expect, it } from "@effect/vitest"
+import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import { parseAllDocuments } from "yaml"
+import { Api } from "../src/Api.js"
+import { OpenApi } from "@effect/platform"
+
+const manifest = (name: string) =>
+  parseAllDocuments(readFileSync(fileURLToPath(new URL(`../deploy/kubernetes/${name}`, import.meta.url)), "utf8"))
+    .map((d) => d.toJS())
+
+/** Every GET path the server serves, from the same Api definition it is built from. */
+const served = new Set(
+  Object.entries(OpenApi.fromApi(Api).paths).filter(([, item]) => item.get !== undefined).map(([path]) => path)
+)
+
+interface Probe {
+  readonly container: string
+  readonly kind: string
+  readonly path: string
+  readonly port: number
+}
+
+/** The probes of every container in the manifest, HTTP or exec'ing a loopback fetch, with where they point. */
+const probesOf = (docs: Array<any>): Array<Probe> =>
+  docs.filter((d) => d.kind === "StatefulSet").flatMap((d) =>
+    (d.spec.template.spec.containers as Array<any>).flatMap((c) =>
+      ["readinessProbe", "livenessProbe", "startupProbe"].flatMap((kind) => {
+        const probe = c[kind]
+        if (probe === undefined || probe.tcpSocket !== undefined) return []
+        if (probe.httpGet !== undefined) {
+          return [{ container: c.name, kind, path: probe.httpGet.path, port: Number(probe.httpGet.port) }]
+        }
+        const m = /http:\/\/127\.0\.0\.1:(\d+)(\/[\w/]+)/.exec((probe.exec.command as Array<string>).join(" "))
+        if (m === null) throw new Error(`${c.name} ${kind}: no URL in its command`)
+        return [{ container: c.name, kind, path: m[2]!, port: Number(m[1]) }]
+      })
+    )
+  )
+
+const envOf = (docs: Array<any>, container: string, name: string) =>
+  docs.filter((d) => d.kind === "StatefulSet").flatMap((d) => d.spec.template.spec.containers)
+    .find((c: any) => c.name === container)?.env?.find((e: any) => e.name === name)?.value
+
+describe("deploy/kubernetes", () => {
+  it("statefulset.yaml: readiness, liveness and startup probe paths the server serves, on the port it listens on", () => {
+    const docs = manifest("statefulset.yaml")
+    const probes = probesOf(docs)
+    expect(probes.map((p) => [p.kind, p.path])).toEqual([
+      ["readinessProbe", "/v0/healthz"],
+      ["livenessProbe", "/v0/livez"],
+      ["startupProbe", "/v0/startupz"]
+    ])
+    for (const probe of probes) {
+      expect(served.has(probe.path), probe.path).toBe(true)
+      expect(probe.port).toBe(Number(envOf(docs, probe.container, "SIDECAR_PORT")))
+    }
+    const scrape = docs.find((d) => d.kind === "StatefulSet").spec.template.metadata.annotations
+    expect(served.has(scrape["prometheus.io/path"])).toBe(true)
+    expect(Number(scrape["prometheus.io/port"])).toBe(Number(envOf(docs, "sidecar", "SIDECAR_PORT")))
+  })
+
+  it("statefulset-trusted-header.yaml: the sidecar's probes hit its loopback port; the proxy forwards to it", () => {
+    const docs = manifest("statefulset-trusted-header.yaml")
+    const port = Number(envOf(docs, "sidecar", "SIDECAR_PORT"))
+    expect(envOf(docs, "sidecar", "SIDECAR_AUTHN_MODE")).toBe("trusted-header")
+    const probes = probesOf(docs)
+    expect(probes.map((p) => [p.container, p.kind, p.path])).toEqual([
+      ["sidecar", "readinessProbe", "/v0/healthz"],
+      ["sidecar", "livenessProbe", "/v0/livez"],
+      ["sidecar", "startupProbe", "/v0/startupz"]
+    ])
+    for (const probe of probes) {
+      expect(served.has(probe.path), probe.path).toBe(true)
+      expect(probe.port).toBe(port)
+    }
+    const proxy = docs.find((d) => d.kind === "StatefulSet").spec.template.spec.containers
+      .find((c: any) => c.name === "proxy")
+    expect(proxy.args).toContain(`--upstream=http://127.0.0.1:${port}/`)
+    const ignored = (proxy.args as Array<string>).find((a) => a.startsWith("--ignore-paths="))!.split("=")[1]!.split(",")
+    for (const path of ignored) expect(served.has(path), path).toBe(true)
+  })
+})
