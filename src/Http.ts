@@ -201,9 +201,13 @@ const withBody = (request: HttpServerRequest.HttpServerRequest, text: Effect.Eff
 const hardenRequests = HttpMiddleware.make((app) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
+    const source: unknown = NodeHttpServerRequest.toIncomingMessage(request)
+    // HTTP/1.1 requires Host; the server lets such requests through (requireHostHeader: false) so the 400 is JSON.
+    if (source instanceof IncomingMessage && source.httpVersion === "1.1" && source.headers.host === undefined) {
+      return jsonError(400, "missing Host header (HTTP/1.1 requires one)")
+    }
     if (!HttpMethod.hasBody(request.method)) return yield* app
     const declaredTooLarge = Number(request.headers["content-length"]) > maxBodyBytes
-    const source: unknown = NodeHttpServerRequest.toIncomingMessage(request)
     // A server other than Node's keeps the framework's own reader and limit (which closes instead of answering).
     const text = source instanceof IncomingMessage
       ? yield* Effect.cached(readBody(source, declaredTooLarge))

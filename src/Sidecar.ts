@@ -21,7 +21,7 @@ const rawJson = (status: number, reason: string, error: string) => {
  * of test/Hostile.test.ts): malformed requests, CONNECT, unknown `Expect` values, and requests carrying `Upgrade`.
  */
 const createHttpServer = () => {
-  // Nothing here depends on Host, so a request without one is answered like any other rather than with Node's bare 400.
+  // Node would refuse a request without Host with a bare 400; the API's middleware refuses it with a JSON one.
   const server = createServer({ requireHostHeader: false })
   // The API has no WebSocket. With an `upgrade` listener (the platform adds one), Node diverts every request with an
   // Upgrade header to it and its body is never read: `curl --http2 -d ... http://` sends `Upgrade: h2c`. Without

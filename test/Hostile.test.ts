@@ -342,17 +342,16 @@ withServer("hostile input to the sidecar process", (it) => {
       yield* expectLive(sidecar.url)
     }))
 
-  it.effect("malformed HTTP at the socket level: Node's own 400 (431), or the sidecar's JSON error, and no 5xx", () =>
+  it.effect("malformed HTTP at the socket level: 400 (431) with a JSON error, and no 5xx", () =>
     Effect.gen(function*() {
       const { sidecar } = yield* Server
-      // Rejected by Node's HTTP parser before the sidecar sees anything: Node answers a bare 400 (431 for headers
-      // over 16 KiB) and closes. A JSON body there would need a `clientError` listener on the server itself.
+      // Rejected by Node's HTTP parser before the sidecar sees anything: the server's `clientError` listener answers
+      // 400 (431 for headers over 16 KiB) with a JSON error, and closes.
       const malformed: Record<string, string | Uint8Array> = {
         "bad request line": raw(["GARBAGE"]),
         "unknown HTTP version": raw(["GET /v0/livez HTTP/9.9", "Host: x", close]),
         "unknown method": raw(["FOO /v0/livez HTTP/1.1", "Host: x", close]),
         "LF-only line ends": "GET /v0/livez HTTP/1.1\nHost: x\nConnection: close\n\n",
-        "HTTP/1.1 without Host": raw(["GET /v0/livez HTTP/1.1", close]),
         "control byte in a header": raw(["GET /v0/livez HTTP/1.1", "Host: x", "X-Bad: a\x01b", close]),
         "NUL in a header": raw(["GET /v0/livez HTTP/1.1", "Host: x", "X-Bad: a\0b", close]),
         "space in a header name": raw(["GET /v0/livez HTTP/1.1", "Host: x", "Bad Header: x", close]),
@@ -372,6 +371,7 @@ withServer("hostile input to the sidecar process", (it) => {
       }
       // Complete requests, however odd, reach the sidecar: its JSON error, like any other request.
       const odd: Record<string, string> = {
+        "HTTP/1.1 without Host": raw(["GET /v0/livez HTTP/1.1", close]),
         "asterisk form": raw(["OPTIONS * HTTP/1.1", "Host: x", close]),
         "absolute form": raw(["GET http://evil.example/v0/nothing HTTP/1.1", "Host: x", close]),
         "WebDAV method": raw(["PROPFIND /v0/livez HTTP/1.1", "Host: x", close]),
@@ -392,6 +392,7 @@ withServer("hostile input to the sidecar process", (it) => {
       Object.keys(malformed).forEach((what, i) => {
         const { text } = answers.malformed[i]!
         expect(text, what).toMatch(/^HTTP\/1\.1 (400 Bad Request|431 Request Header Fields Too Large)\r\n/)
+        expect(text, what).toMatch(/content-type: application\/json\r\n[\s\S]*\r\n\r\n\{"error":"[^"]+/i)
         expect(leaks(text), what).toBe(false)
       })
       Object.keys(odd).forEach((what, i) => {
