@@ -5,7 +5,7 @@ import { Context, Effect, Layer } from "effect"
 import { spawn } from "node:child_process"
 import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
-import { pollUntil, request, startSidecar } from "./sidecar.js"
+import { pollUntil, request, sidecarMain, startSidecar } from "./sidecar.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const bin = fileURLToPath(new URL("../bin/sidecar.mjs", import.meta.url))
@@ -16,11 +16,18 @@ interface Run {
   readonly stderr: string
 }
 
-/** Run the real `sidecar` executable (its shebang, its tsx registration) to completion. */
-const sidecar = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+/**
+ * Run the CLI to completion: the compiled entry point by default, or the `bin` a user runs (its shebang, its tsx
+ * registration), which costs a few seconds more to start.
+ */
+const run = (command: ReadonlyArray<string>) => (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   Effect.async<Run>((resume) => {
     const { SIDECAR_URL: _, ...inherited } = process.env
-    const child = spawn(bin, args, { cwd: root, env: { ...inherited, ...env }, stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(command[0]!, [...command.slice(1), ...args], {
+      cwd: root,
+      env: { ...inherited, ...env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
     let stdout = ""
     let stderr = ""
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
@@ -28,6 +35,8 @@ const sidecar = (args: ReadonlyArray<string>, env: Record<string, string> = {}) 
     child.once("close", (code) => resume(Effect.succeed({ code, stdout, stderr })))
     return Effect.sync(() => child.kill("SIGKILL"))
   }).pipe(Effect.timeout("30 seconds"), Effect.orDie)
+const sidecar = run([process.execPath, sidecarMain])
+const viaBin = run([bin])
 
 /**
  * A failure is reported as one line on stderr, never a stack trace or a JSON dump; waiting may have printed
@@ -40,7 +49,7 @@ const expectReason = (run: Run, reason: RegExp) => {
   expect(run.stderr).not.toMatch(/^\s+at |_tag|\{"/m)
 }
 
-/** Each CLI start costs a second or more (tsx): give a test with several of them room on a busy machine. */
+/** Each CLI start costs a second or so: give a test with several of them room on a busy machine. */
 const slow = 60_000
 
 /** One real sidecar for the whole file, with a `fail` command that exits 3. */
@@ -83,7 +92,7 @@ describe("sidecar CLI", () => {
     it.effect("--help everywhere; a usage error exits 2 with only the CLI's message", () =>
       Effect.gen(function*() {
         const [help, submitHelp, usage] = yield* Effect.all([
-          sidecar(["--help"]),
+          viaBin(["--help"]), // the executable package.json names, as `npx sidecar` runs it
           sidecar(["task", "submit", "--help"]),
           sidecar(["task", "submit", "--params", "{"])
         ], { concurrency: 3 })

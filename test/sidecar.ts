@@ -5,6 +5,8 @@ import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
+/** The sidecar's entry point, compiled by test/globalSetup.ts before the tests start. */
+export const sidecarMain = fileURLToPath(new URL("../dist/src/main.js", import.meta.url))
 
 export interface Sidecar {
   readonly url: string
@@ -16,13 +18,13 @@ export interface Sidecar {
 }
 
 /**
- * Start the real sidecar as a user does (`node --import tsx src/main.ts`, no npm in between so signals reach it)
+ * Start the real sidecar as its image does (`node dist/src/main.js`, no npm in between so signals reach it)
  * on 127.0.0.1 and a free port; wait until it listens. Killed with the scope if still running.
  */
 export const startSidecar = (env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.gen(function*() {
-      const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      const child = spawn(process.execPath, [sidecarMain], {
         cwd: root,
         env: { ...process.env, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", ...env },
         stdio: ["ignore", "pipe", "pipe"]
@@ -72,7 +74,7 @@ export const startSidecar = (env: Record<string, string>) =>
 /** Run the sidecar's entry point to completion (for startup failures): exit code and stderr. */
 export const runToExit = (env: Record<string, string>) =>
   Effect.async<{ code: number | null; stderr: string }>((resume) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    const child = spawn(process.execPath, [sidecarMain], {
       cwd: root,
       env: { ...process.env, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", ...env },
       stdio: ["ignore", "ignore", "pipe"]
