@@ -126,7 +126,7 @@ const main = async () => {
         )
         const plan = await listQueryPlan(bench.seededCopy())
         report.push(
-          "### Query plan of the list query (captured from the sidecar's Store.list(100), on the seeded database)",
+          "### Query plan of the list query (captured from the sidecar's Store.list, 100 newest, on the seeded database)",
           "",
           "```",
           plan.sql,

@@ -88,7 +88,9 @@ export const makeBench = (settings: Settings, commit?: string): Bench => {
     try {
       if (keepIn !== undefined) {
         mkdirSync(keepIn, { recursive: true })
-        copyFileSync(file, join(keepIn, `${variant.scenario}-${kind}-${runs}.cpuprofile`))
+        // The measured part's start is in the name: `bench/profile.ts FILE --from-ms N` summarises the same samples.
+        const from = Math.round(ctx.window.measuredFromMs)
+        copyFileSync(file, join(keepIn, `${variant.scenario}-${kind}-${runs}-from-ms-${from}.cpuprofile`))
       }
       return { summary: summarise(readProfile(file), 25, ctx.window.measuredFromMs), sample }
     } finally {

@@ -27,7 +27,11 @@ export const snapshot = (dir: string, commit?: string): string => {
 export const describeCode = (commit?: string): string => {
   const git = (...args: Array<string>) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim()
   try {
-    if (commit !== undefined) return `commit ${git("log", "-1", "--format=%h %s", commit)} (git archive)`
+    if (commit !== undefined) {
+      return `commit ${git("rev-parse", "--short", commit)} (git archive); src/ last changed in ${
+        git("log", "-1", "--format=%h %s", commit, "--", "src", "migrations")
+      }`
+    }
     const dirty = git("status", "--porcelain", "--", "src", "migrations", "package.json").split("\n").filter((l) => l !== "")
     return `working tree at commit ${git("log", "-1", "--format=%h %s")}${
       dirty.length === 0 ? "" : `, with uncommitted changes in ${dirty.map((l) => l.slice(3)).join(", ")}`
