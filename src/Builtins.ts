@@ -1,4 +1,5 @@
 import { Effect, Schema } from "effect"
+import { awaitHttp } from "./AwaitHttp.js"
 import { readinessTypes } from "./Engine.js"
 import { Readiness } from "./Readiness.js"
 import { runCommand } from "./RunCommand.js"
@@ -25,4 +26,4 @@ export const markNotReady = taskHandler({
 })
 
 /** The task types every sidecar has; pass them to `TaskHandlers.layer` along with your own. */
-export const builtinHandlers = [markReady, markNotReady, runCommand] as const
+export const builtinHandlers = [markReady, markNotReady, runCommand, awaitHttp] as const
