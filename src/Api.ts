@@ -1,7 +1,7 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import pkg from "../package.json" with { type: "json" }
-import { ReadinessStatus, SubmitTask, Task, TaskId } from "./Domain.js"
+import { ReadinessStatus, SubmitTask, Task, TaskId, TaskRun, TaskStatus } from "./Domain.js"
 import {
   InvalidParams,
   InvalidRequest,
@@ -28,6 +28,26 @@ export const TaskDeduplicated = idOnly("TaskDeduplicated", 202, "The task is run
 
 const TaskPath = Schema.Struct({ id: Schema.String })
 
+/** A query parameter holding a whole number from `min` to `max`, in plain decimal digits. */
+const integerParam = (min: number, max: number) =>
+  Schema.String.pipe(
+    Schema.filter((s) =>
+      (/^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max) || `must be an integer from ${min} to ${max}`
+    ),
+    Schema.compose(Schema.NumberFromString)
+  )
+
+const ListParams = Schema.Struct({
+  status: Schema.optional(TaskStatus),
+  type: Schema.optional(Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))),
+  limit: Schema.optional(integerParam(1, 1000))
+})
+
+const GetParams = Schema.Struct({
+  /** Seconds to wait for the task to become terminal before answering. */
+  wait: Schema.optional(integerParam(0, 60))
+})
+
 /** A probe's 200: no body. */
 const Ready = HttpApiSchema.Empty(200).annotations({ description: "Ready" })
 
@@ -50,17 +70,37 @@ export class TasksApi extends HttpApiGroup.make("tasks")
   )
   .add(
     HttpApiEndpoint.get("list", "/v0/tasks")
-      .addSuccess(Schema.Array(Task).annotations({ description: "The 100 most recently submitted, newest first" }))
+      .setUrlParams(ListParams)
+      .addSuccess(Schema.Array(Task).annotations({ description: "The most recently submitted, newest first" }))
       .addError(StoreError, { status: 503 })
       .annotate(OpenApi.Summary, "List recent tasks")
+      .annotate(
+        OpenApi.Description,
+        "The `limit` (1 to 1000, default 100) most recently submitted tasks, newest first; only those with the " +
+          "given `status` and `type` when they are given."
+      )
   )
   .add(
     HttpApiEndpoint.get("get", "/v0/tasks/:id")
       .setPath(TaskPath)
+      .setUrlParams(GetParams)
       .addSuccess(Task)
       .addError(TaskNotFound, { status: 404 })
       .addError(StoreError, { status: 503 })
       .annotate(OpenApi.Summary, "Get one task")
+      .annotate(
+        OpenApi.Description,
+        "With `wait` (0 to 60 seconds), answers as soon as the task is completed or failed, or with its current " +
+          "state when the wait is over."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("runs", "/v0/tasks/:id/runs")
+      .setPath(TaskPath)
+      .addSuccess(Schema.Array(TaskRun).annotations({ description: "Every run of the task, oldest first" }))
+      .addError(TaskNotFound, { status: 404 })
+      .addError(StoreError, { status: 503 })
+      .annotate(OpenApi.Summary, "The task's run history")
   )
   .add(
     HttpApiEndpoint.del("remove", "/v0/tasks/:id")

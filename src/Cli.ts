@@ -68,20 +68,20 @@ const submit = Command.make("submit", {
     if (!o.json) {
       yield* Console.log(_tag === "TaskStarted" ? `started ${id}` : `${id} is running or completed already`)
     }
-    if (o.wait) yield* finish(call(client.tasks.get({ path: { id } })), o)
+    if (o.wait) yield* finish(call(client.tasks.get({ path: { id }, urlParams: {} })), o)
   })).pipe(Command.withDescription("submit a task (201: a run started; 202: it is running or completed already)"))
 
 const get = Command.make("get", { url, json, id }, (o) =>
   Effect.gen(function*() {
     const { call, client } = yield* connect(o.url)
-    const task = yield* call(client.tasks.get({ path: { id: o.id } }))
+    const task = yield* call(client.tasks.get({ path: { id: o.id }, urlParams: {} }))
     yield* Console.log(o.json ? Format.json(Format.taskJson(task)) : Format.taskFields(task))
   })).pipe(Command.withDescription("show one task"))
 
 const list = Command.make("list", { url, json }, (o) =>
   Effect.gen(function*() {
     const { call, client } = yield* connect(o.url)
-    const tasks = yield* call(client.tasks.list())
+    const tasks = yield* call(client.tasks.list({ urlParams: {} }))
     yield* Console.log(o.json ? Format.json(Format.tasksJson(tasks)) : Format.taskTable(tasks))
   })).pipe(Command.withDescription("the 100 most recently submitted tasks, newest first"))
 
@@ -95,7 +95,7 @@ const remove = Command.make("delete", { url, json, id }, (o) =>
 const wait = Command.make("wait", { url, json, id, timeout }, (o) =>
   Effect.gen(function*() {
     const { call, client } = yield* connect(o.url)
-    yield* finish(call(client.tasks.get({ path: { id: o.id } })), o)
+    yield* finish(call(client.tasks.get({ path: { id: o.id }, urlParams: {} })), o)
   })).pipe(Command.withDescription("wait until a task ends (exit 1 if it failed)"))
 
 const task = Command.make("task").pipe(

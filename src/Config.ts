@@ -32,6 +32,13 @@ export const ShutdownTimeout = Config.integer("SIDECAR_SHUTDOWN_TIMEOUT_SECONDS"
   Config.map(Duration.seconds)
 )
 
+/** How long a finished task is kept; none (0) keeps everything. */
+export const Retention = Config.integer("SIDECAR_RETENTION_HOURS").pipe(
+  Config.validate({ message: "must be a whole number of hours, 0 (keep everything) or more", validation: (n) => n >= 0 }),
+  Config.withDefault(168),
+  Config.map((hours) => (hours === 0 ? Option.none() : Option.some(Duration.hours(hours))))
+)
+
 const isLoopback = (host: string) =>
   host === "localhost" || host === "::1" || host === "[::1]" ||
   /^127\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)$/.test(host)
@@ -73,6 +80,7 @@ export const AppConfig = Config.all({
   dbPath: Config.nonEmptyString("SIDECAR_DB").pipe(Config.withDefault("./data/sidecar.db")),
   commandsFile: Config.option(Config.nonEmptyString("SIDECAR_COMMANDS")),
   log: LogConfig,
-  shutdownTimeout: ShutdownTimeout
+  shutdownTimeout: ShutdownTimeout,
+  retention: Retention
 })
 export type AppConfig = Config.Config.Success<typeof AppConfig>

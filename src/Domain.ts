@@ -27,6 +27,30 @@ export class Task extends Schema.Class<Task>("Task")({
   completedAt: Schema.optional(Schema.DateTimeUtc)
 }) {}
 
+/** How a run began: the first submit of its id, or a submit of it after it failed. */
+export const RunStart = Schema.Literal("submit", "resubmit")
+export type RunStart = typeof RunStart.Type
+
+/** One run of a task, kept after later runs so earlier failures stay explained. */
+export class TaskRun extends Schema.Class<TaskRun>("TaskRun")({
+  run: Schema.Int,
+  status: TaskStatus,
+  error: Schema.optional(Schema.String),
+  result: Schema.optional(Schema.Unknown),
+  startedAt: Schema.DateTimeUtc,
+  completedAt: Schema.optional(Schema.DateTimeUtc),
+  startedBy: RunStart,
+  /** How many times crash recovery resumed this same run. */
+  resumes: Schema.Int
+}) {}
+
+/** Which tasks a list answers: the newest `limit` of those with `status` and `type`, when given. */
+export interface TaskFilter {
+  readonly status?: TaskStatus | undefined
+  readonly type?: string | undefined
+  readonly limit: number
+}
+
 /** The body of `POST /v0/tasks`; `id` absent, null or "" means "generate one". Checked further by the Engine. */
 export const SubmitTask = Schema.Struct({
   id: Schema.optional(Schema.NullOr(Schema.String)),

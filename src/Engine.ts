@@ -1,9 +1,9 @@
-import { Cause, Clock, DateTime, Duration, Effect, Exit, Fiber, FiberMap, Option, ParseResult, Schedule, Schema } from "effect"
+import { DateTime, Duration, Effect, Fiber, FiberMap, Option, Schema } from "effect"
 import type { SubmitOutcome } from "./Domain.js"
-import { type SubmitTask, Task, TaskId } from "./Domain.js"
+import { type SubmitTask, Task, type TaskFilter, TaskId } from "./Domain.js"
+import { Retention } from "./Config.js"
+import { decodeParams, makeExecute } from "./Execute.js"
 import {
-  formatIssues,
-  InvalidParams,
   InvalidRequest,
   InvalidTaskId,
   StoreError,
@@ -12,7 +12,7 @@ import {
 } from "./Errors.js"
 import { Metrics } from "./Metrics.js"
 import { Readiness } from "./Readiness.js"
-import type { Completion } from "./Store.js"
+import { pruneForever } from "./Retention.js"
 import { busyTimeout, Store } from "./Store.js"
 import type { TaskHandler } from "./TaskHandlers.js"
 import { TaskHandlers } from "./TaskHandlers.js"
@@ -21,25 +21,6 @@ import { TaskHandlers } from "./TaskHandlers.js"
 export const readinessTypes = { ready: "mark-ready", notReady: "mark-not-ready" } as const
 
 const isTaskId = Schema.is(TaskId)
-
-/**
- * Decode `params` with the handler's schema; a mismatch names the field and the problem. Stops at the first problem:
- * collecting them all costs time in proportion to the input (seconds, for a megabyte of bad array elements).
- */
-export const decodeParams = (handler: TaskHandler, params: unknown) =>
-  Schema.decodeUnknown(handler.params, { errors: "first", onExcessProperty: "error" })(params).pipe(
-    Effect.mapError((e) =>
-      new InvalidParams({
-        type: handler.name,
-        error: `invalid params for ${handler.name}: ${formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))}`
-      })
-    )
-  )
-
-const describeDefect = (cause: Cause.Cause<unknown>) => {
-  const defect = Cause.squash(cause)
-  return defect instanceof Error ? defect.message : String(defect)
-}
 
 /** The task engine: decides what a submit means, runs each task in its own fiber, and records how it ended. */
 export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
@@ -71,62 +52,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const handlerFor = (type: string) =>
       Option.fromNullable(handlers.get(type)).pipe(Effect.mapError(() => UnknownTaskType.of(type)))
 
-    /** Write how a run ended; a failed write is retried, then left `running` for the next start to resume. */
-    const finish = (task: Task, completion: Completion) =>
-      store.complete(task.id, task.run, completion).pipe(
-        Effect.retry({ schedule: Schedule.exponential("200 millis"), times: 5 }),
-        Effect.tap((written) =>
-          written
-            ? Effect.void
-            : Effect.logInfo("run superseded or deleted; its completion was not written")
-        ),
-        Effect.catchAll((e) =>
-          Effect.logError("completion could not be written; the task stays running and resumes at next start", e)
-        )
-      )
-
-    const execute = (task: Task, handler: TaskHandler) =>
-      Effect.gen(function*() {
-        const started = yield* Clock.currentTimeMillis
-        yield* Effect.logInfo("task started")
-        const exit = yield* decodeParams(handler, task.params).pipe(
-          Effect.flatMap((params) => Effect.suspend(() => handler.run(params))),
-          Effect.exit
-        )
-        const completedAt = yield* DateTime.now
-        const elapsedMs = (yield* Clock.currentTimeMillis) - started
-        if (Exit.isSuccess(exit)) {
-          yield* finish(task, { status: "completed", result: exit.value, completedAt })
-          yield* metrics.finished(task.type, "completed", elapsedMs / 1000)
-          return yield* Effect.logInfo("task completed").pipe(Effect.annotateLogs({ elapsedMs }))
-        }
-        const failure = Cause.failureOption(exit.cause)
-        const error = Option.match(failure, {
-          onSome: (e) => (e._tag === "TaskError" ? e.render() : e.error),
-          onNone: () =>
-            Cause.isInterruptedOnly(exit.cause)
-              ? "handler interrupted itself"
-              : `handler crashed: ${describeDefect(exit.cause)}`
-        })
-        yield* finish(task, { status: "failed", error, completedAt })
-        yield* metrics.finished(task.type, "failed", elapsedMs / 1000)
-        if (Option.isNone(failure) && Cause.isDie(exit.cause)) yield* metrics.crashed(task.type)
-        yield* Option.match(failure, {
-          onSome: (e) => Effect.logWarning("task failed").pipe(Effect.annotateLogs(
-            "taskError",
-            e._tag === "TaskError"
-              ? { task: e.task, operation: e.operation, message: e.message, hint: e.hint, retryable: e.retryable }
-              : { message: e.error }
-          )),
-          onNone: () => Effect.logError("task failed: handler crashed", exit.cause)
-        }).pipe(Effect.annotateLogs({ elapsedMs, error }))
-      }).pipe(
-        // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
-        Effect.onInterrupt(() => Effect.logInfo("task interrupted; it stays running until resumed or deleted")),
-        (run) => Effect.zipRight(metrics.runStarted, Effect.ensuring(run, metrics.runEnded)),
-        Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }),
-        Effect.withSpan("Engine.execute", { attributes: { id: task.id, type: task.type, run: task.run } })
-      )
+    const { execute, finish } = makeExecute(store, metrics)
 
     // A fiber that already wrote its completion may still be in the map, so a newer run replaces it.
     const start = (task: Task, handler: TaskHandler) => FiberMap.run(runs, task.id, execute(task, handler))
@@ -178,8 +104,22 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const get = (id: string) =>
       store.get(id).pipe(Effect.flatMap(Option.match({ onNone: () => TaskNotFound.of(id), onSome: Effect.succeed })))
 
-    /** The 100 most recently submitted tasks, newest first. */
-    const list = (limit = 100) => store.list(limit)
+    /**
+     * The task, once it is terminal or `wait` has passed, whichever comes first. Its run's own fiber wakes the
+     * waiter when it has written the outcome: no polling, and any number of waiters share it.
+     */
+    const await_ = (id: string, wait: Duration.DurationInput) =>
+      Effect.flatMap(get(id), (task) =>
+        task.status !== "running" ? Effect.succeed(task) : join(id).pipe(
+          Effect.timeoutOption(wait),
+          Effect.zipRight(get(id))
+        ))
+
+    /** The most recently submitted tasks, newest first: 100 of them unless `filter` says otherwise. */
+    const list = (filter: TaskFilter = { limit: 100 }) => store.list(filter)
+
+    /** Every run of the task, oldest first. */
+    const runsOf = (id: string) => Effect.zipRight(get(id), store.runs(id))
 
     /**
      * Interrupt the task's run (a run-command child is killed) and wait for it, then delete the row; nothing
@@ -222,15 +162,20 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
           Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
         )
       } else {
+        yield* store.resumed(task.id, task.run)
         yield* Effect.logInfo("task resumed").pipe(Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }))
         yield* start(task, handler)
       }
+    }
+    const retention = yield* Retention
+    if (Option.isSome(retention)) {
+      yield* Effect.forkScoped(pruneForever(store, retention.value, [readinessTypes.ready, readinessTypes.notReady]))
     }
     yield* Effect.logInfo("engine started").pipe(
       Effect.annotateLogs({ rehydrated: running.length, ready: Option.exists(last, (t) => t.type === readinessTypes.ready) })
     )
 
-    return { submit, get, list, remove, join, ready, livez, running: FiberMap.size(runs) } as const
+    return { submit, get, await: await_, list, runs: runsOf, remove, join, ready, livez } as const
   }),
   dependencies: [Store.Default]
 }) {}

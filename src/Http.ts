@@ -12,25 +12,34 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Cause, Data, Effect, Layer, Option } from "effect"
+import { Cause, Data, Duration, Effect, Layer, Option } from "effect"
 import { IncomingMessage } from "node:http"
 import { Api } from "./Api.js"
 import { authn, type AuthnMode } from "./Authn.js"
 import { Engine } from "./Engine.js"
 import { formatIssues, InvalidRequest, NotReady } from "./Errors.js"
 import { Metrics } from "./Metrics.js"
+import { Shutdown } from "./Shutdown.js"
 
 const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
   Effect.gen(function*() {
     const engine = yield* Engine
+    const shutdown = yield* Shutdown
     return handlers
       .handle("submit", ({ payload }) =>
         Effect.map(engine.submit(payload), (outcome) =>
           outcome._tag === "Started"
             ? { _tag: "TaskStarted" as const, id: outcome.id }
             : { _tag: "TaskDeduplicated" as const, id: outcome.id }))
-      .handle("list", () => engine.list())
-      .handle("get", ({ path }) => engine.get(path.id))
+      .handle("list", ({ urlParams }) => engine.list({ ...urlParams, limit: urlParams.limit ?? 100 }))
+      .handle("get", ({ path, urlParams }) =>
+        urlParams.wait === undefined || urlParams.wait === 0
+          ? engine.get(path.id)
+          : engine.await(path.id, Duration.seconds(urlParams.wait)).pipe(
+            // a stopping server answers its waiters at once rather than let them hold up its drain
+            Effect.raceFirst(Effect.zipRight(shutdown.begun, engine.get(path.id)))
+          ))
+      .handle("runs", ({ path }) => engine.runs(path.id))
       .handle("remove", ({ path }) => engine.remove(path.id))
   }))
 

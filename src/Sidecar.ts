@@ -5,6 +5,7 @@ import { AppConfig, LogConfig, ShutdownTimeout } from "./Config.js"
 import { Engine } from "./Engine.js"
 import { httpLayer } from "./Http.js"
 import { Metrics } from "./Metrics.js"
+import { Shutdown } from "./Shutdown.js"
 import { Readiness } from "./Readiness.js"
 import { Commands } from "./RunCommand.js"
 import { SqlLive } from "./Sql.js"
@@ -77,19 +78,23 @@ const StartupLog = Layer.effectDiscard(
         database: config.dbPath,
         authnMode: config.listen.authnMode,
         commandsFile: Option.getOrElse(config.commandsFile, () => "none"),
-        shutdownTimeoutSeconds: Duration.toSeconds(config.shutdownTimeout)
+        shutdownTimeoutSeconds: Duration.toSeconds(config.shutdownTimeout),
+        retentionHours: Option.match(config.retention, { onNone: () => 0, onSome: Duration.toHours })
       })
     ))
 )
 
 /**
- * The graceful path (drain requests, stop runs, close the database) is bounded on its own; this is the backstop
- * that keeps a stuck finalizer from outliving SIDECAR_SHUTDOWN_TIMEOUT_SECONDS after the first signal.
+ * On the first signal, tell whoever waits on Shutdown (long polls) and arm a backstop: the graceful path (drain
+ * requests, stop runs, close the database) is bounded on its own, but a stuck finalizer must not outlive
+ * SIDECAR_SHUTDOWN_TIMEOUT_SECONDS.
  */
 const ShutdownWatchdog = Layer.scopedDiscard(
   Effect.gen(function*() {
     const timeout = yield* ShutdownTimeout
+    const shutdown = yield* Shutdown
     const arm = () => {
+      shutdown.unsafeBegin()
       setTimeout(() => {
         process.stderr.write(`sidecar: shutdown did not finish within ${Duration.format(timeout)}; exiting\n`)
         process.exit(1)
@@ -121,7 +126,8 @@ export const SidecarLive = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness 
     Layer.provide(handlers),
     Layer.provide([Readiness.Default, Commands.Live, SqlLive, MetricsLive]),
     Layer.provide(StartupLog),
-    Layer.provide(ShutdownWatchdog)
+    Layer.provide(ShutdownWatchdog),
+    Layer.provide(Shutdown.Default)
   )
 
 const describe = (error: unknown): string =>

@@ -1,9 +1,8 @@
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { DateTime, Duration, Effect, Option, Ref, Schedule } from "effect"
-import { accessSync, constants, promises as fs, statSync } from "node:fs"
-import { dirname } from "node:path"
-import type { TaskId, TaskStatus } from "./Domain.js"
-import { Task } from "./Domain.js"
+import { Clock, DateTime, Duration, Effect, Option, Ref, Schedule } from "effect"
+import { fileChecks } from "./DatabaseFile.js"
+import type { RunStart, TaskFilter, TaskId, TaskStatus } from "./Domain.js"
+import { Task, TaskRun } from "./Domain.js"
 import { StoreError } from "./Errors.js"
 
 /** A row of `task_results` as SQLite returns it. */
@@ -17,6 +16,18 @@ type TaskRow = {
   readonly result: string | null
   readonly submitted_at: string
   readonly completed_at: string | null
+}
+
+/** A row of `task_runs`. */
+type RunRow = {
+  readonly run: number
+  readonly status: string
+  readonly error: string
+  readonly result: string | null
+  readonly started_at: string
+  readonly completed_at: string | null
+  readonly started_by: string
+  readonly resumes: number
 }
 
 /** How a run ended, as written by the conditional completion. */
@@ -72,6 +83,20 @@ const fromRow = (row: TaskRow): Task => {
   }, true)
 }
 
+const fromRunRow = (row: RunRow): TaskRun => {
+  const result = decodeJson(row.result)
+  return new TaskRun({
+    run: row.run,
+    status: row.status as TaskStatus,
+    ...(row.error === "" ? {} : { error: row.error }),
+    ...(result === undefined ? {} : { result }),
+    startedAt: DateTime.unsafeMake(row.started_at),
+    ...(row.completed_at === null || row.completed_at === "" ? {} : { completedAt: DateTime.unsafeMake(row.completed_at) }),
+    startedBy: row.started_by as RunStart,
+    resumes: row.resumes
+  }, true)
+}
+
 /**
  * How long a statement waits for another connection's write lock before it fails. SQLite's own busy_timeout would
  * wait by sleeping inside the (synchronous) driver call, freezing the event loop and with it every probe; so the
@@ -87,55 +112,6 @@ const whileBusy = Schedule.exponential("2 millis").pipe(
   Schedule.union(Schedule.spaced("50 millis")),
   Schedule.upTo(busyTimeout)
 )
-
-/** The least free space a database volume may have and still count as healthy. */
-const minFreeBytes = 64 * 1024
-const sqliteHeader = Buffer.from("SQLite format 3\0", "latin1")
-
-/**
- * Checks of the database file itself, which a query may not reach (SQLite answers from its page cache): it must be
- * the file we opened (not replaced or removed), start with SQLite's header, and sit on a writable, non-full volume.
- */
-const fileChecks = (file: string): {
-  readonly sameFile: Effect.Effect<void, unknown>
-  readonly healthy: Effect.Effect<void, unknown>
-} => {
-  if (file === "" || file === ":memory:" || file.startsWith("file:")) {
-    return { sameFile: Effect.void, healthy: Effect.void }
-  }
-  const opened = statSync(file)
-  const fail = (message: string) => Effect.fail(new Error(message))
-  const sameFile = Effect.try({
-    try: () => {
-      const now = statSync(file, { throwIfNoEntry: false })
-      if (now === undefined || now.ino !== opened.ino || now.dev !== opened.dev) {
-        throw new Error(`the database file ${file} was removed or replaced underneath the process`)
-      }
-    },
-    catch: (e) => e
-  })
-  const healthy = Effect.gen(function*() {
-    yield* sameFile
-    const header = Buffer.alloc(sqliteHeader.length)
-    yield* Effect.tryPromise(async () => {
-      const handle = await fs.open(file, "r")
-      try {
-        await handle.read(header, 0, header.length, 0)
-      } finally {
-        await handle.close()
-      }
-    })
-    if (!header.equals(sqliteHeader)) return yield* fail(`the database file ${file} is corrupt (no SQLite header)`)
-    const dir = dirname(file)
-    yield* Effect.try({
-      try: () => accessSync(dir, constants.W_OK),
-      catch: (e) => new Error(`the database folder ${dir} is not writable: ${(e as Error).message}`)
-    })
-    const space = yield* Effect.tryPromise(() => fs.statfs(dir))
-    if (space.bavail * space.bsize < minFreeBytes) return yield* fail(`the database volume at ${dir} is full`)
-  })
-  return { sameFile, healthy }
-}
 
 /** How often the database file and volume are checked in the background, between liveness probes. */
 const fileCheckInterval = Duration.seconds(2)
@@ -153,7 +129,14 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
         onSuccess: () => Ref.set(fileProblem, Option.none())
       })
     )
-    yield* checkFile.pipe(Effect.ignore, Effect.repeat(Schedule.spaced(fileCheckInterval)), Effect.forkScoped)
+    // On the real clock whatever clock the program runs on: the file's health is a matter of wall time, and a test
+    // that moves its clock by days must not run thousands of checks.
+    yield* checkFile.pipe(
+      Effect.ignore,
+      Effect.repeat(Schedule.spaced(fileCheckInterval)),
+      Effect.withClock(Clock.make()),
+      Effect.forkScoped
+    )
     const writable = Effect.zipRight(
       file.sameFile,
       Effect.flatMap(Ref.get(fileProblem), Option.match({ onNone: () => Effect.void, onSome: Effect.fail }))
@@ -166,19 +149,20 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
         Effect.withSpan(`Store.${op}`, { attributes })
       )
 
-    /** Insert the task, or replace every column of the row with its id. */
-    const save = (task: Task) => {
-      const row = toRow(task)
-      return sql`INSERT INTO task_results ${sql.insert(row)}
+    /**
+     * Insert the task, or replace every column of the row with its id. Triggers (migration 0005) open the history
+     * row of a new run in the same statement.
+     */
+    const save = (task: Task) =>
+      sql`INSERT INTO task_results ${sql.insert(toRow(task))}
         ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = excluded.status, run = excluded.run,
           params = excluded.params, error = excluded.error, result = excluded.result,
           submitted_at = excluded.submitted_at, completed_at = excluded.completed_at`.pipe(
-        Effect.asVoid,
         // an accepted task must land in the file the next start will open, not in one unlinked underneath us
         (write) => Effect.zipRight(writable, write),
+        Effect.asVoid,
         step("save", { id: task.id, run: task.run })
       )
-    }
 
     /** The task with exactly this id. */
     const get = (id: string) =>
@@ -187,12 +171,31 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
         step("get", { id })
       )
 
-    /** The `limit` most recently submitted tasks, newest first. */
-    const list = (limit: number) =>
+    /** The most recently submitted tasks that pass `filter`, newest first. */
+    const list = (filter: TaskFilter) =>
       sql<TaskRow>`SELECT ${sql.literal(columns)} FROM task_results
-        ORDER BY submitted_at DESC, rowid DESC LIMIT ${limit}`.pipe(
+        WHERE ${sql.and([
+          ...(filter.status === undefined ? [] : [sql`status = ${filter.status}`]),
+          ...(filter.type === undefined ? [] : [sql`type = ${filter.type}`])
+        ])}
+        ORDER BY submitted_at DESC, rowid DESC LIMIT ${filter.limit}`.pipe(
         Effect.map((rows) => rows.map(fromRow)),
-        step("list", { limit })
+        step("list", { ...filter })
+      )
+
+    /** Every run of the task, oldest first. */
+    const runs = (id: string) =>
+      sql<RunRow>`SELECT run, status, error, result, started_at, completed_at, started_by, resumes FROM task_runs
+        WHERE task_id = ${id} ORDER BY run`.pipe(
+        Effect.map((rows) => rows.map(fromRunRow)),
+        step("runs", { id })
+      )
+
+    /** Count one more resumption of the run by crash recovery. */
+    const resumed = (id: TaskId, run: number) =>
+      sql`UPDATE task_runs SET resumes = resumes + 1 WHERE task_id = ${id} AND run = ${run}`.pipe(
+        Effect.asVoid,
+        step("resumed", { id, run })
       )
 
     /** Every task a previous process left `running`, oldest first. */
@@ -223,12 +226,24 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
         step("lastCompleted")
       )
 
-    /** Delete the row; the task it held, if there was one. */
+    /** Delete the task (and, by trigger, its runs); the task it was, if there was one. */
     const remove = (id: string) =>
       sql<TaskRow>`DELETE FROM task_results WHERE id = ${id} RETURNING ${sql.literal(columns)}`.pipe(
         Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), fromRow)),
         step("remove", { id })
       )
+
+    /**
+     * Delete up to `batch` tasks (and their runs) that ended before `before`, never one still running nor one of
+     * `keep`. Answers how many went; the caller repeats while batches come back full.
+     */
+    const prune = (before: DateTime.Utc, keep: ReadonlyArray<string>, batch: number) =>
+      sql<{ id: string }>`DELETE FROM task_results WHERE rowid IN (
+          SELECT rowid FROM task_results
+          WHERE status <> 'running' AND completed_at < ${DateTime.formatIso(before)}
+            ${keep.length === 0 ? sql`` : sql`AND id NOT IN ${sql.in(keep)}`}
+          LIMIT ${batch}
+        ) RETURNING id`.pipe(Effect.map((gone) => gone.length), step("prune", { batch }))
 
     /** Succeeds when the database answers a query on the task table and its file and volume are sound. */
     const ping = sql`SELECT count(*) FROM (SELECT 1 FROM task_results LIMIT 1)`.pipe(
@@ -236,6 +251,6 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       step("ping")
     )
 
-    return { save, get, list, listRunning, complete, lastCompleted, remove, ping } as const
+    return { save, get, list, runs, listRunning, resumed, complete, lastCompleted, remove, prune, ping } as const
   })
 }) {}

@@ -1,4 +1,4 @@
-import type { Schema } from "effect"
+import type { Duration, Schema } from "effect"
 import { Context, Effect, Layer } from "effect"
 import type { TaskError } from "./Errors.js"
 
@@ -10,13 +10,19 @@ export interface TaskHandler<P = any, R = never> {
   readonly name: string
   readonly params: Schema.Schema<P, any>
   readonly run: (params: P) => Effect.Effect<unknown, TaskError, R>
+  /** The result's schema: results are encoded with it before they are stored (and described by it). */
+  readonly result?: Schema.Schema<any, any> | undefined
+  /** A run that takes longer is interrupted and fails with a retryable "timed out after N s". */
+  readonly timeout?: Duration.DurationInput | undefined
 }
 
-/** Declare a handler, inferring its params type from its schema. */
-export const taskHandler = <P, I, R = never>(handler: {
+/** Declare a handler, inferring its params and result types from its schemas. */
+export const taskHandler = <P, I, A = unknown, RI = unknown, R = never>(handler: {
   readonly name: string
   readonly params: Schema.Schema<P, I>
-  readonly run: (params: P) => Effect.Effect<unknown, TaskError, R>
+  readonly result?: Schema.Schema<A, RI> | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+  readonly run: (params: P) => Effect.Effect<A, TaskError, R>
 }): TaskHandler<P, R> => handler
 
 /** A handler, or an effect that builds one (for handlers configured at startup, such as run-command). */

@@ -189,7 +189,7 @@ describe("Engine reads", () => {
       }
       const engine = yield* Engine
       expect((yield* engine.list()).map((t) => t.id)).toEqual([...ids].reverse())
-      expect((yield* engine.list(2)).map((t) => t.id)).toEqual([ids[4], ids[3]])
+      expect((yield* engine.list({ limit: 2 })).map((t) => t.id)).toEqual([ids[4], ids[3]])
     }).pipe(Effect.provide(EngineTest)))
 
   it.effect("list returns at most 100 tasks by default", () =>

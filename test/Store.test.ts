@@ -92,8 +92,8 @@ describe("Store listing", () => {
       for (const n of [3, 1, 5, 2, 4]) {
         yield* store.save(task(n, n % 2 === 0 ? { status: "completed", completedAt: at(n + 1) } : {}))
       }
-      expect((yield* store.list(100)).map((t) => t.id)).toEqual([5, 4, 3, 2, 1].map(id))
-      expect((yield* store.list(2)).map((t) => t.id)).toEqual([id(5), id(4)])
+      expect((yield* store.list({ limit: 100 })).map((t) => t.id)).toEqual([5, 4, 3, 2, 1].map(id))
+      expect((yield* store.list({ limit: 2 })).map((t) => t.id)).toEqual([id(5), id(4)])
       expect((yield* store.listRunning).map((t) => t.id)).toEqual([1, 3, 5].map(id))
     }).pipe(Effect.provide(Store.Default.pipe(Layer.provide(SqlMemory)))))
 

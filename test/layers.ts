@@ -1,11 +1,12 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
-import { Deferred, Effect, Layer, Schema } from "effect"
+import { DateTime, Deferred, Effect, Layer, Schema } from "effect"
 import { builtinHandlers } from "../src/Builtins.js"
 import { Engine } from "../src/Engine.js"
 import { TaskError } from "../src/Errors.js"
 import { Metrics } from "../src/Metrics.js"
 import { Readiness } from "../src/Readiness.js"
+import { Shutdown } from "../src/Shutdown.js"
 import { Store } from "../src/Store.js"
 import { Commands } from "../src/RunCommand.js"
 import { sqlLayer } from "../src/Sql.js"
@@ -78,6 +79,22 @@ export const probeHandler = taskHandler({
     })
 })
 
+/** A handler with a timeout: its runs wait on their key's latch, and give up after 1 s. */
+export const timedHandler = taskHandler({
+  name: "test-timed",
+  params: Schema.Struct({ key: Schema.String }),
+  timeout: "1 second",
+  run: ({ key }) => Effect.flatMap(Probe, (probe) => Effect.zipRight(probe.started(key), probe.wait(key)))
+})
+
+/** A handler with a result schema: the result is stored encoded, and a result that does not fit fails the run. */
+export const typedHandler = taskHandler({
+  name: "test-typed",
+  params: Schema.Struct({ n: Schema.Number }),
+  result: Schema.Struct({ doubled: Schema.Int, at: Schema.DateTimeUtc }),
+  run: ({ n }) => Effect.map(DateTime.now, (at) => ({ doubled: n * 2, at }))
+})
+
 // Writes its pid to the file named by its first arg, then waits; with "ignore-term" it also ignores SIGTERM.
 const pidThenWait = `
   const [file, mode] = process.argv.slice(1)
@@ -97,7 +114,7 @@ export const testCommands = Commands.fromRecord({
   missing: { argv: ["/nonexistent/binary"] }
 })
 
-export const HandlersTest = TaskHandlers.layer(...builtinHandlers, probeHandler).pipe(
+export const HandlersTest = TaskHandlers.layer(...builtinHandlers, probeHandler, timedHandler, typedHandler).pipe(
   Layer.provide(testCommands)
 )
 
@@ -114,7 +131,7 @@ export const InterleavingStore = Layer.effect(
 export const engineOver = <E, R>(sql: Layer.Layer<any, E, R>) =>
   Engine.Default.pipe(
     Layer.provideMerge(HandlersTest),
-    Layer.provideMerge(Layer.mergeAll(Probe.Default, Readiness.Default, Metrics.Default)),
+    Layer.provideMerge(Layer.mergeAll(Probe.Default, Readiness.Default, Metrics.Default, Shutdown.Default)),
     Layer.provideMerge(sql)
   )
 
@@ -123,7 +140,7 @@ export const engineWithStore = <E1, R1, E, R>(store: Layer.Layer<Store, E1, R1>,
   Engine.DefaultWithoutDependencies.pipe(
     Layer.provide(store),
     Layer.provideMerge(HandlersTest),
-    Layer.provideMerge(Layer.mergeAll(Probe.Default, Readiness.Default, Metrics.Default)),
+    Layer.provideMerge(Layer.mergeAll(Probe.Default, Readiness.Default, Metrics.Default, Shutdown.Default)),
     Layer.provideMerge(sql)
   )
 

@@ -1,0 +1,52 @@
+import { Effect } from "effect"
+import { accessSync, constants, promises as fs, statSync } from "node:fs"
+import { dirname } from "node:path"
+
+/** The least free space a database volume may have and still count as healthy. */
+const minFreeBytes = 64 * 1024
+const sqliteHeader = Buffer.from("SQLite format 3\0", "latin1")
+
+/**
+ * Checks of the database file itself, which a query may not reach (SQLite answers from its page cache): it must be
+ * the file we opened (not replaced or removed), start with SQLite's header, and sit on a writable, non-full volume.
+ */
+export const fileChecks = (file: string): {
+  readonly sameFile: Effect.Effect<void, unknown>
+  readonly healthy: Effect.Effect<void, unknown>
+} => {
+  if (file === "" || file === ":memory:" || file.startsWith("file:")) {
+    return { sameFile: Effect.void, healthy: Effect.void }
+  }
+  const opened = statSync(file)
+  const fail = (message: string) => Effect.fail(new Error(message))
+  const sameFile = Effect.try({
+    try: () => {
+      const now = statSync(file, { throwIfNoEntry: false })
+      if (now === undefined || now.ino !== opened.ino || now.dev !== opened.dev) {
+        throw new Error(`the database file ${file} was removed or replaced underneath the process`)
+      }
+    },
+    catch: (e) => e
+  })
+  const healthy = Effect.gen(function*() {
+    yield* sameFile
+    const header = Buffer.alloc(sqliteHeader.length)
+    yield* Effect.tryPromise(async () => {
+      const handle = await fs.open(file, "r")
+      try {
+        await handle.read(header, 0, header.length, 0)
+      } finally {
+        await handle.close()
+      }
+    })
+    if (!header.equals(sqliteHeader)) return yield* fail(`the database file ${file} is corrupt (no SQLite header)`)
+    const dir = dirname(file)
+    yield* Effect.try({
+      try: () => accessSync(dir, constants.W_OK),
+      catch: (e) => new Error(`the database folder ${dir} is not writable: ${(e as Error).message}`)
+    })
+    const space = yield* Effect.tryPromise(() => fs.statfs(dir))
+    if (space.bavail * space.bsize < minFreeBytes) return yield* fail(`the database volume at ${dir} is full`)
+  })
+  return { sameFile, healthy }
+}

@@ -1,0 +1,117 @@
+import { Cause, Clock, DateTime, Duration, Effect, Exit, Option, ParseResult, Schedule, Schema } from "effect"
+import type { Task } from "./Domain.js"
+import { formatIssues, InvalidParams, TaskError } from "./Errors.js"
+import type { Metrics } from "./Metrics.js"
+import type { Completion, Store } from "./Store.js"
+import type { TaskHandler } from "./TaskHandlers.js"
+
+/**
+ * Decode `params` with the handler's schema; a mismatch names the field and the problem. Stops at the first problem:
+ * collecting them all costs time in proportion to the input (seconds, for a megabyte of bad array elements).
+ */
+export const decodeParams = (handler: TaskHandler, params: unknown) =>
+  Schema.decodeUnknown(handler.params, { errors: "first", onExcessProperty: "error" })(params).pipe(
+    Effect.mapError((e) =>
+      new InvalidParams({
+        type: handler.name,
+        error: `invalid params for ${handler.name}: ${formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))}`
+      })
+    )
+  )
+
+const describeDefect = (cause: Cause.Cause<unknown>) => {
+  const defect = Cause.squash(cause)
+  return defect instanceof Error ? defect.message : String(defect)
+}
+
+/** A run that outlives its handler's timeout is interrupted and fails; trying again may well help. */
+const withTimeout = (handler: TaskHandler) => <A, E, R>(run: Effect.Effect<A, E, R>) =>
+  handler.timeout === undefined ? run : run.pipe(
+    Effect.timeoutFail({
+      duration: handler.timeout,
+      onTimeout: () =>
+        new TaskError({
+          task: handler.name,
+          operation: "run",
+          message: `timed out after ${Duration.toSeconds(Duration.decode(handler.timeout!))} s`,
+          retryable: true
+        })
+    })
+  )
+
+/** The result as stored: encoded with the handler's result schema when it declares one. */
+const encodeResult = (handler: TaskHandler) => (value: unknown) =>
+  handler.result === undefined ? Effect.succeed(value) : Schema.encodeUnknown(handler.result)(value).pipe(
+    Effect.mapError((e) =>
+      new TaskError({
+        task: handler.name,
+        operation: "result",
+        message: `the handler's result does not fit its schema: ${formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))}`
+      })
+    )
+  )
+
+/** What runs one run of a task and records how it ended, over the engine's store and metrics. */
+export const makeExecute = (store: Store, metrics: Metrics) => {
+  /** Write how a run ended; a failed write is retried, then left `running` for the next start to resume. */
+  const finish = (task: Task, completion: Completion) =>
+    store.complete(task.id, task.run, completion).pipe(
+      Effect.retry({ schedule: Schedule.exponential("200 millis"), times: 5 }),
+      Effect.tap((written) =>
+        written
+          ? Effect.void
+          : Effect.logInfo("run superseded or deleted; its completion was not written")
+      ),
+      Effect.catchAll((e) =>
+        Effect.logError("completion could not be written; the task stays running and resumes at next start", e)
+      )
+    )
+
+  const execute = (task: Task, handler: TaskHandler) =>
+    Effect.gen(function*() {
+      const started = yield* Clock.currentTimeMillis
+      yield* Effect.logInfo("task started")
+      const exit = yield* decodeParams(handler, task.params).pipe(
+        Effect.flatMap((params) => Effect.suspend(() => handler.run(params))),
+        withTimeout(handler),
+        Effect.flatMap(encodeResult(handler)),
+        Effect.exit
+      )
+      const completedAt = yield* DateTime.now
+      const elapsedMs = (yield* Clock.currentTimeMillis) - started
+      if (Exit.isSuccess(exit)) {
+        yield* finish(task, { status: "completed", result: exit.value, completedAt })
+        yield* metrics.finished(task.type, "completed", elapsedMs / 1000)
+        return yield* Effect.logInfo("task completed").pipe(Effect.annotateLogs({ elapsedMs }))
+      }
+      const failure = Cause.failureOption(exit.cause)
+      const error = Option.match(failure, {
+        onSome: (e) => (e._tag === "TaskError" ? e.render() : e.error),
+        onNone: () =>
+          Cause.isInterruptedOnly(exit.cause)
+            ? "handler interrupted itself"
+            : `handler crashed: ${describeDefect(exit.cause)}`
+      })
+      yield* finish(task, { status: "failed", error, completedAt })
+      yield* metrics.finished(task.type, "failed", elapsedMs / 1000)
+      if (Option.isNone(failure) && Cause.isDie(exit.cause)) yield* metrics.crashed(task.type)
+      yield* Option.match(failure, {
+        onSome: (e) => Effect.logWarning("task failed").pipe(Effect.annotateLogs(
+          "taskError",
+          e._tag === "TaskError"
+            ? { task: e.task, operation: e.operation, message: e.message, hint: e.hint, retryable: e.retryable }
+            : { message: e.error }
+        )),
+        onNone: () => Effect.logError("task failed: handler crashed", exit.cause)
+      }).pipe(Effect.annotateLogs({ elapsedMs, error }))
+    }).pipe(
+      // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
+      Effect.onInterrupt(() => Effect.logInfo("task interrupted; it stays running until resumed or deleted")),
+      (run) => Effect.zipRight(metrics.runStarted, Effect.ensuring(run, metrics.runEnded)),
+      Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }),
+      Effect.withSpan("Engine.execute", { attributes: { id: task.id, type: task.type, run: task.run } })
+    )
+
+
+  return { execute, finish }
+}
