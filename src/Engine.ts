@@ -1,4 +1,4 @@
-import { DateTime, Duration, Effect, Fiber, FiberMap, Option, Schema } from "effect"
+import { Clock, DateTime, Deferred, Duration, Effect, Exit, Fiber, FiberId, FiberMap, Option, Schema } from "effect"
 import type { SubmitOutcome } from "./Domain.js"
 import { type SubmitTask, Task, type TaskFilter, TaskId } from "./Domain.js"
 import { Retention } from "./Config.js"
@@ -29,24 +29,39 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const metrics = yield* Metrics
     const handlers = yield* TaskHandlers
     const readiness = yield* Readiness
-    const gate = yield* Effect.makeSemaphore(1) // one submit or delete decides at a time
     const runs = yield* FiberMap.make<TaskId>() // one fiber per running task, interrupted when the layer closes
 
+    // One submit or delete decides at a time, in arrival order (Effect's Semaphore lets a newcomer overtake those
+    // already waiting, and under load some waited seconds). Each caller queues behind the previous one's Deferred.
+    let lastInLine = Deferred.unsafeMake<void>(FiberId.none)
+    Deferred.unsafeDone(lastInLine, Exit.void)
+    const busyMillis = Duration.toMillis(busyTimeout)
+
     /**
-     * Run `decide` holding the gate, uninterruptibly (a client that hangs up must not leave a persisted row without
-     * its fiber). Waiting for the gate is bounded: behind it may be a submit waiting out a locked database, and a
-     * queued request should get its 503 within twice the busy timeout rather than hang.
+     * Run `decide` alone, uninterruptibly (a client that hangs up must not leave a persisted row without its fiber).
+     * A caller that waited longer than the busy timeout for its turn (behind a submit waiting out a locked database)
+     * gets its 503 at once rather than wait its own busy timeout too: every answer comes within twice that.
      */
     const exclusively = <A, E>(op: string, decide: Effect.Effect<A, E>) =>
       Effect.uninterruptibleMask((restore) =>
-        restore(gate.take(1)).pipe(
-          Effect.timeoutFail({
-            duration: busyTimeout,
-            onTimeout: () =>
-              new StoreError({ op, error: `store ${op} failed: the database stayed busy for ${Duration.format(busyTimeout)}` })
-          }),
-          Effect.zipRight(Effect.ensuring(decide, gate.release(1)))
-        )
+        Effect.suspend(() => {
+          const previous = lastInLine
+          const mine = Deferred.unsafeMake<void>(FiberId.none)
+          lastInLine = mine
+          const release = Deferred.done(mine, Exit.void)
+          return Effect.flatMap(Clock.currentTimeMillis, (arrived) =>
+            restore(Deferred.await(previous)).pipe(
+              // interrupted while queued: still hand the turn on when it comes
+              Effect.onInterrupt(() => Effect.forkDaemon(Effect.zipRight(Deferred.await(previous), release))),
+              Effect.zipRight(Clock.currentTimeMillis),
+              Effect.flatMap((admitted): Effect.Effect<A, E | StoreError> =>
+                admitted - arrived >= busyMillis
+                  ? new StoreError({ op, error: `store ${op} failed: the database stayed busy for ${Duration.format(busyTimeout)}` })
+                  : decide
+              ),
+              Effect.ensuring(release)
+            ))
+        })
       )
 
     const handlerFor = (type: string) =>
@@ -54,8 +69,11 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
 
     const { execute, finish } = makeExecute(store, metrics)
 
+    // Runs are forked from the engine's own runtime, not the submitting request's: they outlive the request, and
+    // must not inherit its scope, its log annotations or the cost of copying its fiber state.
+    const fork = yield* FiberMap.runtime(runs)()
     // A fiber that already wrote its completion may still be in the map, so a newer run replaces it.
-    const start = (task: Task, handler: TaskHandler) => FiberMap.run(runs, task.id, execute(task, handler))
+    const start = (task: Task, handler: TaskHandler) => Effect.sync(() => fork(task.id, execute(task, handler)))
 
     const validate = (req: SubmitTask) =>
       Effect.gen(function*() {
@@ -71,9 +89,8 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
      * New id -> run 1. Running or completed -> nothing to do (the request's type and params are ignored).
      * Failed -> run it again under the same id with run + 1 and the request's type and params.
      */
-    const submit = Effect.fn("Engine.submit")(function*(req: SubmitTask) {
-      const { handler, id } = yield* validate(req)
-      return yield* exclusively("submit", Effect.gen(function*() {
+    const submit = (req: SubmitTask) => Effect.flatMap(validate(req), ({ handler, id }) =>
+      exclusively("submit", Effect.gen(function*() {
         const existing = yield* store.get(id)
         if (Option.isSome(existing) && existing.value.status !== "failed") {
           yield* metrics.submitted(existing.value.type, "deduplicated")
@@ -97,8 +114,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
         )
         yield* start(task, handler)
         return { _tag: "Started", id, run: task.run } satisfies SubmitOutcome
-      }))
-    })
+      })))
 
     /** The task with this id. */
     const get = (id: string) =>
@@ -132,7 +148,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
         if (Option.isNone(deleted)) return yield* TaskNotFound.of(id)
         const { run, status, type } = deleted.value
         yield* Effect.logInfo("task deleted").pipe(Effect.annotateLogs({ taskId: id, type, run, status }))
-      })).pipe(Effect.withSpan("Engine.remove", { attributes: { id } }))
+      }))
 
     /** Wait until the task's current run, if it has one in this process, has ended and recorded its outcome. */
     const join = (id: string) =>

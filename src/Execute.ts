@@ -56,7 +56,7 @@ export const makeExecute = (store: Store, metrics: Metrics) => {
   /** Write how a run ended; a failed write is retried, then left `running` for the next start to resume. */
   const finish = (task: Task, completion: Completion) =>
     store.complete(task.id, task.run, completion).pipe(
-      Effect.retry({ schedule: Schedule.exponential("200 millis"), times: 5 }),
+      (write) => Effect.catchAll(write, () => Effect.retry(write, { schedule: Schedule.exponential("200 millis"), times: 4 })),
       Effect.tap((written) =>
         written
           ? Effect.void
@@ -70,7 +70,7 @@ export const makeExecute = (store: Store, metrics: Metrics) => {
   const execute = (task: Task, handler: TaskHandler) =>
     Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
-      yield* Effect.logInfo("task started")
+      yield* Effect.logDebug("task started")
       const exit = yield* decodeParams(handler, task.params).pipe(
         Effect.flatMap((params) => Effect.suspend(() => handler.run(params))),
         withTimeout(handler),
@@ -108,8 +108,7 @@ export const makeExecute = (store: Store, metrics: Metrics) => {
       // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
       Effect.onInterrupt(() => Effect.logInfo("task interrupted; it stays running until resumed or deleted")),
       (run) => Effect.zipRight(metrics.runStarted, Effect.ensuring(run, metrics.runEnded)),
-      Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }),
-      Effect.withSpan("Engine.execute", { attributes: { id: task.id, type: task.type, run: task.run } })
+      Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
     )
 
 

@@ -1,9 +1,10 @@
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Cause, ConfigError, Duration, Effect, Layer, Logger, Option } from "effect"
+import { Cause, ConfigError, Duration, Effect, Layer, Option } from "effect"
 import { createServer } from "node:http"
 import { AppConfig, LogConfig, ShutdownTimeout } from "./Config.js"
 import { Engine } from "./Engine.js"
 import { httpLayer } from "./Http.js"
+import { loggerFor } from "./Logging.js"
 import { Metrics } from "./Metrics.js"
 import { Shutdown } from "./Shutdown.js"
 import { Readiness } from "./Readiness.js"
@@ -63,13 +64,7 @@ const MetricsLive = Layer.effectDiscard(Effect.flatMap(Metrics, (m) => m.collect
   Layer.provideMerge(Metrics.Default)
 )
 
-const LoggingLive = Layer.unwrapEffect(
-  Effect.map(LogConfig, ({ format, level }) =>
-    Layer.merge(
-      format === "json" ? Logger.json : format === "logfmt" ? Logger.logFmt : Logger.pretty,
-      Logger.minimumLogLevel(level)
-    ))
-)
+const LoggingLive = Layer.unwrapEffect(Effect.map(LogConfig, loggerFor))
 
 const StartupLog = Layer.effectDiscard(
   Effect.flatMap(AppConfig, (config) =>
@@ -130,14 +125,14 @@ export const SidecarLive = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness 
     Layer.provide(Shutdown.Default)
   )
 
-const describe = (error: unknown): string =>
-  ConfigError.isConfigError(error)
-    ? String(error)
-    : error instanceof Error && error.message !== ""
-    ? error.message
-    : typeof error === "object" && error !== null && "cause" in error
-    ? describe(error.cause)
-    : String(error)
+/** One line: the error's message, then its causes' (a failed migration says why only in its cause). */
+const describe = (error: unknown): string => {
+  if (ConfigError.isConfigError(error)) return String(error)
+  const message = error instanceof Error ? error.message : ""
+  const cause = typeof error === "object" && error !== null && "cause" in error ? error.cause : undefined
+  const why = cause === undefined || cause === null ? "" : describe(cause)
+  return message === "" ? (why === "" ? String(error) : why) : why === "" || message.includes(why) ? message : `${message}: ${why}`
+}
 
 /** Run the sidecar until SIGTERM/SIGINT, logging to stdout as SIDECAR_LOG_FORMAT says. */
 export const runSidecar = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness | Commands>) =>
@@ -151,5 +146,7 @@ export const runSidecar = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness |
       })
     ),
     Effect.provide(LoggingLive),
+    // Nothing exports traces, so spans (the HTTP server makes several per request) would be pure cost.
+    Effect.withTracerEnabled(false),
     NodeRuntime.runMain({ disablePrettyLogger: true })
   )

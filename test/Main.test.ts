@@ -37,7 +37,10 @@ describe("the sidecar process", () => {
       expect(startup?.annotations.migrationsApplied).toEqual([
         "0001_create_task_results",
         "0002_add_run_column",
-        "0003_add_result_column"
+        "0003_add_result_column",
+        "0004_adopt_go_sidecar",
+        "0005_create_task_runs",
+        "0006_index_task_filters"
       ])
       expect((yield* request(`${first.url}/v0/livez`)).status).toBe(200)
       expect((yield* request(`${first.url}/v0/healthz`)).status).toBe(503)

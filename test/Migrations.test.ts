@@ -40,7 +40,10 @@ describe("migrations", () => {
       expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toEqual([
         "create_task_results",
         "add_run_column",
-        "add_result_column"
+        "add_result_column",
+        "adopt_go_sidecar",
+        "create_task_runs",
+        "index_task_filters"
       ])
       expect(columnsOf(file)).toEqual([
         "id",
@@ -53,8 +56,8 @@ describe("migrations", () => {
         "run",
         "result"
       ])
-      // second start: same three rows, no error from re-running anything
-      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(3)
+      // second start: the same rows, no error from re-running anything
+      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(6)
       const db = new Database(file, { readonly: true })
       const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'task_results'")
         .all()

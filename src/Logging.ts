@@ -1,0 +1,40 @@
+import { Cause, HashMap, Layer, Logger } from "effect"
+import type { LogConfig } from "./Config.js"
+import type { Config } from "effect"
+
+const messageOf = (message: unknown) => (Array.isArray(message) && message.length === 1 ? message[0] : message)
+
+const stringify = (line: Record<string, unknown>) => {
+  try {
+    return JSON.stringify(line)
+  } catch {
+    return JSON.stringify({ ...line, annotations: String(line.annotations) })
+  }
+}
+
+/**
+ * One JSON object a line on stdout: message, logLevel, timestamp, and annotations and cause when there are any.
+ * Written straight to stdout: Effect's own Logger.json formats more (spans, fiber ids) and goes through console.log,
+ * which together cost several times as much per line, three lines a task.
+ */
+export const jsonLines = Logger.make(({ annotations, cause, date, logLevel, message }) => {
+  const line: Record<string, unknown> = {
+    message: messageOf(message),
+    logLevel: logLevel.label,
+    timestamp: date.toISOString()
+  }
+  if (HashMap.size(annotations) > 0) line.annotations = Object.fromEntries(annotations)
+  if (!Cause.isEmpty(cause)) line.cause = Cause.pretty(cause)
+  process.stdout.write(`${stringify(line)}\n`)
+})
+
+/** The logger SIDECAR_LOG_FORMAT and SIDECAR_LOG_LEVEL ask for. */
+export const loggerFor = ({ format, level }: Config.Config.Success<typeof LogConfig>) =>
+  Layer.merge(
+    format === "json"
+      ? Logger.replace(Logger.defaultLogger, jsonLines)
+      : format === "logfmt"
+      ? Logger.logFmt
+      : Logger.pretty,
+    Logger.minimumLogLevel(level)
+  )
