@@ -113,10 +113,14 @@ const poll = (client: HttpClient.HttpClient, params: typeof AwaitHttpParams.Type
  * The handler over `client`. Redirects are not followed (unless `client` follows them): the status awaited is the
  * URL's own, so a redirect is never taken for the answer of the page it points to.
  */
+/** The status awaited, how many requests it took, and how long. */
+export const AwaitHttpResult = Schema.Struct({ status: Schema.Int, attempts: Schema.Int, elapsedMs: Schema.Number })
+
 export const makeAwaitHttp = (client: HttpClient.HttpClient) =>
   taskHandler({
     name: "await-http",
     params: AwaitHttpParams,
+    result: AwaitHttpResult,
     run: (params) => poll(client, params)
   })
 

@@ -16,12 +16,14 @@ export const NoParams = Schema.Unknown.pipe(
 export const markReady = taskHandler({
   name: readinessTypes.ready,
   params: NoParams,
+  result: Schema.Void,
   run: () => Effect.flatMap(Readiness, (r) => r.set(true))
 })
 
 export const markNotReady = taskHandler({
   name: readinessTypes.notReady,
   params: NoParams,
+  result: Schema.Void,
   run: () => Effect.flatMap(Readiness, (r) => r.set(false))
 })
 

@@ -9,17 +9,20 @@ import {
   HttpServer,
   HttpServerError,
   HttpServerRequest,
-  HttpServerResponse
+  HttpServerResponse,
+  OpenApi
 } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Data, Duration, Effect, Layer, Option } from "effect"
 import { IncomingMessage } from "node:http"
 import { Api } from "./Api.js"
+import { describeTaskTypes } from "./ApiDocs.js"
 import { authn, type AuthnMode } from "./Authn.js"
 import { Engine } from "./Engine.js"
 import { formatIssues, InvalidRequest, NotReady } from "./Errors.js"
 import { Metrics } from "./Metrics.js"
 import { Shutdown } from "./Shutdown.js"
+import { TaskHandlers } from "./TaskHandlers.js"
 
 const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
   Effect.gen(function*() {
@@ -57,7 +60,11 @@ const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
       .handle("metrics", () => metrics.exposition)
   }))
 
-export const HttpApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide([TasksLive, HealthLive]))
+export const HttpApiLive = Layer.unwrapEffect(Effect.map(TaskHandlers, (handlers) =>
+  // The served OpenAPI document (and /docs) describes the task types this sidecar actually has.
+  HttpApiBuilder.api(Api.annotate(OpenApi.Transform, describeTaskTypes(handlers))).pipe(
+    Layer.provide([TasksLive, HealthLive])
+  )))
 
 const jsonError = (status: number, error: string) => HttpServerResponse.unsafeJson({ error }, { status })
 

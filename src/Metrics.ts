@@ -2,7 +2,7 @@ import { Effect } from "effect"
 import * as Prometheus from "prom-client"
 import type { RejectionReason } from "./Authn.js"
 
-export type SubmitOutcome = "started" | "deduplicated" | "re-executed"
+export type SubmitKind = "started" | "deduplicated" | "re-executed"
 
 /** The HTTP route a path belongs to: a label with few values, whatever the ids and junk paths sent. */
 export const routeOf = (path: string): string =>
@@ -75,7 +75,7 @@ export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
       registers: [registry]
     })
     return {
-      submitted: (type: string, outcome: SubmitOutcome) => Effect.sync(() => submitted.inc({ type, outcome })),
+      submitted: (type: string, outcome: SubmitKind) => Effect.sync(() => submitted.inc({ type, outcome })),
       runStarted: Effect.sync(() => running.inc()),
       runEnded: Effect.sync(() => running.dec()),
       finished: (type: string, status: "completed" | "failed", seconds: number) =>

@@ -54,11 +54,9 @@ const tailBytes = 4096
 /** How long a child gets to exit after SIGTERM before SIGKILL: 3 s, or less so a shutdown fits its timeout. */
 const KillGrace = Config.map(ShutdownTimeout, (timeout) => Duration.min(Duration.seconds(3), Duration.times(timeout, 0.3)))
 
-export interface CommandResult {
-  readonly exitCode: number
-  readonly stdout: string
-  readonly stderr: string
-}
+/** What a command that exited 0 leaves: its exit code and the tails of its output. */
+export const CommandResult = Schema.Struct({ exitCode: Schema.Int, stdout: Schema.String, stderr: Schema.String })
+export type CommandResult = typeof CommandResult.Type
 
 /**
  * Run argv without a shell, in its own process group. Interruption (DELETE, shutdown, timeout) sends SIGTERM to
@@ -137,6 +135,7 @@ export const runCommand = Effect.gen(function*() {
   return taskHandler({
     name: "run-command",
     params: Params,
+    result: CommandResult,
     run: ({ args = [], command }) => {
       const spec = commands.get(command)!
       const run = execute(command, [...spec.argv, ...args], grace)

@@ -3,7 +3,9 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { Api } from "../src/Api.js"
+import { describeTaskTypes } from "../src/ApiDocs.js"
 import { HttpLive } from "../src/Http.js"
+import { TaskHandlers } from "../src/TaskHandlers.js"
 import { engineOver, SqlMemory } from "./layers.js"
 
 const HttpTest = HttpLive.pipe(Layer.provideMerge(engineOver(SqlMemory)), Layer.provideMerge(NodeHttpServer.layerTest))
@@ -35,7 +37,8 @@ describe("API description", () => {
       const spec = JSON.parse(res.text)
       expect(spec.openapi).toMatch(/^3\./)
       expect(spec.info).toMatchObject({ title: "Sidecar task engine", version: expect.any(String) })
-      expect(spec).toEqual(JSON.parse(JSON.stringify(OpenApi.fromApi(Api))))
+      const handlers = yield* TaskHandlers
+      expect(spec).toEqual(JSON.parse(JSON.stringify(describeTaskTypes(handlers)(OpenApi.fromApi(Api)))))
 
       expect(Object.keys(spec.paths).sort()).toEqual(Object.keys(operations).sort())
       for (const [path, methods] of Object.entries(operations)) {
@@ -46,6 +49,18 @@ describe("API description", () => {
           expect(operation.summary, `${method} ${path}`).toEqual(expect.any(String))
         }
       }
+      // Each registered task type with its params (and its result, where the handler declares one).
+      const body = spec.paths["/v0/tasks"].post.requestBody.content["application/json"].schema
+      expect(body.discriminator).toEqual({ propertyName: "type" })
+      const variants = Object.fromEntries(body.oneOf.map((v: any) => [v.properties.type.enum[0], v]))
+      expect(Object.keys(variants).sort()).toEqual([...handlers.keys()].sort())
+      expect(variants["run-command"].properties.params).toMatchObject({
+        type: "object",
+        required: ["command"],
+        properties: { command: { type: "string" }, args: { type: "array" } }
+      })
+      expect(variants["await-http"].properties.params.required).toEqual(["url"])
+      expect(variants["test-typed"]["x-result"]).toMatchObject({ type: "object", required: ["doubled", "at"] })
       // The task shape a client codes against, and the path parameter.
       expect(spec.components.schemas.Task.required).toEqual(["id", "type", "status", "run", "submittedAt"])
       expect(spec.paths["/v0/tasks/{id}"].get.parameters).toContainEqual(
