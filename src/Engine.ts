@@ -128,6 +128,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
       Effect.flatMap(get(id), (task) =>
         task.status !== "running" ? Effect.succeed(task) : join(id).pipe(
           Effect.timeoutOption(wait),
+          metrics.waiting,
           Effect.zipRight(get(id))
         ))
 

@@ -51,6 +51,11 @@ export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
       help: "Runs in progress in this process",
       registers: [registry]
     })
+    const waiters = new Prometheus.Gauge({
+      name: "sidecar_task_waiters",
+      help: "Requests waiting (?wait=) for a task to end",
+      registers: [registry]
+    })
     const crashes = new Prometheus.Counter({
       name: "sidecar_handler_crashes_total",
       help: "Runs failed by a handler defect (a throw or a die), by task type",
@@ -84,6 +89,9 @@ export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
           duration.observe({ type, status }, seconds)
         }),
       crashed: (type: string) => Effect.sync(() => crashes.inc({ type })),
+      /** Count `wait` as a waiter while it runs, however it ends (a client that hangs up interrupts it). */
+      waiting: <A, E, R>(wait: Effect.Effect<A, E, R>) =>
+        Effect.acquireUseRelease(Effect.sync(() => waiters.inc()), () => wait, () => Effect.sync(() => waiters.dec())),
       request: (path: string, method: string, status: number) =>
         Effect.sync(() => requests.inc({ route: routeOf(path), method, status: String(status) })),
       rejected: (reason: RejectionReason) => Effect.sync(() => rejections.inc({ reason })),

@@ -2,7 +2,7 @@ import { HttpClient } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, TestClock } from "effect"
+import { Effect, Fiber, Layer, Schedule, TestClock, TestServices } from "effect"
 import { Engine } from "../src/Engine.js"
 import { HttpLive } from "../src/Http.js"
 import { Shutdown } from "../src/Shutdown.js"
@@ -119,6 +119,29 @@ describe("waiting without polling", () => {
       yield* Effect.flatMap(Shutdown, (s) => s.begin)
       expect(yield* Fiber.join(waiter)).toMatchObject({ status: 200, json: { status: "running" } })
       yield* probe.release("d")
+    }).pipe(Effect.provide(HttpTest)))
+
+  it.effect("a waiter whose client hangs up is released (sidecar_task_waiters goes back down)", () =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      yield* probe.hold("gone")
+      yield* submit({ id: ID, type: "test", params: { key: "gone", hold: true } })
+      const waitersNow = Effect.flatMap(HttpClient.HttpClient, (client) =>
+        Effect.flatMap(client.get("/v0/metrics"), (res) => res.text)).pipe(
+          Effect.map((text) => Number(/^sidecar_task_waiters (\d+)$/m.exec(text)?.[1]))
+        )
+      const until = (done: (n: number) => boolean) =>
+        waitersNow.pipe(
+          Effect.filterOrFail(done),
+          Effect.retry(Schedule.spaced("10 millis")),
+          Effect.timeout("10 seconds"),
+          TestServices.provideLive
+        )
+      const clients = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.fork(getJson(`/v0/tasks/${ID}?wait=60`)))
+      yield* until((n) => n === 20)
+      yield* Effect.forEach(clients, Fiber.interrupt) // each closes its connection
+      yield* until((n) => n === 0)
+      yield* probe.release("gone")
     }).pipe(Effect.provide(HttpTest)))
 
   it.effect("wait must be a whole number of seconds from 0 to 60: anything else is a 400", () =>
