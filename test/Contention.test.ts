@@ -1,11 +1,10 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { expect, layer } from "@effect/vitest"
-import Database from "better-sqlite3"
 import { Context, Effect, Layer } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { pollUntil, request, type Sidecar, startSidecar } from "./sidecar.js"
+import { pollUntil, request, type Sidecar, startSidecar, taskRows } from "./sidecar.js"
 
 /** One sidecar for the whole file, with `flaky` (fails until `flag` exists, logging each start), `quick`, `fails`. */
 class Server extends Context.Tag("test/ContentionServer")<Server, {
@@ -34,16 +33,6 @@ const ServerLive = Layer.scoped(
   })
 ).pipe(Layer.provide(NodeContext.layer))
 
-const rows = (db: string) => {
-  const conn = new Database(db, { readonly: true })
-  try {
-    return conn.prepare("SELECT id, status, run FROM task_results").all() as Array<
-      { id: string; status: string; run: number }
-    >
-  } finally {
-    conn.close()
-  }
-}
 const uuid = (n: number) => `00000000-0000-4000-9000-${String(n).padStart(12, "0")}`
 const post = (url: string, body: unknown) => request(`${url}/v0/tasks`, { method: "POST", body })
 const settled = (url: string, id: string) =>
@@ -68,7 +57,7 @@ withServer("exactly once under contention (real server process)", (it) => {
       expect(answers.filter((a) => a.status === 201)).toHaveLength(1)
       expect((yield* settled(sidecar.url, id)).json).toMatchObject({ status: "completed", run: 2 })
       expect(flakyStarts()).toBe(2)
-      expect(rows(db).filter((r) => r.id === id)).toEqual([{ id, status: "completed", run: 2 }])
+      expect(taskRows(db).filter((r) => r.id === id)).toEqual([{ id, status: "completed", run: 2 }])
     }))
 
   it.effect("1000 concurrent submits of distinct ids: all stored, all finish, ids unique", () =>
@@ -82,7 +71,7 @@ withServer("exactly once under contention (real server process)", (it) => {
       expect(answers.every((a) => a.status === 201)).toBe(true)
       const ids = answers.map((a) => a.json.id as string)
       expect(new Set(ids).size).toBe(1000)
-      const mine = () => rows(db).filter((r) => ids.includes(r.id))
+      const mine = () => taskRows(db).filter((r) => ids.includes(r.id))
       yield* pollUntil(Effect.sync(mine), (rs) => rs.length === 1000 && rs.every((r) => r.status === "completed"))
     }), { timeout: 90_000 })
 
@@ -98,7 +87,7 @@ withServer("exactly once under contention (real server process)", (it) => {
           expect((yield* request(`${sidecar.url}/v0/tasks/${id}`)).status).toBe(404)
         }), { concurrency: 8, discard: true })
       // anything still in flight would have written by now: DELETE waits for the run to stop
-      expect(rows(db).filter((r) => ids.includes(r.id))).toEqual([])
+      expect(taskRows(db).filter((r) => ids.includes(r.id))).toEqual([])
     }))
 
   it.effect("resubmit racing DELETE of a failed task: either order is consistent, never a run over a newer one", () =>
@@ -122,6 +111,6 @@ withServer("exactly once under contention (real server process)", (it) => {
           return after.status
         }), { concurrency: 6 })
       expect(outcomes.every((s) => s === 200 || s === 404)).toBe(true)
-      expect(rows(db).filter((r) => ids.includes(r.id) && (r.run !== 1 || r.status === "running"))).toEqual([])
+      expect(taskRows(db).filter((r) => ids.includes(r.id) && (r.run !== 1 || r.status === "running"))).toEqual([])
     }))
 })

@@ -1,11 +1,10 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import Database from "better-sqlite3"
 import { Effect } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { pollUntil, request, startSidecar } from "./sidecar.js"
+import { pollUntil, request, startSidecar, taskRows } from "./sidecar.js"
 
 /**
  * A folder with a commands file: `long` appends its key to `starts` and runs until `release` exists; `quick`
@@ -36,18 +35,8 @@ const workspace = Effect.gen(function*() {
 }).pipe(Effect.provide(NodeContext.layer))
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`
-const rows = (db: string) => {
-  const conn = new Database(db, { readonly: true })
-  try {
-    return conn.prepare("SELECT id, status, run FROM task_results").all() as Array<
-      { id: string; status: string; run: number }
-    >
-  } finally {
-    conn.close()
-  }
-}
 const post = (url: string, body: unknown) => request(`${url}/v0/tasks`, { method: "POST", body })
-const allTerminal = (db: string) => pollUntil(Effect.sync(() => rows(db)), (rs) => rs.every((r) => r.status !== "running"))
+const allTerminal = (db: string) => pollUntil(Effect.sync(() => taskRows(db)), (rs) => rs.every((r) => r.status !== "running"))
 
 describe("crash recovery (kill -9)", () => {
   it.live("every acknowledged task survives; interrupted runs resume once with run unchanged, even through two crashes", () =>
@@ -74,7 +63,7 @@ describe("crash recovery (kill -9)", () => {
       yield* second.stop("SIGKILL")
 
       const third = yield* startSidecar(ws.env)
-      const present = new Map(rows(ws.db).map((r) => [r.id, r]))
+      const present = new Map(taskRows(ws.db).map((r) => [r.id, r]))
       for (const id of [...longIds, ...quickIds]) expect(present.has(id)).toBe(true)
       for (const id of longIds) expect(present.get(id)).toMatchObject({ status: "running", run: 1 })
       expect(third.logs().filter((l) => l.message === "task resumed").length).toBeGreaterThanOrEqual(5)
@@ -86,7 +75,7 @@ describe("crash recovery (kill -9)", () => {
       }
       // started once by each process that ran it: the first, the crashed second, the third
       expect(longIds.map((_, i) => ws.startsOf(`k${i}`))).toEqual([3, 3, 3, 3, 3])
-      expect(rows(ws.db).filter((r) => r.status === "running")).toEqual([])
+      expect(taskRows(ws.db).filter((r) => r.status === "running")).toEqual([])
       expect(yield* third.stop()).toBe(0)
     }).pipe(Effect.scoped))
 
@@ -112,10 +101,10 @@ describe("crash recovery (kill -9)", () => {
       expect(acked.size).toBeLessThan(400)
 
       const second = yield* startSidecar(ws.env)
-      const stored = new Set(rows(ws.db).map((r) => r.id))
+      const stored = new Set(taskRows(ws.db).map((r) => r.id))
       for (const id of acked) expect(stored.has(id)).toBe(true)
       yield* allTerminal(ws.db)
-      expect(rows(ws.db).every((r) => r.status === "completed" && r.run === 1)).toBe(true)
+      expect(taskRows(ws.db).every((r) => r.status === "completed" && r.run === 1)).toBe(true)
       expect(yield* second.stop()).toBe(0)
     }).pipe(Effect.scoped))
 })
@@ -131,7 +120,7 @@ describe("graceful shutdown (SIGTERM)", () => {
       }
       yield* pollUntil(Effect.sync(() => ids.map((_, i) => ws.startsOf(`t${i}`))), (n) => n.every((c) => c === 1))
       expect(yield* first.stop("SIGTERM")).toBe(0)
-      expect(rows(ws.db).map((r) => r.status)).toEqual(["running", "running", "running"])
+      expect(taskRows(ws.db).map((r) => r.status)).toEqual(["running", "running", "running"])
       // the children were stopped with their runs: nothing is still holding the work
       expect(first.logs().filter((l) => l.message.startsWith("task interrupted")).length).toBe(3)
 
@@ -139,7 +128,7 @@ describe("graceful shutdown (SIGTERM)", () => {
       yield* pollUntil(Effect.sync(() => ids.map((_, i) => ws.startsOf(`t${i}`))), (n) => n.every((c) => c === 2))
       ws.release()
       yield* allTerminal(ws.db)
-      expect(rows(ws.db).map((r) => [r.status, r.run])).toEqual([["completed", 1], ["completed", 1], ["completed", 1]])
+      expect(taskRows(ws.db).map((r) => [r.status, r.run])).toEqual([["completed", 1], ["completed", 1], ["completed", 1]])
       expect(ids.map((_, i) => ws.startsOf(`t${i}`))).toEqual([2, 2, 2])
       expect(yield* second.stop()).toBe(0)
     }).pipe(Effect.scoped))

@@ -1,3 +1,4 @@
+import Database from "better-sqlite3"
 import { Deferred, Duration, Effect, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Http from "node:http"
@@ -222,3 +223,15 @@ export const sendRaw = (
     }),
     Effect.orDie
   )
+
+/** Every task row of a sidecar's database file, read through a read-only connection of its own (WAL lets it in). */
+export const taskRows = (file: string) => {
+  const conn = new Database(file, { readonly: true })
+  try {
+    return conn.prepare("SELECT id, status, run FROM task_results").all() as Array<
+      { id: string; status: string; run: number }
+    >
+  } finally {
+    conn.close()
+  }
+}

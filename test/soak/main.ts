@@ -5,13 +5,12 @@
  *   npm run test:soak -- [--seconds 180] [--rate 150]
  */
 import { NodeContext } from "@effect/platform-node"
-import Database from "better-sqlite3"
 import { Effect, Schedule } from "effect"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
-import { pollUntil, request, startSidecar } from "../sidecar.js"
+import { pollUntil, request, startSidecar, taskRows } from "../sidecar.js"
 
 const { values } = parseArgs({ options: { seconds: { type: "string" }, rate: { type: "string" } } })
 const seconds = Number(values.seconds ?? 180)
@@ -117,16 +116,7 @@ const program = Effect.gen(function*() {
   ], { concurrency: 2, discard: true })
   yield* pollUntil(Effect.sync(() => busy.size), (n) => n === 0, "60 seconds")
   // let every run finish, then compare the database with what the traffic should have left
-  const rows = () => {
-    const conn = new Database(db, { readonly: true })
-    try {
-      return conn.prepare("SELECT id, status, run FROM task_results").all() as Array<
-        { id: string; status: string; run: number }
-      >
-    } finally {
-      conn.close()
-    }
-  }
+  const rows = () => taskRows(db)
   yield* pollUntil(Effect.sync(rows), (rs) => rs.every((r) => r.status !== "running"), "60 seconds")
   const stored = new Map(rows().map((r) => [r.id, r]))
   const lines = existsSync(executions) ? readFileSync(executions, "utf8").split("\n").filter((l) => l !== "") : []
