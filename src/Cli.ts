@@ -78,12 +78,40 @@ const get = Command.make("get", { url, json, id }, (o) =>
     yield* Console.log(o.json ? Format.json(Format.taskJson(task)) : Format.taskFields(task))
   })).pipe(Command.withDescription("show one task"))
 
-const list = Command.make("list", { url, json }, (o) =>
+const list = Command.make("list", {
+  url,
+  json,
+  status: Options.choice("status", ["running", "completed", "failed"]).pipe(
+    Options.withDescription("only tasks with this status"),
+    Options.optional
+  ),
+  type: Options.text("type").pipe(Options.withDescription("only tasks of this type"), Options.optional),
+  limit: Options.integer("limit").pipe(
+    Options.withDescription("how many, 1 to 1000 (default 100)"),
+    Options.mapTryCatch((n) => {
+      if (n < 1 || n > 1000) throw new RangeError()
+      return n
+    }, () => HelpDoc.p("--limit must be an integer from 1 to 1000")),
+    Options.optional
+  )
+}, (o) =>
   Effect.gen(function*() {
     const { call, client } = yield* connect(o.url)
-    const tasks = yield* call(client.tasks.list({ urlParams: {} }))
+    const urlParams = {
+      ...Option.match(o.status, { onNone: () => ({}), onSome: (status) => ({ status }) }),
+      ...Option.match(o.type, { onNone: () => ({}), onSome: (type) => ({ type }) }),
+      ...Option.match(o.limit, { onNone: () => ({}), onSome: (limit) => ({ limit }) })
+    }
+    const tasks = yield* call(client.tasks.list({ urlParams }))
     yield* Console.log(o.json ? Format.json(Format.tasksJson(tasks)) : Format.taskTable(tasks))
-  })).pipe(Command.withDescription("the 100 most recently submitted tasks, newest first"))
+  })).pipe(Command.withDescription("the most recently submitted tasks, newest first (100 unless --limit)"))
+
+const runs = Command.make("runs", { url, json, id }, (o) =>
+  Effect.gen(function*() {
+    const { call, client } = yield* connect(o.url)
+    const history = yield* call(client.tasks.runs({ path: { id: o.id } }))
+    yield* Console.log(o.json ? Format.json(Format.runsJson(history)) : Format.runTable(history))
+  })).pipe(Command.withDescription("every run of a task, oldest first, with how each ended"))
 
 const remove = Command.make("delete", { url, json, id }, (o) =>
   Effect.gen(function*() {
@@ -100,7 +128,7 @@ const wait = Command.make("wait", { url, json, id, timeout }, (o) =>
 
 const task = Command.make("task").pipe(
   Command.withDescription("submit, inspect, wait for and delete tasks"),
-  Command.withSubcommands([submit, get, list, remove, wait])
+  Command.withSubcommands([submit, get, list, runs, remove, wait])
 )
 
 const probe = Command.make("probe", { url, json }, (o) =>

@@ -1,5 +1,5 @@
 import { DateTime, Schema } from "effect"
-import { Task } from "./Domain.js"
+import { Task, TaskRun } from "./Domain.js"
 
 /** "850ms", "4.2s", "3m04s", "2h05m" */
 export const duration = (ms: number): string => {
@@ -62,6 +62,24 @@ export const taskTable = (tasks: ReadonlyArray<Task>): string =>
       t.completedAt === undefined ? "-" : duration(elapsed(t))
     ])
   )
+
+export const runTable = (runs: ReadonlyArray<TaskRun>): string =>
+  table(
+    ["RUN", "STATUS", "STARTED BY", "RESUMES", "STARTED", "TOOK", "ERROR"],
+    runs.map((r) => [
+      String(r.run),
+      r.status,
+      r.startedBy,
+      String(r.resumes),
+      time(r.startedAt),
+      r.completedAt === undefined ? "-" : duration(r.completedAt.epochMillis - r.startedAt.epochMillis),
+      r.error ?? ""
+    ])
+  )
+
+const encodeRuns = Schema.encodeSync(Schema.Array(TaskRun))
+/** Runs as the HTTP API sends them, for --json. */
+export const runsJson = (runs: ReadonlyArray<TaskRun>): unknown => encodeRuns(runs)
 
 /** The line a finished wait ends with, plus the result or the error. */
 export const summary = (task: Task): string =>

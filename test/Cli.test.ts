@@ -150,6 +150,33 @@ describe("sidecar CLI", () => {
         expect(JSON.parse(listed.stdout)).toEqual((yield* request(`${url}/v0/tasks`)).json)
       }), slow)
 
+    it.effect("list filters by --status, --type and --limit; runs shows the history; a bad --limit exits 2", () =>
+      Effect.gen(function*() {
+        const { url } = yield* Server
+        const failing = { type: "run-command", params: { command: "fail" } }
+        const id = yield* submitted(url, failing)
+        yield* pollUntil(request(`${url}/v0/tasks/${id}`), (r) => r.json.status === "failed")
+        yield* request(`${url}/v0/tasks`, { method: "POST", body: { id, ...failing } })
+        yield* pollUntil(request(`${url}/v0/tasks/${id}`), (r) => r.json.status === "failed" && r.json.run === 2)
+        const [failed, limited, history, bad] = yield* Effect.all([
+          sidecar(["task", "list", "--status", "failed", "--type", "run-command", "--json", "--url", url]),
+          sidecar(["task", "list", "--limit", "1", "--json", "--url", url]),
+          sidecar(["task", "runs", id, "--url", url]),
+          sidecar(["task", "list", "--limit", "0", "--url", url])
+        ], { concurrency: 4 })
+        expect(JSON.parse(failed.stdout)).toEqual(
+          (yield* request(`${url}/v0/tasks?status=failed&type=run-command`)).json
+        )
+        expect(JSON.parse(failed.stdout).every((t: any) => t.status === "failed")).toBe(true)
+        expect(JSON.parse(limited.stdout)).toHaveLength(1)
+        expect(history.code).toBe(0)
+        expect(history.stdout).toMatch(/^RUN +STATUS +STARTED BY +RESUMES +STARTED +TOOK +ERROR\n/)
+        expect(history.stdout).toMatch(/^1 +failed +submit +0 +\S+Z +\S+ +run-command: fail: exited with code 3/m)
+        expect(history.stdout).toMatch(/^2 +failed +resubmit +0 /m)
+        expect(bad).toMatchObject({ code: 2, stdout: "" })
+        expect(bad.stderr).toMatch(/--limit must be an integer from 1 to 1000/)
+      }), slow)
+
     it.effect("delete prints what it deleted; a 404 prints the server's error, exit 3", () =>
       Effect.gen(function*() {
         const { url } = yield* Server
