@@ -56,7 +56,11 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
               Effect.zipRight(Clock.currentTimeMillis),
               Effect.flatMap((admitted): Effect.Effect<A, E | StoreError> =>
                 admitted - arrived >= busyMillis
-                  ? new StoreError({ op, error: `store ${op} failed: the database stayed busy for ${Duration.format(busyTimeout)}` })
+                  ? new StoreError({
+                    op,
+                    error: `store ${op} failed: waited over ${Duration.format(busyTimeout)} for its turn ` +
+                      `(the database is locked, or the sidecar overloaded)`
+                  })
                   : decide
               ),
               Effect.ensuring(release)

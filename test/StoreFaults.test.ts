@@ -85,7 +85,7 @@ describe("another connection holds the write lock", () => {
       for (const fiber of pending) {
         const exit = yield* Fiber.await(fiber)
         expect(Exit.isFailure(exit)).toBe(true)
-        if (Exit.isFailure(exit)) expect(String(exit.cause)).toMatch(/StoreError.*(SQLITE_BUSY|stayed busy)/s)
+        if (Exit.isFailure(exit)) expect(String(exit.cause)).toMatch(/StoreError.*(SQLITE_BUSY|for its turn)/s)
       }
       expect((yield* engine.list()).length).toBe(1)
 
