@@ -1,26 +1,21 @@
 import {
-  Headers,
   HttpApiBuilder,
   HttpApiError,
   HttpApiSwagger,
-  HttpIncomingMessage,
-  HttpMethod,
   HttpMiddleware,
   HttpServer,
   HttpServerError,
   HttpServerRequest,
-  HttpServerResponse,
   OpenApi
 } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Cause, Data, Duration, Effect, Layer, Option } from "effect"
-import { IncomingMessage } from "node:http"
+import { Cause, Duration, Effect, Layer, Option } from "effect"
 import { Api } from "./Api.js"
 import { describeTaskTypes } from "./ApiDocs.js"
 import { authn, type AuthnMode } from "./Authn.js"
 import { Engine } from "./Engine.js"
 import { formatIssues, InvalidRequest, NotReady } from "./Errors.js"
 import { Metrics } from "./Metrics.js"
+import { BodyTooLarge, hardenRequests, jsonError, tooLarge } from "./RequestBody.js"
 import { Shutdown } from "./Shutdown.js"
 import { TaskHandlers } from "./TaskHandlers.js"
 
@@ -66,26 +61,6 @@ export const HttpApiLive = Layer.unwrapEffect(Effect.map(TaskHandlers, (handlers
     Layer.provide([TasksLive, HealthLive])
   )))
 
-const jsonError = (status: number, error: string) => HttpServerResponse.unsafeJson({ error }, { status })
-
-/** Largest request body accepted; larger ones get 413. */
-export const maxBodyBytes = 1024 * 1024
-
-/**
- * Deepest nesting of arrays and objects accepted in a body; deeper is a 400. Finding: a body like 3000 nested
- * arrays got 500, because Schema's error message prints the offending value recursively and overflows the stack
- * (as JSON.stringify does when such params are stored). No task's params need more than a few levels.
- */
-export const maxJsonDepth = 128
-
-/** The 413; `Connection: close` when the refused body was not read to its end (its rest is still on the wire). */
-const tooLarge = (ended: boolean) => {
-  const response = jsonError(413, `request body too large (limit ${maxBodyBytes} bytes)`)
-  return ended ? response : HttpServerResponse.setHeader(response, "connection", "close")
-}
-
-class BodyTooLarge extends Data.TaggedError("BodyTooLarge")<{ readonly ended: boolean }> {}
-
 /**
  * Every error the framework produces on its own (decode failures, unknown routes, unreadable bodies, defects)
  * becomes a JSON body with an `error` string, like the typed errors. Never a stack trace.
@@ -122,123 +97,6 @@ export const ErrorBodyLive = HttpApiBuilder.middleware(Api, (app) =>
     }
     return Effect.failCause(cause)
   }))
-
-/**
- * The body as text, counted as it arrives; `refused` when its declared length is over the limit already.
- *
- * Finding: a chunked body (no Content-Length) over the limit got a connection reset, not a 413: the framework's
- * reader destroys the socket as soon as the limit is passed, before any answer is written. Answering at once and
- * leaving the rest unread is no better: Node closes the connection after the answer when the client asked for
- * `Connection: close`, the kernel resets a connection closed with unread input, and the client sees the reset,
- * not the 413. So a body over the limit is read to its end and dropped, and only then refused, with `ended`. That
- * drain is bounded (twice `maxBodyBytes` read in all, 5 s) so a client that never stops cannot hold the server's
- * attention: it gets its 413 with `Connection: close`, and may well see a reset instead.
- */
-const readBody = (source: IncomingMessage, refused: boolean) =>
-  Effect.async<string, BodyTooLarge | Error>((resume) => {
-    const chunks: Array<Buffer> = []
-    let bytes = 0
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const off = () => {
-      clearTimeout(timer)
-      source.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose)
-    }
-    const refuse = () => {
-      refused = true
-      chunks.length = 0
-      timer = setTimeout(giveUp, 5_000)
-    }
-    const giveUp = () => {
-      off()
-      source.pause() // the answer closes the connection: stop reading what it drops anyway
-      resume(Effect.fail(new BodyTooLarge({ ended: false })))
-    }
-    const onData = (chunk: Buffer) => {
-      bytes += chunk.length
-      if (!refused && bytes <= maxBodyBytes) {
-        chunks.push(chunk)
-        return
-      }
-      if (!refused) refuse()
-      if (bytes > 2 * maxBodyBytes) giveUp()
-    }
-    const onEnd = () => {
-      off()
-      const text = Buffer.concat(chunks).toString("utf8")
-      resume(refused ? Effect.fail(new BodyTooLarge({ ended: true })) : Effect.succeed(text))
-    }
-    const onError = (error: Error) => {
-      off()
-      resume(Effect.fail(error))
-    }
-    const onClose = () => onError(new Error("connection closed before the body ended"))
-    if (refused) refuse()
-    source.on("data", onData).on("end", onEnd).on("error", onError).on("close", onClose)
-    return Effect.sync(off)
-  })
-
-/** Whether a JSON text nests arrays and objects deeper than `max` (only brackets outside strings count). */
-const nestedDeeperThan = (json: string, max: number) => {
-  let depth = 0
-  let inString = false
-  for (let i = 0; i < json.length; i++) {
-    const c = json.charCodeAt(i)
-    if (inString) {
-      if (c === 92) i++ // a backslash: skip the escaped character
-      else if (c === 34) inString = false
-    } else if (c === 34) inString = true
-    else if (c === 91 || c === 123) {
-      if (++depth > max) return true
-    } else if (c === 93 || c === 125) depth--
-  }
-  return false
-}
-
-const parseJson = (text: string): unknown => {
-  if (text === "") return null // as the framework does: the payload schema then says what is missing
-  const value: unknown = JSON.parse(text)
-  if (nestedDeeperThan(text, maxJsonDepth)) throw new Error(`JSON nested deeper than ${maxJsonDepth} levels`)
-  return value
-}
-
-/** `request` whose `text` and `json` come from `text` rather than from the framework's own body reader. */
-const withBody = (request: HttpServerRequest.HttpServerRequest, text: Effect.Effect<string, unknown>) => {
-  const unreadable = (cause: unknown) => new HttpServerError.RequestError({ request, reason: "Decode", cause })
-  const body = Effect.mapError(text, (e) => (e instanceof HttpServerError.RequestError ? e : unreadable(e)))
-  const json = Effect.flatMap(body, (s) => Effect.try({ try: () => parseJson(s), catch: unreadable }))
-  // Everything else (url, headers, method, the response it is bound to) stays the request's own.
-  return Object.create(request, { text: { value: body }, json: { value: json } }) as HttpServerRequest.HttpServerRequest
-}
-
-/**
- * Bodies are refused over `maxBodyBytes` (413) and over `maxJsonDepth` (400), and read as JSON whatever their
- * content type says: Go clients and curl -d do not always say application/json, and this API has no other body type.
- */
-const hardenRequests = HttpMiddleware.make((app) =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const source: unknown = NodeHttpServerRequest.toIncomingMessage(request)
-    // HTTP/1.1 requires Host; the server lets such requests through (requireHostHeader: false) so the 400 is JSON.
-    if (source instanceof IncomingMessage && source.httpVersion === "1.1" && source.headers.host === undefined) {
-      return jsonError(400, "missing Host header (HTTP/1.1 requires one)")
-    }
-    if (!HttpMethod.hasBody(request.method)) return yield* app
-    const declaredTooLarge = Number(request.headers["content-length"]) > maxBodyBytes
-    // A server other than Node's keeps the framework's own reader and limit (which closes instead of answering).
-    const text = source instanceof IncomingMessage
-      ? yield* Effect.cached(readBody(source, declaredTooLarge))
-      : declaredTooLarge
-      ? Effect.fail(new BodyTooLarge({ ended: false }))
-      : request.text
-    if (declaredTooLarge) {
-      return yield* Effect.match(text, {
-        onFailure: (e) => tooLarge(e instanceof BodyTooLarge && e.ended),
-        onSuccess: () => tooLarge(true)
-      })
-    }
-    const asJson = request.modify({ headers: Headers.set(request.headers, "content-type", "application/json") })
-    return yield* Effect.provideService(app, HttpServerRequest.HttpServerRequest, withBody(asJson, text))
-  }).pipe(HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes))))
 
 /** Count every answer by route, method and status (a failure that escaped everything else counts as a 500). */
 const countRequests = (metrics: Metrics) =>

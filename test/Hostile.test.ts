@@ -5,7 +5,7 @@ import Database from "better-sqlite3"
 import { Context, Effect, Layer } from "effect"
 import fc from "fast-check"
 import { fileURLToPath } from "node:url"
-import { maxBodyBytes, maxJsonDepth } from "../src/Http.js"
+import { maxBodyBytes, maxJsonDepth } from "../src/RequestBody.js"
 import { type Exchange, pollUntil, request, send, sendRaw, type Sidecar, startSidecar } from "./sidecar.js"
 
 // Hostile and malformed input against the real sidecar process (loopback, a real SQLite file): every answer is a

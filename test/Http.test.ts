@@ -5,7 +5,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { Api } from "../src/Api.js"
 import { Engine } from "../src/Engine.js"
-import { HttpLive, maxBodyBytes } from "../src/Http.js"
+import { HttpLive } from "../src/Http.js"
+import { maxBodyBytes } from "../src/RequestBody.js"
 import { engineOver, Probe, SqlMemory } from "./layers.js"
 
 /** The whole HTTP API on a test server (a real socket on a free loopback port) over an in-memory engine. */
