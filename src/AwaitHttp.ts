@@ -1,6 +1,6 @@
 import { HttpClient } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Clock, Duration, Effect, Layer, Schema } from "effect"
 import { TaskError } from "./Errors.js"
 import { taskHandler } from "./TaskHandlers.js"

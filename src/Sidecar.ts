@@ -1,4 +1,6 @@
-import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+// Deep imports: the package's index also loads the cluster, RPC and worker modules, some 250 of them.
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, ConfigError, Duration, Effect, Layer, Option } from "effect"
 import { createServer } from "node:http"
 import { AppConfig, LogConfig, ShutdownTimeout } from "./Config.js"
