@@ -10,8 +10,9 @@ import { formatSummary } from "./profile.js"
 import { judgeTargets, resultsTable, targetsTable, type VariantResult } from "./report.js"
 import { makeBench } from "./run.js"
 import { fullSettings, quickSettings, scenarioNames, type Settings, variants } from "./scenarios.js"
-import { root } from "./servers.js"
+import { formLabel, root } from "./servers.js"
 import { describeCode } from "./snapshot.js"
+import { spread } from "./stats.js"
 
 const usage = `npm run bench -- [options]
   --quick               1 repetition, 1-second loads, 3 startups, 10k submits for memory (about 1.5 minutes)
@@ -20,10 +21,14 @@ const usage = `npm run bench -- [options]
   --startup-reps N      startups per server (default 10)
   --seconds S           measured seconds per load run (default 5), after --warmup S (default 1)
   --submits N           submits before the memory figure (default 100000, once per server)
-  --profile             afterwards, profile the sidecar (--cpu-prof) in every scenario whose target was missed
+  --profile             afterwards, profile the sidecar (--cpu-prof, in the form measured) in every scenario whose
+                        target was missed
   --profile-only a,b    skip the measurements; profile the sidecar (and the baseline) in these scenarios
   --keep-profiles DIR   keep the .cpuprofile files there
   --commit REF          measure that commit's src/ (git archive) instead of a copy of the working tree
+  --tsx                 start the sidecar through tsx (node --import tsx bench/server.ts, as npm start does)
+                        instead of as deployed (the snapshot compiled by tsc, node dist/bench/server.js);
+                        the startup scenario runs both forms either way
   --out FILE            also write the report (markdown) to FILE`
 
 const args = process.argv.slice(2)
@@ -67,6 +72,7 @@ const profileOnly = list("--profile-only")
 const keepProfiles = option("--keep-profiles")
 const out = option("--out")
 const commit = option("--commit")
+const form = flag("--tsx") ? "tsx" : "compiled"
 
 // Ctrl-C: exit through process.exit so the exit hooks kill our servers and remove the work folder.
 process.once("SIGINT", () => process.exit(130))
@@ -86,13 +92,32 @@ const machine = () => {
       version("better-sqlite3")
     }, autocannon ${version("autocannon")}, tsx ${version("tsx")}`,
     `- code measured: ${describeCode(commit)}`,
+    `- sidecar started ${formLabel(form)}: ${
+      form === "compiled"
+        ? "the snapshot compiled by tsc with tsconfig.build.json's options (plus bench/server.ts), `node dist/bench/server.js`"
+        : "`node --import tsx bench/server.ts`"
+    }; the baseline through tsx (\`node --import tsx bench/baseline/server.ts\`)`,
     `- load average at start: ${loadavg().map((l) => l.toFixed(2)).join(", ")} (the machine is shared)`,
     `- settings: ${settings.reps} repetitions per server (startup: ${settings.startupReps}), ${settings.seconds} s measured after ${settings.warmupSeconds} s warm-up, ${settings.rows} seeded rows, ${settings.rehydrateRows} rows to rehydrate, ${settings.submits} submits for memory`
   ].join("\n")
 }
 
+/** The 1-minute load average every 10 s while the benchmark runs: the machine is shared, so it is part of the result. */
+const loadSamples: Array<number> = []
+const loadSampler = setInterval(() => loadSamples.push(loadavg()[0]!), 10_000)
+loadSampler.unref()
+
+const loadDuringRun = () => {
+  const s = spread(loadSamples)
+  return s.n === 0
+    ? ""
+    : `- load average (1 min) during the run, sampled every 10 s: median ${s.median.toFixed(2)}, min ${
+      s.min.toFixed(2)
+    }, max ${s.max.toFixed(2)} (${s.n} samples; nproc = ${cpus().length})`
+}
+
 const main = async () => {
-  const bench = makeBench(settings, commit)
+  const bench = makeBench(settings, { commit, form, progress: log })
   const report: Array<string> = []
   const started = performance.now()
   try {
@@ -113,10 +138,10 @@ const main = async () => {
         "generator. Server CPU per request is the server process's user+system time over the measured run divided",
         "by the answers; load generator CPU near 100% means the generator, not the server, was the limit.",
         "",
-        resultsTable(results),
+        resultsTable(results, bench.form),
         ""
       )
-      const outcomes = judgeTargets(results)
+      const outcomes = judgeTargets(results, bench.form)
 
       if (only === undefined || only.includes("list-100")) {
         log("== EXPLAIN QUERY PLAN of Store.list(100)")
@@ -151,6 +176,7 @@ const main = async () => {
 
       if (only === undefined || only.includes("startup")) {
         log("== module loading")
+        bench.compile()
         const steps = await measureModuleLoading(bench.tree, Math.max(3, Math.min(settings.startupReps, 5)))
         report.push(
           "### Where startup goes: the launcher and module loading (spawn to exit, importing only)",
@@ -165,13 +191,17 @@ const main = async () => {
       report.push("### Targets", "", targetsTable(outcomes), "")
 
       if (flag("--profile")) {
-        const missed = [...new Set(outcomes.filter((o) => o.met === false).map((o) => o.scenario))]
+        const missed = [
+          ...new Set(outcomes.filter((o) => o.met === false && scenarioNames.includes(o.scenario)).map((o) => o.scenario))
+        ]
         for (const scenario of missed) report.push(...(await profileScenario(bench, scenario, ["sidecar"])))
       }
     } else {
       for (const scenario of profileOnly) report.push(...(await profileScenario(bench, scenario, ["sidecar", "baseline"])))
     }
     report.push(`Total time ${((performance.now() - started) / 1000).toFixed(0)} s.`)
+    const during = loadDuringRun()
+    if (during !== "") report.push("", during)
   } finally {
     bench.close()
   }
@@ -187,11 +217,12 @@ const profileScenario = async (bench: ReturnType<typeof makeBench>, scenario: st
   const variant = candidates.find((v) => v.name === "startup, fresh database") ?? candidates[candidates.length - 1]!
   const lines: Array<string> = []
   for (const kind of kinds) {
-    log(`== profiling ${variant.name} (${kind})`)
+    const who = kind === "sidecar" ? `sidecar ${formLabel(bench.form)}` : kind
+    log(`== profiling ${variant.name} (${who})`)
     const { sample, summary } = await bench.profile(variant, kind, keepProfiles)
     const figures = variant.metrics.map((m) => `${m.label} ${(sample[m.key] ?? Number.NaN).toFixed(m.digits)}${m.unit === "" ? "" : ` ${m.unit}`}`)
     lines.push(
-      `### CPU profile: ${variant.name}, ${kind}`,
+      `### CPU profile: ${variant.name}, ${who}`,
       "",
       `The profiled run (profiling slows it): ${figures.join(", ")}.`,
       variant.scenario === "startup" || variant.scenario === "rehydrate" || variant.scenario === "memory"

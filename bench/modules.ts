@@ -1,7 +1,7 @@
-// How much of a startup is node, tsx and module loading rather than the server's own work: the same launcher
-// (`node --import tsx`) importing each server's modules and exiting, timed from spawn to exit.
+// How much of a startup is node, tsx and module loading rather than the server's own work: each server's modules
+// imported by the launcher it is started with, and nothing else, timed from spawn to exit.
 import { spawn } from "node:child_process"
-import type { ServerKind } from "./servers.js"
+import { compiledDir, type ServerKind } from "./servers.js"
 import { type Spread, spread } from "./stats.js"
 
 export interface LoadStep {
@@ -10,21 +10,32 @@ export interface LoadStep {
   readonly args: ReadonlyArray<string>
 }
 
+/** Needs the snapshot compiled (bench.compile()): two steps import its dist/. */
 export const loadSteps: ReadonlyArray<LoadStep> = [
   { label: "node alone (`node -e 0`)", args: ["-e", "0"] },
   { label: "node + tsx registered (`node --import tsx -e 0`)", args: ["--import", "tsx", "-e", "0"] },
   {
-    label: "baseline's modules via tsx (node:http, better-sqlite3, bench/schema.ts)",
+    label: "baseline's modules via tsx, as the baseline starts (node:http, better-sqlite3, bench/schema.ts)",
     kind: "baseline",
     args: ["--import", "tsx", "--input-type=module", "-e", "await import('node:http'); await import('./bench/schema.ts')"]
   },
   {
-    label: "sidecar's modules via tsx (src/index.ts: effect, @effect/platform(-node), @effect/sql)",
+    label: "baseline's modules compiled, plain node (for comparison only: the baseline is not run so)",
+    kind: "baseline",
+    args: ["--input-type=module", "-e", `await import('node:http'); await import('./${compiledDir}/bench/schema.js')`]
+  },
+  {
+    label: "sidecar's modules via tsx (src/index.ts: effect, @effect/platform(-node), @effect/sql; npm start)",
     kind: "sidecar",
     args: ["--import", "tsx", "--input-type=module", "-e", "await import('./src/index.ts')"]
   },
   {
-    label: "the same npm packages without tsx (plain node, no .ts)",
+    label: "sidecar's modules compiled, plain node (dist/src/index.js, as deployed)",
+    kind: "sidecar",
+    args: ["--input-type=module", "-e", `await import('./${compiledDir}/src/index.js')`]
+  },
+  {
+    label: "the npm packages alone, plain node (effect, @effect/platform(-node), @effect/sql(-sqlite-node))",
     args: [
       "--input-type=module",
       "-e",

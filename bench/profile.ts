@@ -46,8 +46,9 @@ const shortUrl = (url: string) => {
   const modules = url.lastIndexOf("/node_modules/")
   if (modules >= 0) return url.slice(modules + "/node_modules/".length).replace(/\/dist\/(esm|cjs)\//, "/")
   if (url.startsWith(rootUrl)) return url.slice(rootUrl.length)
-  // A snapshot of the code (snapshot.ts): the path inside it.
-  const snapshot = /^file:\/\/.*\/tree\/((?:src|bench|migrations)\/.*)$/.exec(url)
+  // A snapshot of the code (snapshot.ts): the path inside it; compiled, the path inside its dist/ (src/Engine.js,
+  // whose line numbers are those of tsc's output).
+  const snapshot = /^file:\/\/.*\/tree\/(?:dist\/)?((?:src|bench|migrations)\/.*)$/.exec(url)
   return snapshot === null ? url : snapshot[1]!
 }
 
@@ -80,8 +81,10 @@ const groupOf = (url: string): string => {
  * steps run under whatever node frame resumed it, so "under node:http" would count most of the application.
  */
 const markers: ReadonlyArray<readonly [string, (frame: CallFrame) => boolean]> = [
-  ["logging (effect Logger, console, stdout writes)", (f) => /effect\/dist\/esm\/(internal\/logger|Logger)/.test(f.url)],
+  ["logging (effect Logger, src/Logging's JSON lines, console, stdout writes)", (f) =>
+    /effect\/dist\/esm\/(internal\/logger|Logger)/.test(f.url) || /\/src\/Logging\.(ts|js)$/.test(f.url)],
   ["schema decode/encode (ParseResult)", (f) => /effect\/dist\/esm\/ParseResult\.js/.test(f.url)],
+  ["DateTime parse/format (effect DateTime)", (f) => /effect\/dist\/esm\/internal\/dateTime\.js/.test(f.url)],
   ["SQLite (@effect/sql, sql-sqlite-node, better-sqlite3)", (f) => /@effect\/sql|better-sqlite3/.test(f.url)],
   ["better-sqlite3 statement calls (native)", (f) => f.url === "" && /^(run|all|get|iterate|prepare)$/.test(f.functionName)],
   // Not tracer.js's `context`: the runtime runs every fiber through it, spans or not.

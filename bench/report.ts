@@ -1,16 +1,21 @@
 // The report: every figure for both servers with its spread over the repetitions, the ratio, and the targets.
 import type { Metric, Sample, Variant } from "./scenarios.js"
-import type { ServerKind } from "./servers.js"
+import { formLabel, type ServerKind, type SidecarForm } from "./servers.js"
 import { type Spread, spread } from "./stats.js"
 
 export interface VariantResult {
   readonly variant: Variant
   readonly samples: Record<ServerKind, Array<Sample>>
+  /** The sidecar started in its other form too (startup: compiled and tsx), in the same alternation. */
+  readonly alt?: { readonly form: SidecarForm; readonly samples: Array<Sample> }
   readonly failures: Array<string>
 }
 
 export const figure = (result: VariantResult, kind: ServerKind, key: string): Spread =>
   spread(result.samples[kind].map((s) => s[key] ?? Number.NaN))
+
+const altFigure = (result: VariantResult, key: string): Spread =>
+  spread((result.alt?.samples ?? []).map((s) => s[key] ?? Number.NaN))
 
 const fmt = (value: number, digits: number) =>
   Number.isNaN(value) ? "n/a" : value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
@@ -27,8 +32,11 @@ const ratioCell = (b: Spread, s: Spread, metric: Metric) =>
     ? "∞"
     : `${ratio(b, s).toFixed(2)}x`
 
-/** All figures: median (min–max) over the repetitions for each server, and sidecar ÷ baseline. */
-export const resultsTable = (results: ReadonlyArray<VariantResult>): string => {
+/**
+ * All figures: median (min–max) over the repetitions for each server, and sidecar ÷ baseline. Where the sidecar
+ * also ran in its other form, each figure has a second row for it (its ratio against the same baseline runs).
+ */
+export const resultsTable = (results: ReadonlyArray<VariantResult>, form: SidecarForm = "compiled"): string => {
   const lines = [
     "| scenario | figure | baseline | sidecar | sidecar ÷ baseline |",
     "|---|---|---:|---:|---:|"
@@ -39,11 +47,18 @@ export const resultsTable = (results: ReadonlyArray<VariantResult>): string => {
       const b = figure(r, "baseline", metric.key)
       const s = figure(r, "sidecar", metric.key)
       const unit = metric.unit === "" ? "" : ` (${metric.unit})`
+      const label = r.alt === undefined ? metric.label : `${metric.label}, sidecar ${formLabel(form)}`
       lines.push(
-        `| ${i === 0 ? `**${r.variant.name}** ×${n}` : ""} | ${metric.label}${unit} | ${cell(b, metric)} | ${
+        `| ${i === 0 ? `**${r.variant.name}** ×${n}` : ""} | ${label}${unit} | ${cell(b, metric)} | ${
           cell(s, metric)
         } | ${ratioCell(b, s, metric)} |`
       )
+      if (r.alt !== undefined) {
+        const a = altFigure(r, metric.key)
+        lines.push(
+          `| | ${metric.label}, sidecar ${formLabel(r.alt.form)}${unit} | ″ | ${cell(a, metric)} | ${ratioCell(b, a, metric)} |`
+        )
+      }
     })
     for (const f of r.failures) lines.push(`| | run failed | ${f.replaceAll("|", "/").replaceAll("\n", " ").slice(0, 200)} | | |`)
   }
@@ -57,6 +72,7 @@ export interface TargetOutcome {
   readonly ratio: string
   /** undefined when the scenario did not run. */
   readonly met: boolean | undefined
+  /** The scenario to profile when the target is missed; "<scenario>/other form" for the form not profiled. */
   readonly scenario: string
 }
 
@@ -103,25 +119,39 @@ const targets: ReadonlyArray<Target> = [
   }
 ]
 
-/** Each target, judged on the medians; no result when its scenario was not run or produced no numbers. */
-export const judgeTargets = (results: ReadonlyArray<VariantResult>): Array<TargetOutcome> =>
-  targets.map((t) => {
+/**
+ * Each target, judged on the medians of the sidecar as measured (compiled unless --tsx); no result when its
+ * scenario was not run or produced no numbers. Where the variant also ran the sidecar's other form, that form is
+ * judged on a row of its own, marked as such (startup: what `npm start` costs).
+ */
+export const judgeTargets = (results: ReadonlyArray<VariantResult>, form: SidecarForm = "compiled"): Array<TargetOutcome> =>
+  targets.flatMap((t) => {
     const r = results.find((x) => x.variant.name === t.variant)
     const metric = r?.variant.metrics.find((m) => m.key === t.metric)
     if (r === undefined || metric === undefined) {
-      return { target: t.text, baseline: "", sidecar: "", ratio: "", met: undefined, scenario: t.scenario }
+      return [{ target: t.text, baseline: "", sidecar: "", ratio: "", met: undefined, scenario: t.scenario }]
     }
     const b = figure(r, "baseline", t.metric)
-    const s = figure(r, "sidecar", t.metric)
-    const ok = b.n > 0 && s.n > 0 && !Number.isNaN(b.median) && !Number.isNaN(s.median)
-    return {
-      target: t.text,
-      baseline: `${fmt(b.median, metric.digits)} ${metric.unit}`,
-      sidecar: `${fmt(s.median, metric.digits)} ${metric.unit}`,
-      ratio: ratioCell(b, s, metric),
-      met: ok ? t.check(b.median, s.median) : undefined,
-      scenario: t.scenario
+    const judge = (target: string, s: Spread, scenario: string): TargetOutcome => {
+      const ok = b.n > 0 && s.n > 0 && !Number.isNaN(b.median) && !Number.isNaN(s.median)
+      return {
+        target,
+        baseline: `${fmt(b.median, metric.digits)} ${metric.unit}`,
+        sidecar: `${fmt(s.median, metric.digits)} ${metric.unit}`,
+        ratio: ratioCell(b, s, metric),
+        met: ok ? t.check(b.median, s.median) : undefined,
+        scenario
+      }
     }
+    const main = judge(
+      r.alt === undefined ? t.text : `${t.text}: sidecar ${formLabel(form)}`,
+      figure(r, "sidecar", t.metric),
+      t.scenario
+    )
+    // The other form's row is for information: it is never profiled (the scenario's profile is of the main form).
+    return r.alt === undefined
+      ? [main]
+      : [main, judge(`${t.text}: sidecar ${formLabel(r.alt.form)}`, altFigure(r, t.metric), `${t.scenario}/other form`)]
   })
 
 export const targetsTable = (outcomes: ReadonlyArray<TargetOutcome>): string =>

@@ -5,13 +5,17 @@ import { type ProfileSummary, readProfile, summarise } from "./profile.js"
 import type { VariantResult } from "./report.js"
 import { type RunContext, runFolder, type Sample, type Settings, type Variant } from "./scenarios.js"
 import { seedDatabase } from "./schema.js"
-import { makeWorkDir, type ServerKind, serverKinds } from "./servers.js"
-import { snapshot } from "./snapshot.js"
+import { formLabel, makeWorkDir, otherForm, type ServerKind, serverKinds, type SidecarForm } from "./servers.js"
+import { compileSnapshot, snapshot } from "./snapshot.js"
 
 export interface Bench {
   readonly settings: Settings
   /** The snapshot the servers run from. */
   readonly tree: string
+  /** How the sidecar is started (its other form only where a variant asks for both). */
+  readonly form: SidecarForm
+  /** Compile the snapshot if it is not yet (the compiled form does so at once); the ms tsc took, 0 if done before. */
+  readonly compile: () => number
   /** Run every repetition of `variant`: baseline, sidecar, baseline, sidecar, ... */
   readonly run: (variant: Variant, progress?: (line: string) => void) => Promise<VariantResult>
   /** One run of `variant` against `kind` with --cpu-prof: its figures and the summary of the profile it left. */
@@ -28,10 +32,34 @@ export interface Bench {
 const brief = (sample: Sample) =>
   Object.entries(sample).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`).join(" ")
 
-/** `commit`: measure that commit's src/ rather than the working tree's. */
-export const makeBench = (settings: Settings, commit?: string): Bench => {
+export interface BenchOptions {
+  /** Measure that commit's src/ rather than the working tree's. */
+  readonly commit?: string | undefined
+  /** How to start the sidecar: compiled (as deployed; the default) or through tsx. */
+  readonly form?: SidecarForm | undefined
+  readonly progress?: ((line: string) => void) | undefined
+}
+
+export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench => {
+  const form = options.form ?? "compiled"
   const work = makeWorkDir()
-  const tree = snapshot(join(work.dir, "tree"), commit)
+  let compiled = false
+  let tree: string
+  const compile = () => {
+    if (compiled) return 0
+    const ms = compileSnapshot(tree)
+    compiled = true
+    options.progress?.(`compiled the snapshot with tsc in ${(ms / 1000).toFixed(1)} s`)
+    return ms
+  }
+  try {
+    tree = snapshot(join(work.dir, "tree"), options.commit)
+    // Before anything is measured, so the compiler's CPU never overlaps a measured run.
+    if (form === "compiled") compile()
+  } catch (e) {
+    work.remove()
+    throw e
+  }
   const templates = new Map<string, string>()
   // Seeded once per benchmark run and copied for each server run: both servers start from the same bytes.
   const template = (rows: number, status: "completed" | "running") => {
@@ -46,28 +74,43 @@ export const makeBench = (settings: Settings, commit?: string): Bench => {
     return file
   }
   let runs = 0
-  const context = (cpuProfileDir?: string): RunContext => ({
+  const context = (runForm: SidecarForm = form): RunContext => ({
     settings,
     dir: runFolder(work.dir, ++runs),
     shared: work.dir,
     tree,
+    form: runForm,
+    prepare: (f) => {
+      if (f === "compiled") compile()
+    },
     template,
-    cpuProfileDir,
+    cpuProfileDir: undefined,
     window: { measuredFromMs: 0 }
   })
 
   const run = async (variant: Variant, progress: (line: string) => void = () => undefined) => {
-    const result: VariantResult = { variant, samples: { baseline: [], sidecar: [] }, failures: [] }
+    const alt = variant.bothForms === true ? { form: otherForm(form), samples: [] } : undefined
+    const result: VariantResult = {
+      variant,
+      samples: { baseline: [], sidecar: [] },
+      ...(alt === undefined ? {} : { alt }),
+      failures: []
+    }
+    // baseline, sidecar, [the sidecar in its other form,] baseline, sidecar, ...
+    const runners: ReadonlyArray<readonly [ServerKind, SidecarForm, Array<Sample>, string]> = [
+      ...serverKinds.map((kind) => [kind, form, result.samples[kind], kind] as const),
+      ...(alt === undefined ? [] : [["sidecar", alt.form, alt.samples, `sidecar ${formLabel(alt.form)}`] as const])
+    ]
     const reps = variant.reps(settings)
     for (let rep = 1; rep <= reps; rep++) {
-      for (const kind of serverKinds) {
-        const ctx = context()
+      for (const [kind, runForm, samples, label] of runners) {
+        const ctx = context(runForm)
         try {
           const sample = await variant.run(kind, ctx)
-          result.samples[kind].push(sample)
-          progress(`${variant.name} ${rep}/${reps} ${kind}: ${brief(sample)}`)
+          samples.push(sample)
+          progress(`${variant.name} ${rep}/${reps} ${label}: ${brief(sample)}`)
         } catch (e) {
-          const message = `${kind}: ${e instanceof Error ? e.message : String(e)}`
+          const message = `${label}: ${e instanceof Error ? e.message : String(e)}`
           result.failures.push(message)
           progress(`${variant.name} ${rep}/${reps} FAILED ${message}`)
         } finally {
@@ -104,5 +147,5 @@ export const makeBench = (settings: Settings, commit?: string): Bench => {
     return file
   }
 
-  return { settings, tree, run, profile, seededCopy, close: work.remove }
+  return { settings, tree, form, compile, run, profile, seededCopy, close: work.remove }
 }

@@ -6,7 +6,16 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync
 import { join } from "node:path"
 import { type LoadOptions, type LoadResult, runLoad } from "./load.js"
 import { noopType, seededId } from "./schema.js"
-import { getJson, getStatus, postJson, type Server, type ServerKind, sleep, startServer } from "./servers.js"
+import {
+  getJson,
+  getStatus,
+  postJson,
+  type Server,
+  type ServerKind,
+  type SidecarForm,
+  sleep,
+  startServer
+} from "./servers.js"
 
 export interface Settings {
   /** Repetitions of each load scenario per server. */
@@ -56,6 +65,10 @@ export interface RunContext {
   readonly shared: string
   /** The snapshot of the code the servers run from. */
   readonly tree: string
+  /** How this run starts the sidecar. */
+  readonly form: SidecarForm
+  /** Make sure the snapshot is compiled when `form` needs it (done once per benchmark run). */
+  readonly prepare: (form: SidecarForm) => void
   /** A template database with `rows` rows in `status`, made once per benchmark run and copied per server run. */
   readonly template: (rows: number, status: "completed" | "running") => string
   /** Set when this run should leave a CPU profile of the server in this folder. */
@@ -80,6 +93,8 @@ export interface Variant {
   readonly name: string
   readonly metrics: ReadonlyArray<Metric>
   readonly reps: (settings: Settings) => number
+  /** Also run the sidecar in its other form (compiled and tsx), in the same alternation. */
+  readonly bothForms?: boolean
   readonly run: (kind: ServerKind, ctx: RunContext) => Promise<Sample>
 }
 
@@ -107,8 +122,10 @@ const withServer = async <A>(
   db: string,
   use: (server: Server) => Promise<A>
 ): Promise<A> => {
+  if (kind === "sidecar") ctx.prepare(ctx.form)
   const server = await startServer(kind, {
     cwd: ctx.tree,
+    form: ctx.form,
     db,
     logFile: join(ctx.dir, `${kind}.log`),
     cpuProfileDir: ctx.cpuProfileDir
@@ -121,6 +138,9 @@ const withServer = async <A>(
 }
 
 const freshDb = (ctx: RunContext) => join(ctx.dir, "fresh.db")
+
+/** A name for the server as this run starts it, for files several runs share. */
+const who = (kind: ServerKind, ctx: RunContext) => (kind === "sidecar" ? `sidecar-${ctx.form}` : kind)
 
 const seededCopy = (ctx: RunContext, rows: number, status: "completed" | "running") => {
   const db = join(ctx.dir, `seeded-${status}.db`)
@@ -200,18 +220,35 @@ const submitDedupe: Variant = {
     })
 }
 
+/**
+ * Before a load on the seeded rows: the server must serve them (the newest 100 in a list, any one by id). Otherwise
+ * the load measures 404s and empty lists, as it did when the sidecar pruned seeded rows older than its retention.
+ */
+const assertServesSeeded = async (server: Server, rows: number) => {
+  const list = await getJson(`${server.url}/v0/tasks`)
+  const one = await getStatus(`${server.url}/v0/tasks/${seededId(Math.floor(rows / 2))}`)
+  if (!Array.isArray(list) || list.length !== Math.min(100, rows) || one !== 200) {
+    throw new Error(
+      `the ${server.kind} does not serve the seeded rows: the list has ${Array.isArray(list) ? list.length : "no"} tasks, ` +
+        `GET of a seeded id answered ${one}`
+    )
+  }
+}
+
 const getOne: Variant = {
   scenario: "get-one",
   name: "get-one c=16 (100k rows)",
   metrics: loadMetrics,
   reps: (s) => s.reps,
   run: (kind, ctx) =>
-    withServer(kind, ctx, seededCopy(ctx, ctx.settings.rows, "completed"), async (server) =>
-      (await measuredLoad(server, ctx, {
+    withServer(kind, ctx, seededCopy(ctx, ctx.settings.rows, "completed"), async (server) => {
+      await assertServesSeeded(server, ctx.settings.rows)
+      return (await measuredLoad(server, ctx, {
         connections: 16,
         path: "/v0/tasks",
         pathFor: () => `/v0/tasks/${seededId(Math.floor(Math.random() * ctx.settings.rows))}`
-      })).sample)
+      })).sample
+    })
 }
 
 const list100: Variant = {
@@ -220,8 +257,10 @@ const list100: Variant = {
   metrics: loadMetrics,
   reps: (s) => s.reps,
   run: (kind, ctx) =>
-    withServer(kind, ctx, seededCopy(ctx, ctx.settings.rows, "completed"), async (server) =>
-      (await measuredLoad(server, ctx, { connections: 16, path: "/v0/tasks" })).sample)
+    withServer(kind, ctx, seededCopy(ctx, ctx.settings.rows, "completed"), async (server) => {
+      await assertServesSeeded(server, ctx.settings.rows)
+      return (await measuredLoad(server, ctx, { connections: 16, path: "/v0/tasks" })).sample
+    })
 }
 
 const livez: Variant = {
@@ -234,18 +273,23 @@ const livez: Variant = {
       (await measuredLoad(server, ctx, { connections: 16, path: "/v0/livez" })).sample)
 }
 
-/** Spawn, wait for the listen line, then poll GET /v0/livez until the first 200; times from the spawn. */
-const timeStartup = (kind: ServerKind, ctx: RunContext, db: string) =>
+/**
+ * Spawn, wait for the listen line, then poll GET /v0/livez until the first 200; times from the spawn. With
+ * `seededRows`, the server must still serve them afterwards (checked after the timing).
+ */
+const timeStartup = (kind: ServerKind, ctx: RunContext, db: string, seededRows?: number) =>
   withServer(kind, ctx, db, async (server) => {
     for (;;) {
       if ((await getStatus(`${server.url}/v0/livez`)) === 200) break
       if (performance.now() - server.spawnedAt > 60_000) throw new Error("livez never answered 200")
     }
-    return {
+    const sample = {
       startup: performance.now() - server.spawnedAt,
       listen: server.listeningAt - server.spawnedAt,
       hwm: server.memory().hwmMiB
     }
+    if (seededRows !== undefined) await assertServesSeeded(server, seededRows)
+    return sample
   })
 
 const startupMetrics = [
@@ -259,9 +303,11 @@ const startupFresh: Variant = {
   name: "startup, fresh database",
   metrics: startupMetrics,
   reps: (s) => s.startupReps,
+  bothForms: true,
   run: async (kind, ctx) => {
-    // One untimed start first, as startups are compared warm: tsx has its compile cache for the snapshot.
-    const warm = join(ctx.shared, `startup-fresh-warm-${kind}`)
+    // One untimed start first, as startups are compared warm: tsx has its compile cache for the snapshot, and the
+    // compiled files are in the page cache.
+    const warm = join(ctx.shared, `startup-fresh-warm-${who(kind, ctx)}`)
     if (!existsSync(warm)) {
       await withServer(kind, { ...ctx, cpuProfileDir: undefined }, join(ctx.dir, "warm.db"), async () => undefined)
       writeFileSync(warm, "")
@@ -275,15 +321,16 @@ const startupSeeded: Variant = {
   name: "startup, 100k rows",
   metrics: startupMetrics,
   reps: (s) => s.startupReps,
+  bothForms: true,
   run: async (kind, ctx) => {
     // A restarted pod's database has been opened by this server before: one untimed start first, which also lets
     // the sidecar record its migrations. Nothing changes the rows afterwards, so every timed start sees the same file.
-    const db = join(ctx.shared, `startup-seeded-${kind}.db`)
+    const db = join(ctx.shared, `startup-seeded-${who(kind, ctx)}.db`)
     if (!existsSync(db)) {
       copyFileSync(ctx.template(ctx.settings.rows, "completed"), db)
       await withServer(kind, { ...ctx, cpuProfileDir: undefined }, db, async () => undefined)
     }
-    return timeStartup(kind, ctx, db)
+    return timeStartup(kind, ctx, db, ctx.settings.rows)
   }
 }
 

@@ -43,13 +43,18 @@ export const noopType = "noop"
 /** Seeded ids are canonical UUIDs derived from the row number, so scenarios can address any row without a query. */
 export const seededId = (i: number): string => `00000000-0000-4000-8000-${i.toString(16).padStart(12, "0")}`
 
-const seedEpoch = Date.parse("2026-01-01T00:00:00.000Z")
-
 /**
  * A database file with `rows` tasks of the no-op type in `status` (completed rows have their completion time),
- * submitted one second apart. One transaction: 100,000 rows take well under a second.
+ * submitted one second apart, the newest a minute before now. One transaction: 100,000 rows take well under a second.
+ *
+ * Recent on purpose: since retention came in (6442d67) the sidecar deletes, at startup and every few minutes,
+ * finished tasks that ended more than SIDECAR_RETENTION_HOURS ago (default 168). Rows dated months back were all
+ * pruned as the sidecar started, so it answered get-one with 404 and list-100 with [] while the baseline served
+ * 100,000 rows. 100,000 seconds is under 28 hours, well inside the default window, so the sidecar keeps every row
+ * and still runs its pruning pass over them, as a deployed one with the default setting does.
  */
 export const seedDatabase = (file: string, rows: number, status: "completed" | "running"): void => {
+  const seedEpoch = Date.now() - 60_000 - rows * 1000
   const db = new Database(file)
   try {
     db.pragma("journal_mode = WAL")

@@ -8,15 +8,36 @@ import { fileURLToPath } from "node:url"
 
 export const root = fileURLToPath(new URL("..", import.meta.url))
 
+/** Where the compiled snapshot is, relative to the snapshot (snapshot.ts): `node dist/bench/server.js`. */
+export const compiledDir = "dist"
+
 /** Which server: the sidecar (bench/server.ts) or the yardstick (bench/baseline/server.ts). */
 export type ServerKind = "baseline" | "sidecar"
 export const serverKinds: ReadonlyArray<ServerKind> = ["baseline", "sidecar"]
 
-const entries: Record<ServerKind, string> = { baseline: "bench/baseline/server.ts", sidecar: "bench/server.ts" }
+/**
+ * How the sidecar is started. `compiled`: as deployed (deploy/Dockerfile), JavaScript emitted by tsc from the
+ * snapshot, run by plain `node dist/bench/server.js`. `tsx`: the TypeScript through tsx's loader, as the README's
+ * `npm start` does (`node --import tsx bench/server.ts`). The baseline always runs as it always has, through tsx.
+ */
+export type SidecarForm = "compiled" | "tsx"
+export const otherForm = (form: SidecarForm): SidecarForm => (form === "compiled" ? "tsx" : "compiled")
+export const formLabel = (form: SidecarForm) =>
+  form === "compiled" ? "compiled, plain node (as deployed)" : "via tsx (npm start)"
+
+/** The node arguments that start `kind` in the snapshot. */
+export const launchArgs = (kind: ServerKind, form: SidecarForm): ReadonlyArray<string> =>
+  kind === "baseline"
+    ? ["--import", "tsx", "bench/baseline/server.ts"]
+    : form === "compiled"
+    ? [`${compiledDir}/bench/server.js`]
+    : ["--import", "tsx", "bench/server.ts"]
 
 export interface StartOptions {
   /** The checkout to run from (a snapshot of this one; see snapshot.ts). */
   readonly cwd: string
+  /** How to start the sidecar (the baseline ignores it). */
+  readonly form: SidecarForm
   /** The SQLite file (it need not exist). */
   readonly db: string
   /** Where the child's stdout and stderr go (the JSON log lines). */
@@ -29,6 +50,7 @@ export interface StartOptions {
 
 export interface Server {
   readonly kind: ServerKind
+  readonly form: SidecarForm
   readonly pid: number
   readonly url: string
   /** performance.now() when spawned, and when its "Listening on" line appeared. */
@@ -86,9 +108,7 @@ export const startServer = async (kind: ServerKind, options: StartOptions): Prom
       ...(options.cpuProfileDir === undefined
         ? []
         : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir, "--cpu-prof-interval", "250"]),
-      "--import",
-      "tsx",
-      entries[kind]
+      ...launchArgs(kind, options.form)
     ],
     {
       cwd: options.cwd,
@@ -117,6 +137,7 @@ export const startServer = async (kind: ServerKind, options: StartOptions): Prom
   }
   return {
     kind,
+    form: options.form,
     pid,
     url,
     spawnedAt,

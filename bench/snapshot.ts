@@ -1,9 +1,10 @@
 // The servers run from a snapshot of the code taken when the benchmark starts, so that a run measures one version
-// even while src/ is being edited, and a commit can be measured as it was.
+// even while src/ is being edited, and a commit can be measured as it was. The sidecar runs as it is deployed:
+// the snapshot compiled to JavaScript by tsc with the build's options (tsconfig.build.json), started with plain node.
 import { execFileSync } from "node:child_process"
-import { cpSync, mkdirSync, symlinkSync } from "node:fs"
+import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { root } from "./servers.js"
+import { compiledDir, root } from "./servers.js"
 
 /**
  * Copy src/, migrations/ and package.json from the working tree, or from `commit` (git archive), into `dir`;
@@ -23,16 +24,65 @@ export const snapshot = (dir: string, commit?: string): string => {
   return dir
 }
 
+/** The files compiled besides src/ and migrations/: the sidecar's entry, and the baseline's for the module table. */
+const benchEntries = ["bench/server.ts", "bench/baseline/server.ts", "bench/schema.ts"]
+
+/**
+ * Compile the snapshot `dir` into `dir/dist` as `npm run build` compiles the product (tsc with the compiler options
+ * of this checkout's tsconfig.build.json: ES2022, NodeNext modules, source maps), with bench/server.ts added so that
+ * `node dist/bench/server.js` imports `dist/src/index.js`, the migrations land in `dist/migrations` where the
+ * compiled Sql.js looks for them, and package.json (imported by src/Api.ts) in `dist/`, as in the image.
+ *
+ * Emit only: `--noCheck --noResolve` and no ambient types, so tsc reads the snapshot's own files and none of the
+ * declaration files under node_modules (2 s instead of 10 s here). The emitted JavaScript is the same, byte for byte,
+ * as a full `tsc -p tsconfig.build.json` (compared when this was written): the project compiles with
+ * isolatedModules and verbatimModuleSyntax, so no file's output depends on types or on other files. Type errors are
+ * `npm run typecheck`'s business, not the benchmark's. Returns the ms it took.
+ */
+export const compileSnapshot = (dir: string): number => {
+  const started = performance.now()
+  const config = join(dir, "tsconfig.bench.json")
+  writeFileSync(
+    config,
+    `${
+      JSON.stringify(
+        {
+          extends: join(root, "tsconfig.build.json"),
+          compilerOptions: { outDir: compiledDir, rootDir: ".", types: [] },
+          include: ["src/**/*.ts", "migrations/**/*.ts", "package.json", ...benchEntries]
+        },
+        null,
+        2
+      )
+    }\n`
+  )
+  const tsc = join(root, "node_modules", "typescript", "bin", "tsc")
+  try {
+    execFileSync(process.execPath, [tsc, "-p", config, "--noCheck", "--noResolve"], { cwd: dir, encoding: "utf8", stdio: "pipe" })
+  } catch (e) {
+    // tsc exits non-zero on any diagnostic; without type checking those are syntax or emit errors, so the
+    // JavaScript may be missing or wrong: refuse to measure it.
+    const out = e as { stdout?: string; stderr?: string }
+    throw new Error(`tsc could not compile the snapshot:\n${`${out.stdout ?? ""}${out.stderr ?? ""}`.slice(0, 4000)}`)
+  }
+  for (const entry of ["bench/server.js", "src/index.js", "package.json"]) {
+    if (!existsSync(join(dir, compiledDir, entry))) throw new Error(`tsc emitted no ${compiledDir}/${entry}`)
+  }
+  return performance.now() - started
+}
+
 /** What is being measured, for the report: the commit, and whether the working tree differed from it. */
 export const describeCode = (commit?: string): string => {
-  const git = (...args: Array<string>) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim()
+  const raw = (...args: Array<string>) => execFileSync("git", args, { cwd: root, encoding: "utf8" })
+  const git = (...args: Array<string>) => raw(...args).trim()
   try {
     if (commit !== undefined) {
       return `commit ${git("rev-parse", "--short", commit)} (git archive); src/ last changed in ${
         git("log", "-1", "--format=%h %s", commit, "--", "src", "migrations")
       }`
     }
-    const dirty = git("status", "--porcelain", "--", "src", "migrations", "package.json").split("\n").filter((l) => l !== "")
+    // Not trimmed: each porcelain line starts with two status columns, the first often a space.
+    const dirty = raw("status", "--porcelain", "--", "src", "migrations", "package.json").split("\n").filter((l) => l !== "")
     return `working tree at commit ${git("log", "-1", "--format=%h %s")}${
       dirty.length === 0 ? "" : `, with uncommitted changes in ${dirty.map((l) => l.slice(3)).join(", ")}`
     }`
