@@ -49,21 +49,21 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
           const mine = Deferred.unsafeMake<void>(FiberId.none)
           lastInLine = mine
           const release = Deferred.done(mine, Exit.void)
+          const tooLate = new StoreError({
+            op,
+            error: `store ${op} failed: waited over ${Duration.format(busyTimeout)} for its turn ` +
+              `(the database is locked, or the sidecar overloaded)`
+          })
           return Effect.flatMap(Clock.currentTimeMillis, (arrived) =>
             restore(Deferred.await(previous)).pipe(
-              // interrupted while queued: still hand the turn on when it comes
+              // Interrupted while queued: hand the turn on once it comes, never before (the caller ahead may still
+              // be deciding). Only a caller that was admitted releases through `ensuring`.
               Effect.onInterrupt(() => Effect.forkDaemon(Effect.zipRight(Deferred.await(previous), release))),
               Effect.zipRight(Clock.currentTimeMillis),
-              Effect.flatMap((admitted): Effect.Effect<A, E | StoreError> =>
-                admitted - arrived >= busyMillis
-                  ? new StoreError({
-                    op,
-                    error: `store ${op} failed: waited over ${Duration.format(busyTimeout)} for its turn ` +
-                      `(the database is locked, or the sidecar overloaded)`
-                  })
-                  : decide
-              ),
-              Effect.ensuring(release)
+              Effect.flatMap((admitted) => {
+                const turn: Effect.Effect<A, E | StoreError> = admitted - arrived >= busyMillis ? tooLate : decide
+                return Effect.ensuring(turn, release)
+              })
             ))
         })
       )

@@ -1,13 +1,30 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, TestClock } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
 import type { SubmitTask } from "../src/Domain.js"
 import { Engine } from "../src/Engine.js"
 import { TaskError } from "../src/Errors.js"
 import { Readiness } from "../src/Readiness.js"
+import { Store } from "../src/Store.js"
 import { engineOver, engineWithStore, InterleavingStore, Probe, SqlMemory, SqlTest, withFreshEngine } from "./layers.js"
 
 const EngineTest = engineOver(SqlMemory)
+
+/** When a submit runs with a SaveLatch, its save waits for that latch: it holds the gate mid-decision meanwhile. */
+class SaveLatch extends Context.Reference<SaveLatch>()("test/SaveLatch", {
+  defaultValue: () => Option.none<Deferred.Deferred<void>>()
+}) {}
+const LatchedStore = Layer.effect(
+  Store,
+  Effect.map(Store, (real) =>
+    Store.make({
+      ...real,
+      save: (task) =>
+        Effect.flatMap(SaveLatch, Option.match({ onNone: () => Effect.void, onSome: Deferred.await })).pipe(
+          Effect.zipRight(real.save(task))
+        )
+    }))
+).pipe(Layer.provide(Store.Default))
 const ID = "6f9619ff-8b86-4011-b42d-00c04fc964ff"
 
 const submit = (req: SubmitTask) => Effect.flatMap(Engine, (e) => e.submit(req))
@@ -135,6 +152,26 @@ describe("Engine.submit", () => {
       expect(yield* settled(ID)).toMatchObject({ status: "completed", run: 2 })
       expect(probe.runs("once")).toBe(2)
     }).pipe(Effect.provide(engineWithStore(InterleavingStore, SqlMemory))))
+
+  it.effect("a submit interrupted while queued never lets the next one in before the one ahead has decided", () =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      const saving = yield* Deferred.make<void>()
+      const body = { id: ID, type: "test", params: { key: "gate" } }
+      // the first save waits for the test, holding the gate in the middle of its decision
+      const first = yield* Effect.fork(submit(body).pipe(Effect.provideService(SaveLatch, Option.some(saving))))
+      const queued = yield* Effect.fork(probeTask("gate", {}, ID))
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      yield* Fiber.interrupt(queued) // its client hung up
+      const next = yield* Effect.fork(probeTask("gate", {}, ID))
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      expect(next.unsafePoll()).toBeNull() // still behind the first
+      yield* Deferred.succeed(saving, undefined)
+      expect(yield* Fiber.join(first)).toEqual({ _tag: "Started", id: ID, run: 1 })
+      expect((yield* Fiber.join(next))._tag).toBe("Deduplicated")
+      yield* settled(ID)
+      expect(probe.runs("gate")).toBe(1)
+    }).pipe(Effect.provide(engineWithStore(LatchedStore, SqlMemory))))
 
   it.effect("different tasks run concurrently: a long one does not hold up the others", () =>
     Effect.gen(function*() {
