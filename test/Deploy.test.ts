@@ -19,6 +19,7 @@ interface Probe {
   readonly kind: string
   readonly path: string
   readonly port: number
+  readonly timeoutSeconds: number
 }
 
 /** The probes of every container in the manifest, HTTP or exec'ing a loopback fetch, with where they point. */
@@ -28,12 +29,14 @@ const probesOf = (docs: Array<any>): Array<Probe> =>
       ["readinessProbe", "livenessProbe", "startupProbe"].flatMap((kind) => {
         const probe = c[kind]
         if (probe === undefined || probe.tcpSocket !== undefined) return []
+        // the kubelet's default is 1 s; a saturated sidecar takes longer than that to accept a new connection
+        const timeoutSeconds = Number(probe.timeoutSeconds ?? 1)
         if (probe.httpGet !== undefined) {
-          return [{ container: c.name, kind, path: probe.httpGet.path, port: Number(probe.httpGet.port) }]
+          return [{ container: c.name, kind, path: probe.httpGet.path, port: Number(probe.httpGet.port), timeoutSeconds }]
         }
         const m = /http:\/\/127\.0\.0\.1:(\d+)(\/[\w/]+)/.exec((probe.exec.command as Array<string>).join(" "))
         if (m === null) throw new Error(`${c.name} ${kind}: no URL in its command`)
-        return [{ container: c.name, kind, path: m[2]!, port: Number(m[1]) }]
+        return [{ container: c.name, kind, path: m[2]!, port: Number(m[1]), timeoutSeconds }]
       })
     )
   )
@@ -54,6 +57,7 @@ describe("deploy/kubernetes", () => {
     for (const probe of probes) {
       expect(served.has(probe.path), probe.path).toBe(true)
       expect(probe.port).toBe(Number(envOf(docs, probe.container, "SIDECAR_PORT")))
+      expect(probe.timeoutSeconds, probe.kind).toBeGreaterThanOrEqual(5)
     }
     const scrape = docs.find((d) => d.kind === "StatefulSet").spec.template.metadata.annotations
     expect(served.has(scrape["prometheus.io/path"])).toBe(true)
@@ -73,6 +77,7 @@ describe("deploy/kubernetes", () => {
     for (const probe of probes) {
       expect(served.has(probe.path), probe.path).toBe(true)
       expect(probe.port).toBe(port)
+      expect(probe.timeoutSeconds, probe.kind).toBeGreaterThanOrEqual(5)
     }
     const proxy = docs.find((d) => d.kind === "StatefulSet").spec.template.spec.containers
       .find((c: any) => c.name === "proxy")
