@@ -98,7 +98,8 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
         const existing = yield* store.get(id)
         if (Option.isSome(existing) && existing.value.status !== "failed") {
           yield* metrics.submitted(existing.value.type, "deduplicated")
-          yield* Effect.logInfo("task deduplicated").pipe(
+          // debug: a controller that resubmits to poll would otherwise fill the log with no-ops
+          yield* Effect.logDebug("task deduplicated").pipe(
             Effect.annotateLogs({ taskId: id, type: existing.value.type, run: existing.value.run })
           )
           return { _tag: "Deduplicated", id, status: existing.value.status } satisfies SubmitOutcome
