@@ -42,7 +42,7 @@ const program = Effect.gen(function*() {
   const call = (path: string, init?: { method?: string; body?: unknown }) =>
     request(`${sidecar.url}${path}`, init).pipe(
       Effect.tap((res) => Effect.sync(() => (stats.requests++, count(res.status)))),
-      Effect.catchAllDefect((e) => Effect.sync(() => (stats.errors++, console.error(String(e)))).pipe(Effect.as(undefined)))
+      Effect.catchAllDefect((e) => Effect.sync(() => (stats.errors++, console.error(`${String(e)}${(e as any)?.cause ? `: ${String((e as any).cause)}` : ""}`))).pipe(Effect.as(undefined)))
     )
   const settledIds = () => [...tasks.keys()].filter((id) => !busy.has(id))
 
