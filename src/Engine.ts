@@ -36,6 +36,13 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     let lastInLine = Deferred.unsafeMake<void>(FiberId.none)
     Deferred.unsafeDone(lastInLine, Exit.void)
     const busyMillis = Duration.toMillis(busyTimeout)
+    // Made only when needed: an error captures a stack trace, a cost every submit would pay.
+    const tooLate = (op: string) =>
+      new StoreError({
+        op,
+        error: `store ${op} failed: waited over ${Duration.format(busyTimeout)} for its turn ` +
+          `(the database is locked, or the sidecar overloaded)`
+      })
 
     /**
      * Run `decide` alone, uninterruptibly (a client that hangs up must not leave a persisted row without its fiber).
@@ -49,11 +56,6 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
           const mine = Deferred.unsafeMake<void>(FiberId.none)
           lastInLine = mine
           const release = Deferred.done(mine, Exit.void)
-          const tooLate = new StoreError({
-            op,
-            error: `store ${op} failed: waited over ${Duration.format(busyTimeout)} for its turn ` +
-              `(the database is locked, or the sidecar overloaded)`
-          })
           return Effect.flatMap(Clock.currentTimeMillis, (arrived) =>
             restore(Deferred.await(previous)).pipe(
               // Interrupted while queued: hand the turn on once it comes, never before (the caller ahead may still
@@ -61,7 +63,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
               Effect.onInterrupt(() => Effect.forkDaemon(Effect.zipRight(Deferred.await(previous), release))),
               Effect.zipRight(Clock.currentTimeMillis),
               Effect.flatMap((admitted) => {
-                const turn: Effect.Effect<A, E | StoreError> = admitted - arrived >= busyMillis ? tooLate : decide
+                const turn: Effect.Effect<A, E | StoreError> = admitted - arrived >= busyMillis ? tooLate(op) : decide
                 return Effect.ensuring(turn, release)
               })
             ))
@@ -170,24 +172,29 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const last = yield* store.lastCompleted([readinessTypes.ready, readinessTypes.notReady])
     yield* readiness.set(Option.exists(last, (t) => t.type === readinessTypes.ready))
 
-    // Crash recovery: resume what a previous process left running. Same run number: it is the same run.
+    // Crash recovery: resume what a previous process left running. Same run number: it is the same run. Runs whose
+    // type has no handler any more fail first, so that counting the resumptions is one statement, not one a task.
     const running = yield* store.listRunning
+    const resumable: Array<readonly [Task, TaskHandler]> = []
     for (const task of running) {
       const handler = handlers.get(task.type)
-      if (handler === undefined) {
-        yield* finish(task, {
-          status: "failed",
-          error: `no handler registered for task type: ${task.type}`,
-          completedAt: yield* DateTime.now
-        })
-        yield* Effect.logWarning("task could not be resumed: no handler registered for task type").pipe(
-          Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
-        )
-      } else {
-        yield* store.resumed(task.id, task.run)
-        yield* Effect.logInfo("task resumed").pipe(Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }))
-        yield* start(task, handler)
+      if (handler !== undefined) {
+        resumable.push([task, handler])
+        continue
       }
+      yield* finish(task, {
+        status: "failed",
+        error: `no handler registered for task type: ${task.type}`,
+        completedAt: yield* DateTime.now
+      })
+      yield* Effect.logWarning("task could not be resumed: no handler registered for task type").pipe(
+        Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
+      )
+    }
+    if (resumable.length > 0) yield* store.resumedRunning
+    for (const [task, handler] of resumable) {
+      yield* Effect.logInfo("task resumed").pipe(Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }))
+      yield* start(task, handler)
     }
     const retention = yield* Retention
     if (Option.isSome(retention)) {

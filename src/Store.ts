@@ -221,12 +221,12 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
         step("runs")
       )
 
-    /** Count one more resumption of the run by crash recovery. */
-    const resumed = (id: TaskId, run: number) =>
-      sql`UPDATE task_runs SET resumes = resumes + 1 WHERE task_id = ${id} AND run = ${run}`.pipe(
-        Effect.asVoid,
-        step("resumed")
-      )
+    /** Count one more resumption by crash recovery of every run still `running`, in one statement. */
+    const resumedRunning = sql`UPDATE task_runs SET resumes = resumes + 1
+      WHERE (task_id, run) IN (SELECT id, run FROM task_results WHERE status = 'running')`.pipe(
+      Effect.asVoid,
+      step("resumedRunning")
+    )
 
     /** Every task a previous process left `running`, oldest first. */
     const listRunning = sql<TaskRow>`SELECT ${sql.literal(columns)} FROM task_results
@@ -286,6 +286,6 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       step("ping")
     )
 
-    return { save, get, list, runs, listRunning, resumed, complete, lastCompleted, remove, prune, ping } as const
+    return { save, get, list, runs, listRunning, resumedRunning, complete, lastCompleted, remove, prune, ping } as const
   })
 }) {}
