@@ -452,7 +452,8 @@ withServer("hostile input to the sidecar process", (it) => {
       const { text } = yield* sendRaw(
         sidecar.url,
         "POST /v0/tasks HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n" +
-          `HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+          `HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        { untilAnswered: true }
       )
       // leave the table as the last test expects it
       yield* send(sidecar.url, { method: "DELETE", path: `/v0/tasks/${id}` })

@@ -193,21 +193,37 @@ export const send = (
     Effect.orDie
   )
 
+/** Whether `text` holds a whole HTTP response (headers, then as many bytes as its Content-Length says). */
+const wholeResponse = (text: string) => {
+  const end = text.indexOf("\r\n\r\n")
+  if (end < 0) return false
+  const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))
+  return length !== null && text.length - end - 4 >= Number(length[1])
+}
+
 /**
- * Write raw bytes on a fresh TCP connection and read until the server closes it; `halfClose` then ends the writing
- * side at once (a client giving up mid-request). Answers everything the server wrote, as latin1 text.
+ * Write raw bytes on a fresh TCP connection and read until the server closes it, or, with `untilAnswered`, until
+ * one whole response has come (a client that keeps its connection, as curl does, is done then); `halfClose` ends
+ * the writing side at once (a client giving up mid-request). Answers everything the server wrote, as latin1 text.
  */
 export const sendRaw = (
   url: string,
   bytes: string | Uint8Array,
-  options: { readonly halfClose?: boolean; readonly within?: Duration.DurationInput } = {}
+  options: {
+    readonly halfClose?: boolean
+    readonly untilAnswered?: boolean
+    readonly within?: Duration.DurationInput
+  } = {}
 ) =>
   Effect.async<{ readonly text: string; readonly code?: string }>((resume) => {
     const { hostname, port } = new URL(url)
     const parts: Array<Buffer> = []
     let code: string | undefined
     const socket = Net.connect(Number(port), hostname)
-    socket.on("data", (part: Buffer) => parts.push(part))
+    socket.on("data", (part: Buffer) => {
+      parts.push(part)
+      if (options.untilAnswered === true && wholeResponse(Buffer.concat(parts).toString("latin1"))) socket.destroy()
+    })
     socket.on("error", (error) => (code = errorCode(error)))
     socket.on("close", () => {
       const text = Buffer.concat(parts).toString("latin1")
