@@ -1,4 +1,4 @@
-// The report: every figure for both servers with its spread over the repetitions, the ratio, and the targets.
+// The report: every figure for each server with its spread over the repetitions, the ratios, and the targets.
 import type { Metric, Sample, Variant } from "./scenarios.js"
 import { formLabel, type ServerKind, type SidecarForm } from "./servers.js"
 import { type Spread, spread } from "./stats.js"
@@ -32,35 +32,45 @@ const ratioCell = (b: Spread, s: Spread, metric: Metric) =>
     ? "∞"
     : `${ratio(b, s).toFixed(2)}x`
 
+/** Whether the floor took part in this variant (it runs only where `variant.floor` asks for it). */
+const withFloor = (r: VariantResult) => r.variant.floor === true
+
 /**
- * All figures: median (min–max) over the repetitions for each server, and sidecar ÷ baseline. Where the sidecar
- * also ran in its other form, each figure has a second row for it (its ratio against the same baseline runs).
+ * All figures: median (min–max) over the repetitions for each server, sidecar ÷ baseline, and where the floor ran,
+ * floor ÷ baseline and sidecar ÷ floor (empty where it did not). Where the sidecar also ran in its other form, each
+ * figure has a second row for it (its ratios against the same baseline and floor runs).
  */
 export const resultsTable = (results: ReadonlyArray<VariantResult>, form: SidecarForm = "compiled"): string => {
   const lines = [
-    "| scenario | figure | baseline | sidecar | sidecar ÷ baseline |",
-    "|---|---|---:|---:|---:|"
+    "| scenario | figure | baseline | sidecar | floor | sidecar ÷ baseline | floor ÷ baseline | sidecar ÷ floor |",
+    "|---|---|---:|---:|---:|---:|---:|---:|"
   ]
   for (const r of results) {
-    const n = Math.max(r.samples.baseline.length, r.samples.sidecar.length)
+    const n = Math.max(r.samples.baseline.length, r.samples.sidecar.length, r.samples.floor.length)
+    const floor = withFloor(r)
     r.variant.metrics.forEach((metric, i) => {
       const b = figure(r, "baseline", metric.key)
       const s = figure(r, "sidecar", metric.key)
+      const f = figure(r, "floor", metric.key)
       const unit = metric.unit === "" ? "" : ` (${metric.unit})`
       const label = r.alt === undefined ? metric.label : `${metric.label}, sidecar ${formLabel(form)}`
       lines.push(
-        `| ${i === 0 ? `**${r.variant.name}** ×${n}` : ""} | ${label}${unit} | ${cell(b, metric)} | ${
-          cell(s, metric)
-        } | ${ratioCell(b, s, metric)} |`
+        `| ${i === 0 ? `**${r.variant.name}** ×${n}` : ""} | ${label}${unit} | ${cell(b, metric)} | ${cell(s, metric)} | ${
+          floor ? cell(f, metric) : ""
+        } | ${ratioCell(b, s, metric)} | ${floor ? ratioCell(b, f, metric) : ""} | ${floor ? ratioCell(f, s, metric) : ""} |`
       )
       if (r.alt !== undefined) {
         const a = altFigure(r, metric.key)
         lines.push(
-          `| | ${metric.label}, sidecar ${formLabel(r.alt.form)}${unit} | ″ | ${cell(a, metric)} | ${ratioCell(b, a, metric)} |`
+          `| | ${metric.label}, sidecar ${formLabel(r.alt.form)}${unit} | ″ | ${cell(a, metric)} | ${floor ? "″" : ""} | ${
+            ratioCell(b, a, metric)
+          } | | ${floor ? ratioCell(f, a, metric) : ""} |`
         )
       }
     })
-    for (const f of r.failures) lines.push(`| | run failed | ${f.replaceAll("|", "/").replaceAll("\n", " ").slice(0, 200)} | | |`)
+    for (const f of r.failures) {
+      lines.push(`| | run failed | ${f.replaceAll("|", "/").replaceAll("\n", " ").slice(0, 200)} | | | | | |`)
+    }
   }
   return lines.join("\n")
 }
@@ -72,6 +82,8 @@ export interface TargetOutcome {
   readonly ratio: string
   /** undefined when the scenario did not run. */
   readonly met: boolean | undefined
+  /** The floor's figure, floor ÷ baseline, and whether the floor itself would meet the target; absent where it did not run. */
+  readonly floor?: { readonly value: string; readonly ratio: string; readonly met: boolean | undefined }
   /** The scenario to profile when the target is missed; "<scenario>/other form" for the form not profiled. */
   readonly scenario: string
 }
@@ -132,35 +144,44 @@ export const judgeTargets = (results: ReadonlyArray<VariantResult>, form: Sideca
       return [{ target: t.text, baseline: "", sidecar: "", ratio: "", met: undefined, scenario: t.scenario }]
     }
     const b = figure(r, "baseline", t.metric)
-    const judge = (target: string, s: Spread, scenario: string): TargetOutcome => {
-      const ok = b.n > 0 && s.n > 0 && !Number.isNaN(b.median) && !Number.isNaN(s.median)
-      return {
-        target,
-        baseline: `${fmt(b.median, metric.digits)} ${metric.unit}`,
-        sidecar: `${fmt(s.median, metric.digits)} ${metric.unit}`,
-        ratio: ratioCell(b, s, metric),
-        met: ok ? t.check(b.median, s.median) : undefined,
-        scenario
-      }
+    const checked = (s: Spread) =>
+      b.n > 0 && s.n > 0 && !Number.isNaN(b.median) && !Number.isNaN(s.median) ? t.check(b.median, s.median) : undefined
+    const judge = (target: string, s: Spread, scenario: string): TargetOutcome => ({
+      target,
+      baseline: `${fmt(b.median, metric.digits)} ${metric.unit}`,
+      sidecar: `${fmt(s.median, metric.digits)} ${metric.unit}`,
+      ratio: ratioCell(b, s, metric),
+      met: checked(s),
+      scenario
+    })
+    const f = figure(r, "floor", t.metric)
+    const main: TargetOutcome = {
+      ...judge(r.alt === undefined ? t.text : `${t.text}: sidecar ${formLabel(form)}`, figure(r, "sidecar", t.metric), t.scenario),
+      // The same check applied to the floor: a target the floor misses cannot be met on this stack by any code.
+      ...(withFloor(r) && f.n > 0
+        ? { floor: { value: `${fmt(f.median, metric.digits)} ${metric.unit}`, ratio: ratioCell(b, f, metric), met: checked(f) } }
+        : {})
     }
-    const main = judge(
-      r.alt === undefined ? t.text : `${t.text}: sidecar ${formLabel(form)}`,
-      figure(r, "sidecar", t.metric),
-      t.scenario
-    )
     // The other form's row is for information: it is never profiled (the scenario's profile is of the main form).
     return r.alt === undefined
       ? [main]
       : [main, judge(`${t.text}: sidecar ${formLabel(r.alt.form)}`, altFigure(r, t.metric), `${t.scenario}/other form`)]
   })
 
+const verdict = (met: boolean | undefined) => (met === undefined ? "not run" : met ? "**met**" : "**MISSED**")
+
+/**
+ * The targets, judged on the sidecar; where the floor ran, the same check applied to the floor, i.e. whether even a
+ * no-op server on the same HTTP stack would meet it.
+ */
 export const targetsTable = (outcomes: ReadonlyArray<TargetOutcome>): string =>
   [
-    "| target (sidecar vs baseline, medians) | baseline | sidecar | ratio | |",
-    "|---|---:|---:|---:|---|",
-    ...outcomes.map((o) =>
-      `| ${o.target} | ${o.baseline} | ${o.sidecar} | ${o.ratio} | ${
-        o.met === undefined ? "not run" : o.met ? "**met**" : "**MISSED**"
-      } |`
-    )
+    "| target (sidecar vs baseline, medians) | baseline | sidecar | ratio | | floor | floor ÷ baseline | the floor |",
+    "|---|---:|---:|---:|---|---:|---:|---|",
+    ...outcomes.map((o) => {
+      const floor = o.floor === undefined
+        ? ["", "", ""]
+        : [o.floor.value, o.floor.ratio, o.floor.met === undefined ? "n/a" : o.floor.met ? "would meet it" : "**misses it**"]
+      return `| ${[o.target, o.baseline, o.sidecar, o.ratio, verdict(o.met), ...floor].join(" | ")} |`
+    })
   ].join("\n")

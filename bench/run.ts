@@ -1,4 +1,4 @@
-// Running variants against both servers, alternately, in one work folder that is removed afterwards.
+// Running variants against the servers, alternately, in one work folder that is removed afterwards.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { type ProfileSummary, readProfile, summarise } from "./profile.js"
@@ -16,7 +16,7 @@ export interface Bench {
   readonly form: SidecarForm
   /** Compile the snapshot if it is not yet (the compiled form does so at once); the ms tsc took, 0 if done before. */
   readonly compile: () => number
-  /** Run every repetition of `variant`: baseline, sidecar, baseline, sidecar, ... */
+  /** Run every repetition of `variant`: baseline, sidecar[, floor], baseline, sidecar[, floor], ... */
   readonly run: (variant: Variant, progress?: (line: string) => void) => Promise<VariantResult>
   /** One run of `variant` against `kind` with --cpu-prof: its figures and the summary of the profile it left. */
   readonly profile: (
@@ -92,13 +92,15 @@ export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench
     const alt = variant.bothForms === true ? { form: otherForm(form), samples: [] } : undefined
     const result: VariantResult = {
       variant,
-      samples: { baseline: [], sidecar: [] },
+      samples: { baseline: [], sidecar: [], floor: [] },
       ...(alt === undefined ? {} : { alt }),
       failures: []
     }
-    // baseline, sidecar, [the sidecar in its other form,] baseline, sidecar, ...
+    // baseline, sidecar, [floor,] [the sidecar in its other form,] baseline, sidecar, ...
     const runners: ReadonlyArray<readonly [ServerKind, SidecarForm, Array<Sample>, string]> = [
-      ...serverKinds.map((kind) => [kind, form, result.samples[kind], kind] as const),
+      ...serverKinds.filter((kind) => kind !== "floor" || variant.floor === true).map((kind) =>
+        [kind, form, result.samples[kind], kind] as const
+      ),
       ...(alt === undefined ? [] : [["sidecar", alt.form, alt.samples, `sidecar ${formLabel(alt.form)}`] as const])
     ]
     const reps = variant.reps(settings)

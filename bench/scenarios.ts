@@ -1,5 +1,6 @@
-// The scenarios: each is run against both servers, alternately, on identical databases, and returns one sample
-// of named figures per run. A server is started afresh for every run so no run inherits another's table or heap.
+// The scenarios: each is run against the baseline and the sidecar (and, where it means something, the framework's
+// floor), alternately, on identical databases, and returns one sample of named figures per run. A server is started
+// afresh for every run so no run inherits another's table or heap.
 import Database from "better-sqlite3"
 import { randomUUID } from "node:crypto"
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
@@ -9,6 +10,7 @@ import { noopType, seededId } from "./schema.js"
 import {
   getJson,
   getStatus,
+  needsCompile,
   postJson,
   type Server,
   type ServerKind,
@@ -95,6 +97,11 @@ export interface Variant {
   readonly reps: (settings: Settings) => number
   /** Also run the sidecar in its other form (compiled and tsx), in the same alternation. */
   readonly bothForms?: boolean
+  /**
+   * Also run the framework's floor (bench/floor/server.ts), third in each repetition. Only where its figure means
+   * something: it has no database, so not for rehydrate, memory or startup on seeded rows.
+   */
+  readonly floor?: boolean
   readonly run: (kind: ServerKind, ctx: RunContext) => Promise<Sample>
 }
 
@@ -122,7 +129,7 @@ const withServer = async <A>(
   db: string,
   use: (server: Server) => Promise<A>
 ): Promise<A> => {
-  if (kind === "sidecar") ctx.prepare(ctx.form)
+  if (needsCompile(kind, ctx.form)) ctx.prepare(ctx.form)
   const server = await startServer(kind, {
     cwd: ctx.tree,
     form: ctx.form,
@@ -188,6 +195,7 @@ const submitNew = (connections: number): Variant => ({
     ? [...loadMetrics, m("peakRss", "peak RSS (sampled VmRSS)", "MiB", "lower", 1), m("hwm", "VmHWM at end", "MiB", "lower", 1)]
     : loadMetrics,
   reps: (s) => s.reps,
+  floor: true,
   run: (kind, ctx) =>
     withServer(kind, ctx, freshDb(ctx), async (server) =>
       (await measuredLoad(server, ctx, { connections, method: "POST", path: "/v0/tasks", body: newSubmit })).sample)
@@ -208,6 +216,7 @@ const submitDedupe: Variant = {
   name: "submit-dedupe c=64",
   metrics: [...loadMetrics, m("non202", "answers other than 202", "", "lower")],
   reps: (s) => s.reps,
+  floor: true,
   run: (kind, ctx) =>
     withServer(kind, ctx, freshDb(ctx), async (server) => {
       const id = randomUUID()
@@ -216,7 +225,8 @@ const submitDedupe: Variant = {
       await awaitCompleted(server.url, id)
       const body = JSON.stringify({ id, type: noopType })
       const { result, sample } = await measuredLoad(server, ctx, { connections: 64, method: "POST", path: "/v0/tasks", body })
-      return { ...sample, non202: result.responses - (result.statusCodes["202"] ?? 0) }
+      // The floor keeps nothing, so it answers every submit 201: the count would say nothing (n/a in the report).
+      return kind === "floor" ? sample : { ...sample, non202: result.responses - (result.statusCodes["202"] ?? 0) }
     })
 }
 
@@ -240,6 +250,7 @@ const getOne: Variant = {
   name: "get-one c=16 (100k rows)",
   metrics: loadMetrics,
   reps: (s) => s.reps,
+  floor: true,
   run: (kind, ctx) =>
     withServer(kind, ctx, seededCopy(ctx, ctx.settings.rows, "completed"), async (server) => {
       await assertServesSeeded(server, ctx.settings.rows)
@@ -256,6 +267,7 @@ const list100: Variant = {
   name: "list-100 c=16 (100k rows)",
   metrics: loadMetrics,
   reps: (s) => s.reps,
+  floor: true,
   run: (kind, ctx) =>
     withServer(kind, ctx, seededCopy(ctx, ctx.settings.rows, "completed"), async (server) => {
       await assertServesSeeded(server, ctx.settings.rows)
@@ -268,6 +280,7 @@ const livez: Variant = {
   name: "livez c=16",
   metrics: loadMetrics,
   reps: (s) => s.reps,
+  floor: true,
   run: (kind, ctx) =>
     withServer(kind, ctx, freshDb(ctx), async (server) =>
       (await measuredLoad(server, ctx, { connections: 16, path: "/v0/livez" })).sample)
@@ -304,6 +317,7 @@ const startupFresh: Variant = {
   metrics: startupMetrics,
   reps: (s) => s.startupReps,
   bothForms: true,
+  floor: true,
   run: async (kind, ctx) => {
     // One untimed start first, as startups are compared warm: tsx has its compile cache for the snapshot, and the
     // compiled files are in the page cache.

@@ -1,4 +1,4 @@
-// Starting, watching and stopping the two servers as child processes, the way a user starts the sidecar.
+// Starting, watching and stopping the servers as child processes, the way a user starts the sidecar.
 import { type ChildProcess, spawn } from "node:child_process"
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs"
 import { request } from "node:http"
@@ -11,32 +11,43 @@ export const root = fileURLToPath(new URL("..", import.meta.url))
 /** Where the compiled snapshot is, relative to the snapshot (snapshot.ts): `node dist/bench/server.js`. */
 export const compiledDir = "dist"
 
-/** Which server: the sidecar (bench/server.ts) or the yardstick (bench/baseline/server.ts). */
-export type ServerKind = "baseline" | "sidecar"
-export const serverKinds: ReadonlyArray<ServerKind> = ["baseline", "sidecar"]
+/**
+ * Which server: the sidecar (bench/server.ts), the yardstick (bench/baseline/server.ts), or the framework's floor
+ * (bench/floor/server.ts: a no-op HttpApi server on the sidecar's HTTP stack, no database).
+ */
+export type ServerKind = "baseline" | "sidecar" | "floor"
+/** In the order each repetition runs them. */
+export const serverKinds: ReadonlyArray<ServerKind> = ["baseline", "sidecar", "floor"]
 
 /**
  * How the sidecar is started. `compiled`: as deployed (deploy/Dockerfile), JavaScript emitted by tsc from the
  * snapshot, run by plain `node dist/bench/server.js`. `tsx`: the TypeScript through tsx's loader, as the README's
  * `npm start` does (`node --import tsx bench/server.ts`). The baseline always runs as it always has, through tsx.
+ * The floor runs in the sidecar's form (compiled with it into the same dist/, or through tsx), so the two differ
+ * only in what the server does.
  */
 export type SidecarForm = "compiled" | "tsx"
 export const otherForm = (form: SidecarForm): SidecarForm => (form === "compiled" ? "tsx" : "compiled")
 export const formLabel = (form: SidecarForm) =>
   form === "compiled" ? "compiled, plain node (as deployed)" : "via tsx (npm start)"
 
+/** Each server's entry in the snapshot, as TypeScript (compiled: the same path under dist/, ending in .js). */
+export const entryOf = (kind: ServerKind): string =>
+  kind === "baseline" ? "bench/baseline/server.ts" : kind === "floor" ? "bench/floor/server.ts" : "bench/server.ts"
+
+/** Whether `kind` started in `form` needs the snapshot compiled (the baseline always runs through tsx). */
+export const needsCompile = (kind: ServerKind, form: SidecarForm): boolean => kind !== "baseline" && form === "compiled"
+
 /** The node arguments that start `kind` in the snapshot. */
 export const launchArgs = (kind: ServerKind, form: SidecarForm): ReadonlyArray<string> =>
-  kind === "baseline"
-    ? ["--import", "tsx", "bench/baseline/server.ts"]
-    : form === "compiled"
-    ? [`${compiledDir}/bench/server.js`]
-    : ["--import", "tsx", "bench/server.ts"]
+  needsCompile(kind, form)
+    ? [`${compiledDir}/${entryOf(kind).replace(/\.ts$/, ".js")}`]
+    : ["--import", "tsx", entryOf(kind)]
 
 export interface StartOptions {
   /** The checkout to run from (a snapshot of this one; see snapshot.ts). */
   readonly cwd: string
-  /** How to start the sidecar (the baseline ignores it). */
+  /** How to start the sidecar and the floor (the baseline ignores it). */
   readonly form: SidecarForm
   /** The SQLite file (it need not exist). */
   readonly db: string
