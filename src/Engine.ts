@@ -123,9 +123,12 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
         return { _tag: "Started", id, run: task.run } satisfies SubmitOutcome
       })))
 
+    const found = (id: string) => <A, E>(lookup: Effect.Effect<Option.Option<A>, E>) =>
+      Effect.flatMap(lookup, (task) => Option.isSome(task) ? Effect.succeed(task.value) : TaskNotFound.of(id))
     /** The task with this id. */
-    const get = (id: string) =>
-      store.get(id).pipe(Effect.flatMap(Option.match({ onNone: () => TaskNotFound.of(id), onSome: Effect.succeed })))
+    const get = (id: string) => found(id)(store.get(id))
+    /** The task with this id, as TaskResult JSON (what the API answers, without decoding it first). */
+    const getJson = (id: string) => found(id)(store.getJson(id))
 
     /**
      * The task, once it is terminal or `wait` has passed, whichever comes first. Its run's own fiber wakes the
@@ -141,6 +144,8 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
 
     /** The most recently submitted tasks, newest first: 100 of them unless `filter` says otherwise. */
     const list = (filter: TaskFilter = { limit: 100 }) => store.list(filter)
+    /** The same, as TaskResult JSON. */
+    const listJson = (filter: TaskFilter = { limit: 100 }) => store.listJson(filter)
 
     /** Every run of the task, oldest first. */
     const runsOf = (id: string) => Effect.zipRight(get(id), store.runs(id))
@@ -204,7 +209,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
       Effect.annotateLogs({ rehydrated: running.length, ready: Option.exists(last, (t) => t.type === readinessTypes.ready) })
     )
 
-    return { submit, get, await: await_, list, runs: runsOf, remove, join, ready, livez } as const
+    return { submit, get, getJson, await: await_, list, listJson, runs: runsOf, remove, join, ready, livez } as const
   }),
   dependencies: [Store.Default]
 }) {}

@@ -6,6 +6,7 @@ import {
   HttpServer,
   HttpServerError,
   HttpServerRequest,
+  HttpServerResponse,
   OpenApi
 } from "@effect/platform"
 import { Cause, Duration, Effect, Layer, Option } from "effect"
@@ -29,10 +30,12 @@ const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
           outcome._tag === "Started"
             ? { _tag: "TaskStarted" as const, id: outcome.id }
             : { _tag: "TaskDeduplicated" as const, id: outcome.id }))
-      .handle("list", ({ urlParams }) => engine.list({ ...urlParams, limit: urlParams.limit ?? 100 }))
+      // Lists and plain gets answer the stored rows as they are (see Store's toJson) rather than through Task.
+      .handle("list", ({ urlParams }) =>
+        Effect.map(engine.listJson({ ...urlParams, limit: urlParams.limit ?? 100 }), HttpServerResponse.unsafeJson))
       .handle("get", ({ path, urlParams }) =>
         urlParams.wait === undefined || urlParams.wait === 0
-          ? engine.get(path.id)
+          ? Effect.map(engine.getJson(path.id), HttpServerResponse.unsafeJson)
           : engine.await(path.id, Duration.seconds(urlParams.wait)).pipe(
             // a stopping server answers its waiters at once rather than let them hold up its drain
             Effect.raceFirst(Effect.zipRight(shutdown.begun, engine.get(path.id)))
