@@ -24,7 +24,7 @@ const rawJson = (status: number, reason: string, error: string) => {
  * Node's HTTP server, answering with a JSON `error` where Node on its own would answer bare or not at all (findings
  * of test/Hostile.test.ts): malformed requests, CONNECT, unknown `Expect` values, and requests carrying `Upgrade`.
  */
-const createHttpServer = () => {
+export const createHttpServer = () => {
   // Node would refuse a request without Host with a bare 400; the API's middleware refuses it with a JSON one.
   const server = createServer({ requireHostHeader: false })
   // The API has no WebSocket. With an `upgrade` listener (the platform adds one), Node diverts every request with an
@@ -33,6 +33,20 @@ const createHttpServer = () => {
   const on = server.on.bind(server)
   server.on = ((event: string, listener: (...args: Array<any>) => void) =>
     event === "upgrade" ? server : on(event, listener)) as typeof server.on
+  // The platform adds its request listener after the server listens, and removes it before it closes the server at
+  // shutdown. A request in between (a client polling on a keep-alive connection while the sidecar stops) got no
+  // answer: a reset, or a connection left open that held the shutdown up until the watchdog (found by
+  // test/Shutdown.test.ts in CI). Such a request is answered 503 and its connection closed.
+  server.on("request", (_request, response) => {
+    if (server.listenerCount("request") > 1) return
+    const body = JSON.stringify({ error: "not serving requests (starting or shutting down); try again" })
+    response.writeHead(503, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+      connection: "close"
+    })
+    response.end(body)
+  })
   server.on("connect", (_request, socket) => socket.end(rawJson(405, "Method Not Allowed", "CONNECT is not supported")))
   server.on("checkExpectation", (request, response) => {
     const body = JSON.stringify({ error: `unsupported Expect: ${request.headers.expect}` })
