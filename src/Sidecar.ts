@@ -35,8 +35,8 @@ export const createHttpServer = () => {
     event === "upgrade" ? server : on(event, listener)) as typeof server.on
   // The platform adds its request listener after the server listens, and removes it before it closes the server at
   // shutdown. A request in between (a client polling on a keep-alive connection while the sidecar stops) got no
-  // answer: a reset, or a connection left open that held the shutdown up until the watchdog (found by
-  // test/Shutdown.test.ts in CI). Such a request is answered 503 and its connection closed.
+  // answer, and its connection, left open, held the shutdown up until the watchdog (found by test/Shutdown.test.ts
+  // in CI). Such a request is answered 503 and its connection closed.
   server.on("request", (_request, response) => {
     if (server.listenerCount("request") > 1) return
     const body = JSON.stringify({ error: "not serving requests (starting or shutting down); try again" })
