@@ -4,7 +4,12 @@ import { dirname } from "node:path"
 
 /** The least free space a database volume may have and still count as healthy. */
 const minFreeBytes = 64 * 1024
-const sqliteHeader = Buffer.from("SQLite format 3\0", "latin1")
+/** The first 16 bytes of every SQLite database file. */
+export const sqliteHeader = Buffer.from("SQLite format 3\0", "latin1")
+
+/** Whether `filename` names a file on disk (not ":memory:", "" for a temporary database, or a "file:" URI). */
+export const isPlainFile = (filename: string) =>
+  filename !== "" && filename !== ":memory:" && !filename.startsWith("file:")
 
 /**
  * Checks of the database file itself, which a query may not reach (SQLite answers from its page cache): it must be
@@ -14,7 +19,7 @@ export const fileChecks = (file: string): {
   readonly sameFile: Effect.Effect<void, unknown>
   readonly healthy: Effect.Effect<void, unknown>
 } => {
-  if (file === "" || file === ":memory:" || file.startsWith("file:")) {
+  if (!isPlainFile(file)) {
     return { sameFile: Effect.void, healthy: Effect.void }
   }
   const opened = statSync(file)

@@ -4,6 +4,7 @@ import { type SubmitTask, Task, type TaskFilter, TaskId } from "./Domain.js"
 import { Retention } from "./Config.js"
 import { decodeParams, makeExecute } from "./Execute.js"
 import {
+  InvalidParams,
   InvalidRequest,
   InvalidTaskId,
   StoreError,
@@ -79,7 +80,8 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     // must not inherit its scope, its log annotations or the cost of copying its fiber state.
     const fork = yield* FiberMap.runtime(runs)()
     // A fiber that already wrote its completion may still be in the map, so a newer run replaces it.
-    const start = (task: Task, handler: TaskHandler) => Effect.sync(() => fork(task.id, execute(task, handler)))
+    const start = (task: Task, handler: TaskHandler, params?: Effect.Effect<unknown, InvalidParams>) =>
+      Effect.sync(() => fork(task.id, execute(task, handler, params)))
 
     const validate = (req: SubmitTask) =>
       Effect.gen(function*() {
@@ -87,15 +89,15 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
         if (!isTaskId(id)) return yield* InvalidTaskId.of(id)
         if (req.type === "") return yield* new InvalidRequest({ error: "type: must not be empty" })
         const handler = yield* handlerFor(req.type)
-        yield* decodeParams(handler, req.params)
-        return { id, handler }
+        const params = yield* decodeParams(handler, req.params)
+        return { id, handler, params }
       })
 
     /**
      * New id -> run 1. Running or completed -> nothing to do (the request's type and params are ignored).
      * Failed -> run it again under the same id with run + 1 and the request's type and params.
      */
-    const submit = (req: SubmitTask) => Effect.flatMap(validate(req), ({ handler, id }) =>
+    const submit = (req: SubmitTask) => Effect.flatMap(validate(req), ({ handler, id, params }) =>
       exclusively("submit", Effect.gen(function*() {
         const existing = yield* store.get(id)
         if (Option.isSome(existing) && existing.value.status !== "failed") {
@@ -119,7 +121,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
         yield* Effect.logInfo(Option.isSome(existing) ? "task re-executed" : "task submitted").pipe(
           Effect.annotateLogs({ taskId: id, type: task.type, run: task.run })
         )
-        yield* start(task, handler)
+        yield* start(task, handler, Effect.succeed(params)) // decoded once, by validate
         return { _tag: "Started", id, run: task.run } satisfies SubmitOutcome
       })))
 

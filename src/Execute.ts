@@ -67,11 +67,12 @@ export const makeExecute = (store: Store, metrics: Metrics) => {
       )
     )
 
-  const execute = (task: Task, handler: TaskHandler) =>
+  /** One run of `task`; `params` are its params decoded, when the caller has them already (a submit checked them). */
+  const execute = (task: Task, handler: TaskHandler, params = decodeParams(handler, task.params)) =>
     Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
       yield* Effect.logDebug("task started")
-      const exit = yield* decodeParams(handler, task.params).pipe(
+      const exit = yield* params.pipe(
         Effect.flatMap((params) => Effect.suspend(() => handler.run(params))),
         withTimeout(handler),
         Effect.flatMap(encodeResult(handler)),

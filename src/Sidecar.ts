@@ -2,7 +2,7 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, ConfigError, Duration, Effect, Layer, Option } from "effect"
-import { createServer } from "node:http"
+import { createServer, type ServerResponse } from "node:http"
 import { AppConfig, LogConfig, ShutdownTimeout } from "./Config.js"
 import { Engine } from "./Engine.js"
 import { httpLayer } from "./Http.js"
@@ -13,6 +13,17 @@ import { Readiness } from "./Readiness.js"
 import { Commands } from "./RunCommand.js"
 import { SqlLive } from "./Sql.js"
 import type { TaskHandlers } from "./TaskHandlers.js"
+
+/** Answer `error` as JSON and close the connection, where the platform does not answer. */
+const answerJson = (response: ServerResponse, status: number, error: string) => {
+  const body = JSON.stringify({ error })
+  response.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    connection: "close"
+  })
+  response.end(body)
+}
 
 const rawJson = (status: number, reason: string, error: string) => {
   const body = JSON.stringify({ error })
@@ -38,25 +49,13 @@ export const createHttpServer = () => {
   // answer, and its connection, left open, held the shutdown up until the watchdog (found by test/Shutdown.test.ts
   // in CI). Such a request is answered 503 and its connection closed.
   server.on("request", (_request, response) => {
-    if (server.listenerCount("request") > 1) return
-    const body = JSON.stringify({ error: "not serving requests (starting or shutting down); try again" })
-    response.writeHead(503, {
-      "content-type": "application/json",
-      "content-length": Buffer.byteLength(body),
-      connection: "close"
-    })
-    response.end(body)
+    if (server.listenerCount("request") === 1) {
+      answerJson(response, 503, "not serving requests (starting or shutting down); try again")
+    }
   })
   server.on("connect", (_request, socket) => socket.end(rawJson(405, "Method Not Allowed", "CONNECT is not supported")))
-  server.on("checkExpectation", (request, response) => {
-    const body = JSON.stringify({ error: `unsupported Expect: ${request.headers.expect}` })
-    response.writeHead(417, {
-      "content-type": "application/json",
-      "content-length": Buffer.byteLength(body),
-      connection: "close"
-    })
-    response.end(body)
-  })
+  server.on("checkExpectation", (request, response) =>
+    answerJson(response, 417, `unsupported Expect: ${request.headers.expect}`))
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
     if (error.code === "ECONNRESET" || !socket.writable) return socket.destroy()
     socket.end(

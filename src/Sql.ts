@@ -9,6 +9,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, s
 import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { AppConfig } from "./Config.js"
+import { isPlainFile, sqliteHeader } from "./DatabaseFile.js"
 import { busyTimeout } from "./Store.js"
 
 const migrationsDir = fileURLToPath(new URL("../migrations", import.meta.url))
@@ -29,7 +30,7 @@ export const migrationsFrom = (dir: string): Migrator.Loader =>
 
 const ensureFolder = (filename: string) =>
   Effect.gen(function*() {
-    if (filename === ":memory:" || filename.startsWith("file:")) return
+    if (!isPlainFile(filename)) return
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     yield* fs.makeDirectory(path.dirname(filename), { recursive: true })
@@ -48,7 +49,6 @@ export class UnsupportedDatabase extends Data.TaggedError("UnsupportedDatabase")
   }
 }
 
-const sqliteMagic = Buffer.from("SQLite format 3\0", "latin1")
 const headerSize = 100
 
 /**
@@ -66,7 +66,7 @@ const unsupportedVersion = (file: string): number | undefined => {
     closeSync(fd)
   }
   // empty or not SQLite at all: the client's own open creates or refuses it, as before
-  if (length < headerSize || !header.subarray(0, sqliteMagic.length).equals(sqliteMagic)) return undefined
+  if (length < headerSize || !header.subarray(0, sqliteHeader.length).equals(sqliteHeader)) return undefined
   const hasWal = existsSync(`${file}-wal`)
   // Without a -wal file the header's user_version is the committed one, or, under a hot rollback journal, that of
   // an unfinished transaction, which (versions only grow) is no lower: either way, at most highestGoVersion means
@@ -96,7 +96,7 @@ const describe = (e: unknown) =>
  */
 const refuseUnsupported = (filename: string) =>
   Effect.gen(function*() {
-    if (filename === "" || filename === ":memory:" || filename.startsWith("file:")) return
+    if (!isPlainFile(filename)) return
     const version = yield* Effect.try({
       try: () => unsupportedVersion(filename),
       catch: (e) =>

@@ -6,7 +6,7 @@ import { Task, TaskRun } from "./Domain.js"
 import { StoreError } from "./Errors.js"
 
 /** A row of `task_results` as SQLite returns it. */
-type TaskRow = {
+export type TaskRow = {
   readonly id: string
   readonly type: string
   readonly status: string

@@ -14,7 +14,7 @@ import { normaliseTimestamp } from "../migrations/0004_adopt_go_sidecar.js"
 import type { TaskId } from "../src/Domain.js"
 import { Task } from "../src/Domain.js"
 import { migrationsFrom, sqlLayer, UnsupportedDatabase } from "../src/Sql.js"
-import { Store } from "../src/Store.js"
+import { Store, type TaskRow } from "../src/Store.js"
 import { runToExit } from "./sidecar.js"
 
 const migrationsDir = fileURLToPath(new URL("../migrations", import.meta.url))
@@ -108,19 +108,7 @@ const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")
 
 /** A task_results row as the Go sidecar wrote it, and what it must read as afterwards. */
 interface Fixture {
-  readonly go: {
-    readonly id: string
-    readonly type: string
-    readonly status: string
-    readonly run: number
-    readonly params: string | null
-    readonly error: string
-    readonly result: string | null
-    readonly submitted_at: string
-    readonly completed_at: string | null
-    readonly schedule: string | null
-    readonly next_run_at: string | null
-  }
+  readonly go: TaskRow & { readonly schedule: string | null; readonly next_run_at: string | null }
   readonly submittedAt: string
   readonly completedAt: string | null
   /** The stored text afterwards; `result` only where Go had the column. */
