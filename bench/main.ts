@@ -11,7 +11,7 @@ import { formatSummary } from "./profile.js"
 import { judgeTargets, resultsTable, targetsTable, type VariantResult } from "./report.js"
 import { makeBench } from "./run.js"
 import { fullSettings, quickSettings, scenarioNames, type Settings, variants } from "./scenarios.js"
-import { formLabel, root } from "./servers.js"
+import { formLabel, root, type ServerKind } from "./servers.js"
 import { describeCode } from "./snapshot.js"
 import { spread } from "./stats.js"
 
@@ -24,7 +24,7 @@ const usage = `npm run bench -- [options]
   --submits N           submits before the memory figure (default 100000, once per server)
   --profile             afterwards, profile the sidecar (--cpu-prof, in the form measured) in every scenario whose
                         target was missed
-  --profile-only a,b    skip the measurements; profile the sidecar (and the baseline) in these scenarios
+  --profile-only a,b    skip the measurements; profile the sidecar, the baseline and the floor in these scenarios
   --keep-profiles DIR   keep the .cpuprofile files there
   --commit REF          measure that commit's src/ (git archive) instead of a copy of the working tree
   --tsx                 start the sidecar through tsx (node --import tsx bench/server.ts, as npm start does)
@@ -215,7 +215,7 @@ const main = async () => {
         for (const scenario of missed) report.push(...(await profileScenario(bench, scenario, ["sidecar"])))
       }
     } else {
-      for (const scenario of profileOnly) report.push(...(await profileScenario(bench, scenario, ["sidecar", "baseline"])))
+      for (const scenario of profileOnly) report.push(...(await profileScenario(bench, scenario, ["sidecar", "baseline", "floor"])))
     }
     report.push(`Total time ${((performance.now() - started) / 1000).toFixed(0)} s.`)
     const during = loadDuringRun()
@@ -229,13 +229,13 @@ const main = async () => {
 }
 
 /** The heaviest variant of a scenario, profiled once per server kind. */
-const profileScenario = async (bench: ReturnType<typeof makeBench>, scenario: string, kinds: ReadonlyArray<"sidecar" | "baseline">) => {
+const profileScenario = async (bench: ReturnType<typeof makeBench>, scenario: string, kinds: ReadonlyArray<ServerKind>) => {
   // The variant a target is about: the heaviest load, and startup on a fresh database.
   const candidates = variants.filter((v) => v.scenario === scenario)
   const variant = candidates.find((v) => v.name === "startup, fresh database") ?? candidates[candidates.length - 1]!
   const lines: Array<string> = []
   for (const kind of kinds) {
-    const who = kind === "sidecar" ? `sidecar ${formLabel(bench.form)}` : kind
+    const who = kind === "baseline" ? kind : `${kind} ${formLabel(bench.form)}`
     log(`== profiling ${variant.name} (${who})`)
     const { sample, summary } = await bench.profile(variant, kind, keepProfiles)
     const figures = variant.metrics.map((m) => `${m.label} ${(sample[m.key] ?? Number.NaN).toFixed(m.digits)}${m.unit === "" ? "" : ` ${m.unit}`}`)

@@ -16,25 +16,23 @@ export const isPlainFile = (filename: string) =>
  * the file we opened (not replaced or removed), start with SQLite's header, and sit on a writable, non-full volume.
  */
 export const fileChecks = (file: string): {
-  readonly sameFile: Effect.Effect<void, unknown>
+  /** Throws unless `file` is still the file that was opened when the checks were made. */
+  readonly assertSameFile: () => void
   readonly healthy: Effect.Effect<void, unknown>
 } => {
   if (!isPlainFile(file)) {
-    return { sameFile: Effect.void, healthy: Effect.void }
+    return { assertSameFile: () => {}, healthy: Effect.void }
   }
   const opened = statSync(file)
   const fail = (message: string) => Effect.fail(new Error(message))
-  const sameFile = Effect.try({
-    try: () => {
-      const now = statSync(file, { throwIfNoEntry: false })
-      if (now === undefined || now.ino !== opened.ino || now.dev !== opened.dev) {
-        throw new Error(`the database file ${file} was removed or replaced underneath the process`)
-      }
-    },
-    catch: (e) => e
-  })
+  const assertSameFile = () => {
+    const now = statSync(file, { throwIfNoEntry: false })
+    if (now === undefined || now.ino !== opened.ino || now.dev !== opened.dev) {
+      throw new Error(`the database file ${file} was removed or replaced underneath the process`)
+    }
+  }
   const healthy = Effect.gen(function*() {
-    yield* sameFile
+    yield* Effect.try({ try: assertSameFile, catch: (e) => e })
     const header = Buffer.alloc(sqliteHeader.length)
     yield* Effect.tryPromise(async () => {
       const handle = await fs.open(file, "r")
@@ -53,5 +51,5 @@ export const fileChecks = (file: string): {
     const space = yield* Effect.tryPromise(() => fs.statfs(dir))
     if (space.bavail * space.bsize < minFreeBytes) return yield* fail(`the database volume at ${dir} is full`)
   })
-  return { sameFile, healthy }
+  return { assertSameFile, healthy }
 }

@@ -1,27 +1,39 @@
-import { Clock, DateTime, Deferred, Duration, Effect, Exit, Fiber, FiberId, FiberMap, Option, Schema } from "effect"
-import type { SubmitOutcome } from "./Domain.js"
-import { type SubmitTask, Task, type TaskFilter, TaskId } from "./Domain.js"
+import { Clock, DateTime, Deferred, Duration, Effect, Either, Exit, Fiber, FiberId, FiberMap, Option, Schema } from "effect"
+import type { SubmitOutcome, TaskFilter } from "./Domain.js"
+import { type SubmitTask, TaskId } from "./Domain.js"
 import { Retention } from "./Config.js"
-import { decodeParams, makeExecute } from "./Execute.js"
-import {
-  InvalidParams,
-  InvalidRequest,
-  InvalidTaskId,
-  StoreError,
-  TaskNotFound,
-  UnknownTaskType
-} from "./Errors.js"
+import { decodeParams, makeExecute, type RunCause, type RunOf } from "./Execute.js"
+import { InvalidParams, InvalidRequest, InvalidTaskId, StoreError, TaskNotFound, UnknownTaskType } from "./Errors.js"
+import { groupCommit } from "./GroupCommit.js"
 import { Metrics } from "./Metrics.js"
 import { Readiness } from "./Readiness.js"
 import { pruneForever } from "./Retention.js"
-import { busyTimeout, Store } from "./Store.js"
+import { busyTimeout, encodeJson, type RunningTask, Store } from "./Store.js"
+import { makeSubmitSemaphore } from "./SubmitSemaphore.js"
 import type { TaskHandler } from "./TaskHandlers.js"
 import { TaskHandlers } from "./TaskHandlers.js"
 
 /** The task types whose last successful run decides readiness. */
 export const readinessTypes = { ready: "mark-ready", notReady: "mark-not-ready" } as const
 
+/** Runs left by a previous process that are resumed at once; the rest wait for one of them to end. */
+const resumeConcurrency = 64
+
 const isTaskId = Schema.is(TaskId)
+
+/** Why a submit is refused before anything is stored (a 400). */
+type Rejected = InvalidTaskId | InvalidRequest | UnknownTaskType | InvalidParams
+
+/** A submit that passed validation, waiting for its decision. */
+interface Admitted {
+  readonly id: TaskId
+  readonly type: string
+  readonly handler: TaskHandler
+  readonly params: Either.Either<unknown, InvalidParams>
+  /** The params as stored: the request's own, as JSON. */
+  readonly stored: string | null
+  readonly arrived: number
+}
 
 /** The task engine: decides what a submit means, runs each task in its own fiber, and records how it ended. */
 export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
@@ -31,99 +43,83 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const handlers = yield* TaskHandlers
     const readiness = yield* Readiness
     const runs = yield* FiberMap.make<TaskId>() // one fiber per running task, interrupted when the layer closes
-
-    // One submit or delete decides at a time, in arrival order (Effect's Semaphore lets a newcomer overtake those
-    // already waiting, and under load some waited seconds). Each caller queues behind the previous one's Deferred.
-    let lastInLine = Deferred.unsafeMake<void>(FiberId.none)
-    Deferred.unsafeDone(lastInLine, Exit.void)
+    const semaphore = makeSubmitSemaphore()
     const busyMillis = Duration.toMillis(busyTimeout)
-    // Made only when needed: an error captures a stack trace, a cost every submit would pay.
-    const tooLate = (op: string) =>
-      new StoreError({
-        op,
-        error: `store ${op} failed: waited over ${Duration.format(busyTimeout)} for its turn ` +
-          `(the database is locked, or the sidecar overloaded)`
-      })
-
-    /**
-     * Run `decide` alone, uninterruptibly (a client that hangs up must not leave a persisted row without its fiber).
-     * A caller that waited longer than the busy timeout for its turn (behind a submit waiting out a locked database)
-     * gets its 503 at once rather than wait its own busy timeout too: every answer comes within twice that.
-     */
-    const exclusively = <A, E>(op: string, decide: Effect.Effect<A, E>) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
-          const previous = lastInLine
-          const mine = Deferred.unsafeMake<void>(FiberId.none)
-          lastInLine = mine
-          const release = Deferred.done(mine, Exit.void)
-          return Effect.flatMap(Clock.currentTimeMillis, (arrived) =>
-            restore(Deferred.await(previous)).pipe(
-              // Interrupted while queued: hand the turn on once it comes, never before (the caller ahead may still
-              // be deciding). Only a caller that was admitted releases through `ensuring`.
-              Effect.onInterrupt(() => Effect.forkDaemon(Effect.zipRight(Deferred.await(previous), release))),
-              Effect.zipRight(Clock.currentTimeMillis),
-              Effect.flatMap((admitted) => {
-                const turn: Effect.Effect<A, E | StoreError> = admitted - arrived >= busyMillis ? tooLate(op) : decide
-                return Effect.ensuring(turn, release)
-              })
-            ))
-        })
-      )
-
-    const handlerFor = (type: string) =>
-      Option.fromNullable(handlers.get(type)).pipe(Effect.mapError(() => UnknownTaskType.of(type)))
-
-    const { execute, finish } = makeExecute(store, metrics)
+    const { execute, finish } = yield* makeExecute(store, metrics)
 
     // Runs are forked from the engine's own runtime, not the submitting request's: they outlive the request, and
     // must not inherit its scope, its log annotations or the cost of copying its fiber state.
     const fork = yield* FiberMap.runtime(runs)()
     // A fiber that already wrote its completion may still be in the map, so a newer run replaces it.
-    const start = (task: Task, handler: TaskHandler, params?: Effect.Effect<unknown, InvalidParams>) =>
-      Effect.sync(() => fork(task.id, execute(task, handler, params)))
+    const start = (task: RunOf, handler: TaskHandler, cause: RunCause, params: Admitted["params"]) =>
+      fork(task.id, execute(task, handler, cause, params))
 
-    const validate = (req: SubmitTask) =>
-      Effect.gen(function*() {
-        const id = req.id === undefined || req.id === null || req.id === "" ? crypto.randomUUID() : req.id
-        if (!isTaskId(id)) return yield* InvalidTaskId.of(id)
-        if (req.type === "") return yield* new InvalidRequest({ error: "type: must not be empty" })
-        const handler = yield* handlerFor(req.type)
-        const params = yield* decodeParams(handler, req.params)
-        return { id, handler, params }
-      })
+    /** The submit, checked: a 400 for a bad id, type or params, before anything is stored. */
+    const admit = (
+      req: SubmitTask,
+      arrived: number
+    ): Either.Either<Admitted, Rejected> => {
+      const id = req.id === undefined || req.id === null || req.id === "" ? crypto.randomUUID() : req.id
+      if (!isTaskId(id)) return Either.left(InvalidTaskId.of(id))
+      if (req.type === "") return Either.left(new InvalidRequest({ error: "type: must not be empty" }))
+      const handler = handlers.get(req.type)
+      if (handler === undefined) return Either.left(UnknownTaskType.of(req.type))
+      const params = decodeParams(handler, req.params)
+      if (Either.isLeft(params)) return Either.left(params.left)
+      return Either.right({ id, type: req.type, handler, params, stored: encodeJson(req.params), arrived })
+    }
+
+    /**
+     * Decide a batch of submits in one transaction, holding the Semaphore that serializes Submit, and start the runs
+     * it decided on. One that waited longer than the busy timeout for its turn (behind a batch waiting out a locked
+     * database) gets its 503 at once rather than wait its own busy timeout too: every answer comes within twice that.
+     */
+    const decideBatch = (batch: ReadonlyArray<Admitted>) =>
+      semaphore.withPermit(Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const inTime = batch.filter((a) => now - a.arrived < busyMillis)
+        const decided = inTime.length === 0 ? [] : yield* store.decideAll(inTime.map((a) => ({
+          id: a.id,
+          type: a.type,
+          params: a.stored,
+          submittedAt: new Date(now).toISOString()
+        })))
+        const decisions = new Map(inTime.map((a, i) => [a, decided[i]!]))
+        return yield* Effect.forEach(batch, (a): Effect.Effect<Effect.Effect<SubmitOutcome, StoreError>> => {
+          const decision = decisions.get(a)
+          if (decision === undefined) return Effect.succeed(Effect.fail(tooLate))
+          if (decision._tag === "Deduplicated") {
+            const { run, status, type } = decision
+            return metrics.submitted(type, "deduplicated").pipe(
+              // debug: a controller that resubmits to poll would otherwise fill the log with no-ops
+              Effect.zipRight(Effect.logDebug("task deduplicated").pipe(Effect.annotateLogs({ taskId: a.id, type, run }))),
+              Effect.as(Effect.succeed({ _tag: "Deduplicated", id: a.id, status }))
+            )
+          }
+          const { run } = decision
+          return Effect.sync(() => start({ id: a.id, type: a.type, run }, a.handler, run === 1 ? "submit" : "resubmit", a.params)).pipe(
+            Effect.zipRight(metrics.submitted(a.type, run === 1 ? "started" : "re-executed")),
+            Effect.as(Effect.succeed({ _tag: "Started", id: a.id, run }))
+          )
+        })
+      }))
+    const decide = yield* groupCommit(decideBatch)
+    const tooLate = new StoreError({
+      op: "submit",
+      error: `store submit failed: waited over ${Duration.format(busyTimeout)} for its turn ` +
+        `(the database is locked, or the sidecar overloaded)`
+    })
 
     /**
      * New id -> run 1. Running or completed -> nothing to do (the request's type and params are ignored).
      * Failed -> run it again under the same id with run + 1 and the request's type and params.
+     * Submits that arrive together are decided together (see GroupCommit), each in arrival order.
      */
-    const submit = (req: SubmitTask) => Effect.flatMap(validate(req), ({ handler, id, params }) =>
-      exclusively("submit", Effect.gen(function*() {
-        const existing = yield* store.get(id)
-        if (Option.isSome(existing) && existing.value.status !== "failed") {
-          yield* metrics.submitted(existing.value.type, "deduplicated")
-          // debug: a controller that resubmits to poll would otherwise fill the log with no-ops
-          yield* Effect.logDebug("task deduplicated").pipe(
-            Effect.annotateLogs({ taskId: id, type: existing.value.type, run: existing.value.run })
-          )
-          return { _tag: "Deduplicated", id, status: existing.value.status } satisfies SubmitOutcome
-        }
-        const task = new Task({
-          id,
-          type: req.type,
-          status: "running",
-          run: Option.match(existing, { onNone: () => 1, onSome: (t) => t.run + 1 }),
-          ...(req.params === undefined ? {} : { params: req.params }),
-          submittedAt: yield* DateTime.now
-        }, true)
-        yield* store.save(task)
-        yield* metrics.submitted(task.type, Option.isSome(existing) ? "re-executed" : "started")
-        yield* Effect.logInfo(Option.isSome(existing) ? "task re-executed" : "task submitted").pipe(
-          Effect.annotateLogs({ taskId: id, type: task.type, run: task.run })
-        )
-        yield* start(task, handler, Effect.succeed(params)) // decoded once, by validate
-        return { _tag: "Started", id, run: task.run } satisfies SubmitOutcome
-      })))
+    const submit = (req: SubmitTask) =>
+      Effect.flatMap(Clock.currentTimeMillis, (arrived): Effect.Effect<SubmitOutcome, Rejected | StoreError> => {
+        const admitted = admit(req, arrived)
+        return Either.isLeft(admitted) ? Effect.fail(admitted.left) : Effect.flatten(decide(admitted.right))
+      })
 
     const found = (id: string) => <A, E>(lookup: Effect.Effect<Option.Option<A>, E>) =>
       Effect.flatMap(lookup, (task) => Option.isSome(task) ? Effect.succeed(task.value) : TaskNotFound.of(id))
@@ -152,13 +148,27 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     /** Every run of the task, oldest first. */
     const runsOf = (id: string) => Effect.zipRight(get(id), store.runs(id))
 
+    // Runs a previous process left running, waiting for their turn to be resumed (see `resume` below).
+    const resumeQueue = new Map<TaskId, Deferred.Deferred<void>>()
+    /** Whether `id` was waiting to be resumed; it no longer is, and whoever waited for its turn goes on. */
+    const dequeueResume = (id: TaskId) =>
+      Effect.sync(() => {
+        const turn = resumeQueue.get(id)
+        resumeQueue.delete(id)
+        if (turn !== undefined) Deferred.unsafeDone(turn, Exit.void)
+      })
+
     /**
      * Interrupt the task's run (a run-command child is killed) and wait for it, then delete the row; nothing
-     * is written back for the interrupted run. Under the gate, so a concurrent resubmit cannot slip between.
+     * is written back for the interrupted run. Under the Semaphore that serializes Submit, so that a resubmit
+     * cannot slip in between.
      */
     const remove = (id: string) =>
-      exclusively("remove", Effect.gen(function*() {
-        if (isTaskId(id)) yield* FiberMap.remove(runs, id)
+      semaphore.withPermit(Effect.gen(function*() {
+        if (isTaskId(id)) {
+          yield* dequeueResume(id)
+          yield* FiberMap.remove(runs, id)
+        }
         const deleted = yield* store.remove(id)
         if (Option.isNone(deleted)) return yield* TaskNotFound.of(id)
         const { run, status, type } = deleted.value
@@ -167,7 +177,14 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
 
     /** Wait until the task's current run, if it has one in this process, has ended and recorded its outcome. */
     const join = (id: string) =>
-      FiberMap.get(runs, id as TaskId).pipe(Effect.flatMap(Fiber.await), Effect.ignore)
+      Effect.suspend(() => {
+        const turn = resumeQueue.get(id as TaskId)
+        return turn === undefined ? Effect.void : Deferred.await(turn)
+      }).pipe(
+        Effect.zipRight(FiberMap.get(runs, id as TaskId)),
+        Effect.flatMap(Fiber.await),
+        Effect.ignore
+      )
 
     /** Whether the last successful mark-ready / mark-not-ready made the sidecar ready. */
     const ready = readiness.get
@@ -179,30 +196,40 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const last = yield* store.lastCompleted([readinessTypes.ready, readinessTypes.notReady])
     yield* readiness.set(Option.exists(last, (t) => t.type === readinessTypes.ready))
 
-    // Crash recovery: resume what a previous process left running. Same run number: it is the same run. Runs whose
-    // type has no handler any more fail first, so that counting the resumptions is one statement, not one a task.
+    // Crash recovery: what a previous process left running. Runs whose type has no handler any more fail first, so
+    // that counting the resumptions is one statement, not one a task. The rest resume in the background once the
+    // server listens, `resumeConcurrency` at a time, with the same run number: each is the same run.
     const running = yield* store.listRunning
-    const resumable: Array<readonly [Task, TaskHandler]> = []
+    const resumable: Array<readonly [RunningTask, TaskHandler]> = []
+    const orphans: Array<RunningTask> = []
     for (const task of running) {
       const handler = handlers.get(task.type)
-      if (handler !== undefined) {
-        resumable.push([task, handler])
-        continue
-      }
-      yield* finish(task, {
-        status: "failed",
-        error: `no handler registered for task type: ${task.type}`,
-        completedAt: yield* DateTime.now
-      })
-      yield* Effect.logWarning("task could not be resumed: no handler registered for task type").pipe(
-        Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
-      )
+      if (handler === undefined) orphans.push(task)
+      else resumable.push([task, handler])
     }
+    yield* Effect.forEach(orphans, (task) =>
+      Effect.gen(function*() {
+        yield* finish(task, {
+          status: "failed",
+          error: `no handler registered for task type: ${task.type}`,
+          completedAt: yield* DateTime.now
+        })
+        yield* Effect.logWarning("task could not be resumed: no handler registered for task type").pipe(
+          Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
+        )
+      }), { concurrency: "unbounded", discard: true })
     if (resumable.length > 0) yield* store.resumedRunning
-    for (const [task, handler] of resumable) {
-      yield* Effect.logInfo("task resumed").pipe(Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }))
-      yield* start(task, handler)
-    }
+    for (const [task] of resumable) resumeQueue.set(task.id, Deferred.unsafeMake(FiberId.none))
+    const turns = yield* Effect.makeSemaphore(resumeConcurrency)
+    const resume = ([task, handler]: readonly [RunningTask, TaskHandler]) =>
+      Effect.flatMap(turns.take(1), () => {
+        // deleted while it waited: nothing to resume
+        if (!resumeQueue.has(task.id)) return turns.release(1)
+        const run = execute(task, handler, "resume", decodeParams(handler, task.params))
+        return Effect.zipRight(Effect.sync(() => fork(task.id, Effect.ensuring(run, turns.release(1)))), dequeueResume(task.id))
+      })
+    yield* Effect.forkScoped(Effect.forEach(resumable, resume, { discard: true }))
+
     const retention = yield* Retention
     if (Option.isSome(retention)) {
       yield* Effect.forkScoped(pruneForever(store, retention.value, [readinessTypes.ready, readinessTypes.notReady]))
@@ -215,4 +242,3 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
   }),
   dependencies: [Store.Default]
 }) {}
-

@@ -1,23 +1,44 @@
-import { Cause, Clock, DateTime, Duration, Effect, Exit, Option, ParseResult, Schedule, Schema } from "effect"
-import type { Task } from "./Domain.js"
+import { Cause, Clock, DateTime, Duration, Effect, Either, Exit, Option, ParseResult, Schedule, Schema } from "effect"
+import type { TaskId } from "./Domain.js"
 import { formatIssues, InvalidParams, TaskError } from "./Errors.js"
+import { groupCommit } from "./GroupCommit.js"
 import type { Metrics } from "./Metrics.js"
 import type { Completion, Store } from "./Store.js"
 import type { TaskHandler } from "./TaskHandlers.js"
+
+/** What a run needs of its task. */
+export interface RunOf {
+  readonly id: TaskId
+  readonly type: string
+  readonly run: number
+}
+
+/** How a run came to start: its log line says so. */
+export type RunCause = "submit" | "resubmit" | "resume"
+const startLine: Record<RunCause, string> = {
+  submit: "task submitted",
+  resubmit: "task re-executed",
+  resume: "task resumed"
+}
+
+const paramsDecoders = new WeakMap<TaskHandler, (params: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
 
 /**
  * Decode `params` with the handler's schema; a mismatch names the field and the problem. Stops at the first problem:
  * collecting them all costs time in proportion to the input (seconds, for a megabyte of bad array elements).
  */
-export const decodeParams = (handler: TaskHandler, params: unknown) =>
-  Schema.decodeUnknown(handler.params, { errors: "first", onExcessProperty: "error" })(params).pipe(
-    Effect.mapError((e) =>
-      new InvalidParams({
-        type: handler.name,
-        error: `invalid params for ${handler.name}: ${formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))}`
-      })
-    )
-  )
+export const decodeParams = (handler: TaskHandler, params: unknown): Either.Either<unknown, InvalidParams> => {
+  let decode = paramsDecoders.get(handler)
+  if (decode === undefined) {
+    decode = Schema.decodeUnknownEither(handler.params, { errors: "first", onExcessProperty: "error" })
+    paramsDecoders.set(handler, decode)
+  }
+  return Either.mapLeft(decode(params), (e) =>
+    new InvalidParams({
+      type: handler.name,
+      error: `invalid params for ${handler.name}: ${formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))}`
+    }))
+}
 
 const describeDefect = (cause: Cause.Cause<unknown>) => {
   const defect = Cause.squash(cause)
@@ -52,66 +73,83 @@ const encodeResult = (handler: TaskHandler) => (value: unknown) =>
   )
 
 /** What runs one run of a task and records how it ended, over the engine's store and metrics. */
-export const makeExecute = (store: Store, metrics: Metrics) => {
-  /** Write how a run ended; a failed write is retried, then left `running` for the next start to resume. */
-  const finish = (task: Task, completion: Completion) =>
-    store.complete(task.id, task.run, completion).pipe(
-      (write) => Effect.catchAll(write, () => Effect.retry(write, { schedule: Schedule.exponential("200 millis"), times: 4 })),
-      Effect.tap((written) =>
-        written
-          ? Effect.void
-          : Effect.logInfo("run superseded or deleted; its completion was not written")
-      ),
-      Effect.catchAll((e) =>
-        Effect.logError("completion could not be written; the task stays running and resumes at next start", e)
-      )
-    )
+export const makeExecute = (store: Store, metrics: Metrics) =>
+  Effect.gen(function*() {
+    // Completions of runs that end together are written in one transaction (see GroupCommit).
+    const completeGrouped = yield* groupCommit(store.completeAll)
 
-  /** One run of `task`; `params` are its params decoded, when the caller has them already (a submit checked them). */
-  const execute = (task: Task, handler: TaskHandler, params = decodeParams(handler, task.params)) =>
-    Effect.gen(function*() {
-      const started = yield* Clock.currentTimeMillis
-      yield* Effect.logDebug("task started")
-      const exit = yield* params.pipe(
-        Effect.flatMap((params) => Effect.suspend(() => handler.run(params))),
-        withTimeout(handler),
-        Effect.flatMap(encodeResult(handler)),
-        Effect.exit
+    /** Write how a run ended; a failed write is retried, then left `running` for the next start to resume. */
+    const finish = (task: RunOf, completion: Completion) => {
+      const write = completeGrouped({ id: task.id, run: task.run, completion })
+      return write.pipe(
+        Effect.catchAll(() => Effect.retry(write, { schedule: Schedule.exponential("200 millis"), times: 4 })),
+        Effect.tap((written) =>
+          written
+            ? Effect.void
+            : Effect.logInfo("run superseded or deleted; its completion was not written")
+        ),
+        Effect.catchAll((e) =>
+          Effect.logError("completion could not be written; the task stays running and resumes at next start", e)
+        )
       )
-      const completedAt = yield* DateTime.now
-      const elapsedMs = (yield* Clock.currentTimeMillis) - started
-      if (Exit.isSuccess(exit)) {
-        yield* finish(task, { status: "completed", result: exit.value, completedAt })
-        yield* metrics.finished(task.type, "completed", elapsedMs / 1000)
-        return yield* Effect.logInfo("task completed").pipe(Effect.annotateLogs({ elapsedMs }))
-      }
-      const failure = Cause.failureOption(exit.cause)
-      const error = Option.match(failure, {
-        onSome: (e) => (e._tag === "TaskError" ? e.render() : e.error),
-        onNone: () =>
-          Cause.isInterruptedOnly(exit.cause)
-            ? "handler interrupted itself"
-            : `handler crashed: ${describeDefect(exit.cause)}`
+    }
+
+    const record = (task: RunOf, exit: Exit.Exit<unknown, TaskError | InvalidParams>, started: number) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const completedAt = DateTime.unsafeMake(now)
+        const elapsedMs = now - started
+        if (Exit.isSuccess(exit)) {
+          yield* finish(task, { status: "completed", result: exit.value, completedAt })
+          yield* metrics.finished(task.type, "completed", elapsedMs / 1000)
+          return yield* Effect.logInfo("task completed").pipe(Effect.annotateLogs("elapsedMs", elapsedMs))
+        }
+        const failure = Cause.failureOption(exit.cause)
+        const error = Option.match(failure, {
+          onSome: (e) => (e._tag === "TaskError" ? e.render() : e.error),
+          onNone: () =>
+            Cause.isInterruptedOnly(exit.cause)
+              ? "handler interrupted itself"
+              : `handler crashed: ${describeDefect(exit.cause)}`
+        })
+        yield* finish(task, { status: "failed", error, completedAt })
+        yield* metrics.finished(task.type, "failed", elapsedMs / 1000)
+        if (Option.isNone(failure) && Cause.isDie(exit.cause)) yield* metrics.crashed(task.type)
+        yield* Option.match(failure, {
+          onSome: (e) =>
+            Effect.logWarning("task failed").pipe(Effect.annotateLogs(
+              "taskError",
+              e._tag === "TaskError"
+                ? { task: e.task, operation: e.operation, message: e.message, hint: e.hint, retryable: e.retryable }
+                : { message: e.error }
+            )),
+          onNone: () => Effect.logError("task failed: handler crashed", exit.cause)
+        }).pipe(Effect.annotateLogs({ elapsedMs, error }))
       })
-      yield* finish(task, { status: "failed", error, completedAt })
-      yield* metrics.finished(task.type, "failed", elapsedMs / 1000)
-      if (Option.isNone(failure) && Cause.isDie(exit.cause)) yield* metrics.crashed(task.type)
-      yield* Option.match(failure, {
-        onSome: (e) => Effect.logWarning("task failed").pipe(Effect.annotateLogs(
-          "taskError",
-          e._tag === "TaskError"
-            ? { task: e.task, operation: e.operation, message: e.message, hint: e.hint, retryable: e.retryable }
-            : { message: e.error }
-        )),
-        onNone: () => Effect.logError("task failed: handler crashed", exit.cause)
-      }).pipe(Effect.annotateLogs({ elapsedMs, error }))
-    }).pipe(
-      // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
-      Effect.onInterrupt(() => Effect.logInfo("task interrupted; it stays running until resumed or deleted")),
-      (run) => Effect.zipRight(metrics.runStarted, Effect.ensuring(run, metrics.runEnded)),
-      Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
-    )
 
+    /**
+     * One run of `task`, from its log line saying how it started to the write of how it ended. `params` are its
+     * params decoded, when the caller has them already (a submit checked them); a resumed run decodes its stored ones.
+     */
+    const execute = (task: RunOf, handler: TaskHandler, cause: RunCause, params: Either.Either<unknown, InvalidParams>) =>
+      Effect.gen(function*() {
+        yield* Effect.logInfo(startLine[cause])
+        const started = yield* Clock.currentTimeMillis
+        yield* Effect.logDebug("task started")
+        const exit = yield* Effect.suspend((): Effect.Effect<unknown, TaskError | InvalidParams> =>
+          Either.isRight(params) ? handler.run(params.right) : Effect.fail(params.left)
+        ).pipe(
+          withTimeout(handler),
+          Effect.flatMap(encodeResult(handler)),
+          Effect.exit
+        )
+        yield* record(task, exit, started)
+      }).pipe(
+        // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
+        Effect.onInterrupt(() => Effect.logInfo("task interrupted; it stays running until resumed or deleted")),
+        (run) => Effect.zipRight(metrics.runStarted, Effect.ensuring(run, metrics.runEnded)),
+        Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
+      )
 
-  return { execute, finish }
-}
+    return { execute, finish } as const
+  })

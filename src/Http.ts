@@ -25,11 +25,10 @@ const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
     const engine = yield* Engine
     const shutdown = yield* Shutdown
     return handlers
+      // Answered as the API declares (TaskStarted, TaskDeduplicated), without encoding `{"id"}` through a Schema.
       .handle("submit", ({ payload }) =>
         Effect.map(engine.submit(payload), (outcome) =>
-          outcome._tag === "Started"
-            ? { _tag: "TaskStarted" as const, id: outcome.id }
-            : { _tag: "TaskDeduplicated" as const, id: outcome.id }))
+          HttpServerResponse.unsafeJson({ id: outcome.id }, { status: outcome._tag === "Started" ? 201 : 202 })))
       // Lists and plain gets answer the stored rows as they are (see Store's toJson) rather than through Task.
       .handle("list", ({ urlParams }) =>
         Effect.map(engine.listJson({ ...urlParams, limit: urlParams.limit ?? 100 }), HttpServerResponse.unsafeJson))

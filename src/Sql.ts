@@ -2,7 +2,7 @@ import { FileSystem, Path } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { SqlClient } from "@effect/sql"
 import type { Migrator } from "@effect/sql"
-import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
+import { SqliteMigrator } from "@effect/sql-sqlite-node"
 import Database from "better-sqlite3"
 import { Data, Duration, Effect, Layer } from "effect"
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs"
@@ -10,6 +10,7 @@ import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { AppConfig } from "./Config.js"
 import { isPlainFile, sqliteHeader } from "./DatabaseFile.js"
+import { sqliteLayer } from "./Sqlite.js"
 import { busyTimeout } from "./Store.js"
 
 const migrationsDir = fileURLToPath(new URL("../migrations", import.meta.url))
@@ -136,7 +137,7 @@ const setup = Effect.gen(function*() {
 /** SQLite on `filename` (":memory:" allowed), configured and migrated before anything can use it. */
 export const sqlLayer = (filename: string) =>
   Layer.effectDiscard(setup).pipe(
-    Layer.provideMerge(SqliteClient.layer({ filename })),
+    Layer.provideMerge(sqliteLayer(filename)),
     Layer.provide(Layer.effectDiscard(Effect.zipRight(ensureFolder(filename), refuseUnsupported(filename)))),
     Layer.provide(NodeContext.layer)
   )

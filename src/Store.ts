@@ -1,9 +1,9 @@
-import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Clock, DateTime, Duration, Effect, Option, Ref, Schedule } from "effect"
+import { Clock, DateTime, Duration, Effect, Option, Schedule } from "effect"
 import { fileChecks } from "./DatabaseFile.js"
 import type { RunStart, TaskFilter, TaskId, TaskStatus } from "./Domain.js"
 import { Task, TaskRun } from "./Domain.js"
 import { StoreError } from "./Errors.js"
+import { Sqlite } from "./Sqlite.js"
 
 /** A row of `task_results` as SQLite returns it. */
 export type TaskRow = {
@@ -18,7 +18,7 @@ export type TaskRow = {
   readonly completed_at: string | null
 }
 
-/** A row of `task_runs`. */
+/** A row of the `task_runs` view. */
 type RunRow = {
   readonly run: number
   readonly status: string
@@ -38,10 +38,39 @@ export interface Completion {
   readonly completedAt: DateTime.Utc
 }
 
+/** One run's completion, for `completeAll`. */
+export interface Finished {
+  readonly id: TaskId
+  readonly run: number
+  readonly completion: Completion
+}
+
+/** A submit as the store decides it: `params` already JSON (or null), `submittedAt` already RFC 3339. */
+export interface Submission {
+  readonly id: TaskId
+  readonly type: string
+  readonly params: string | null
+  readonly submittedAt: string
+}
+
+/** What a submit decided: the run it started, or, when it did nothing, the task as it found it. */
+export type Decision =
+  | { readonly _tag: "Started"; readonly run: number }
+  | { readonly _tag: "Deduplicated"; readonly type: string; readonly status: TaskStatus; readonly run: number }
+
+/** A run a previous process left `running`: what resuming it needs. */
+export interface RunningTask {
+  readonly id: TaskId
+  readonly type: string
+  readonly run: number
+  readonly params: unknown
+}
+
 const columns = "id, type, status, run, params, error, result, submitted_at, completed_at"
 
 // JSON NULL, {} and "" are all "nothing" on the wire: the Go original omitted them.
-const encodeJson = (value: unknown): string | null =>
+/** A value as stored: JSON text, or NULL for nothing. */
+export const encodeJson = (value: unknown): string | null =>
   value === undefined || value === null || isEmptyObject(value) ? null : JSON.stringify(value)
 const decodeJson = (text: string | null): unknown => {
   if (text === null || text === "") return undefined
@@ -54,18 +83,6 @@ const decodeJson = (text: string | null): unknown => {
 }
 const isEmptyObject = (value: unknown) =>
   typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length === 0
-
-const toRow = (task: Task): TaskRow => ({
-  id: task.id,
-  type: task.type,
-  status: task.status,
-  run: task.run,
-  params: encodeJson(task.params),
-  error: task.error ?? "",
-  result: encodeJson(task.result),
-  submitted_at: DateTime.formatIso(task.submittedAt),
-  completed_at: task.completedAt === undefined ? null : DateTime.formatIso(task.completedAt)
-})
 
 /** A task as `TaskResult` JSON, the encoded side of `Task`. */
 export type TaskJson = typeof Task.Encoded
@@ -123,7 +140,7 @@ const fromRunRow = (row: RunRow): TaskRun => {
 export const busyTimeout = Duration.seconds(5)
 
 const isBusy = (e: unknown) => {
-  const code = ((e as { cause?: unknown })?.cause as { code?: unknown } | undefined)?.code
+  const code = (e as { code?: unknown } | undefined)?.code
   return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
 }
 const whileBusy = Schedule.exponential("2 millis").pipe(
@@ -131,179 +148,241 @@ const whileBusy = Schedule.exponential("2 millis").pipe(
   Schedule.upTo(busyTimeout)
 )
 
-// The statements of the request path are constant text run with `sql.unsafe`: compiling a tagged template costs more
-// than running the statement (about 60 µs against 40 µs a call on the machine the benchmarks ran on).
 const saveSql = `INSERT INTO task_results (${columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = excluded.status, run = excluded.run,
     params = excluded.params, error = excluded.error, result = excluded.result,
-    submitted_at = excluded.submitted_at, completed_at = excluded.completed_at`
+    submitted_at = excluded.submitted_at, completed_at = excluded.completed_at,
+    resumes = CASE WHEN excluded.run = run THEN resumes ELSE 0 END`
+// The whole submit rule in one statement: a new id is inserted at run 1; a failed task's row becomes its next run
+// (the trigger of migration 0007 keeps the run it replaces); any other row is left alone and nothing is returned.
+const decideSql = `INSERT INTO task_results (${columns}) VALUES (?, ?, 'running', 1, ?, '', NULL, ?, NULL)
+  ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = 'running', run = run + 1, params = excluded.params,
+    error = '', result = NULL, submitted_at = excluded.submitted_at, completed_at = NULL, resumes = 0
+  WHERE status = 'failed'
+  RETURNING run`
 const getSql = `SELECT ${columns} FROM task_results WHERE id = ?`
+const foundSql = `SELECT type, status, run FROM task_results WHERE id = ?`
 const completeSql = `UPDATE task_results SET status = ?, error = ?, result = ?, completed_at = ?
-  WHERE id = ? AND run = ? AND status = 'running' RETURNING id`
+  WHERE id = ? AND run = ? AND status = 'running'`
 const removeSql = `DELETE FROM task_results WHERE id = ? RETURNING ${columns}`
 const runsSql = `SELECT run, status, error, result, started_at, completed_at, started_by, resumes FROM task_runs
   WHERE task_id = ? ORDER BY run`
-const listSql = (filter: TaskFilter) => {
-  const where = [
-    ...(filter.status === undefined ? [] : ["status = ?"]),
-    ...(filter.type === undefined ? [] : ["type = ?"])
-  ]
+const runningSql = `SELECT id, type, run, params FROM task_results WHERE status = 'running' ORDER BY submitted_at, rowid`
+const resumedSql = `UPDATE task_results SET resumes = resumes + 1 WHERE status = 'running'`
+const pingSql = `SELECT count(*) FROM (SELECT 1 FROM task_results LIMIT 1)`
+const listSql = (hasStatus: boolean, hasType: boolean) => {
+  const where = [...(hasStatus ? ["status = ?"] : []), ...(hasType ? ["type = ?"] : [])]
   return `SELECT ${columns} FROM task_results ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
     ORDER BY submitted_at DESC, rowid DESC LIMIT ?`
 }
+const lastCompletedSql = (types: number) =>
+  `SELECT ${columns} FROM task_results WHERE status = 'completed' AND type IN (${Array(types).fill("?").join(", ")})
+    ORDER BY completed_at DESC, rowid DESC LIMIT 1`
+const pruneSql = (keep: number) =>
+  `DELETE FROM task_results WHERE rowid IN (
+    SELECT rowid FROM task_results WHERE status <> 'running' AND completed_at < ?
+      ${keep === 0 ? "" : `AND id NOT IN (${Array(keep).fill("?").join(", ")})`}
+    LIMIT ?
+  ) RETURNING id`
 
-/** How often the database file and volume are checked in the background, between liveness probes. */
-const fileCheckInterval = Duration.seconds(2)
+/**
+ * How often the database file and volume are checked in the background. Liveness and writes go by the latest
+ * verdict, so a corrupted or full volume shows within about this long, at no file I/O per probe.
+ */
+const fileCheckInterval = Duration.millis(500)
 
-/** The only module that speaks SQL: `task_results` in, `Task` out. */
+/**
+ * The only module that speaks SQL: `task_results` in, `Task` out. Its statements are prepared once and run
+ * synchronously on the one connection: a statement, or a batch in one transaction, is never interleaved with another.
+ */
 export class Store extends Effect.Service<Store>()("sidecar/Store", {
   scoped: Effect.gen(function*() {
-    const sql = yield* SqliteClient.SqliteClient
-    const file = fileChecks(sql.config.filename)
+    const db = yield* Sqlite
+    const file = fileChecks(db.name)
     // The last verdict on the file: writes refuse while it is bad, rather than land somewhere no restart will find.
-    const fileProblem = yield* Ref.make(Option.none<unknown>())
-    const checkFile = file.healthy.pipe(
-      Effect.tapBoth({
-        onFailure: (e) => Ref.set(fileProblem, Option.some(e)),
-        onSuccess: () => Ref.set(fileProblem, Option.none())
-      })
-    )
+    let fileProblem: unknown = undefined
+    const checkFile = Effect.matchEffect(file.healthy, {
+      onFailure: (e) => Effect.sync(() => (fileProblem = e)),
+      onSuccess: () => Effect.sync(() => (fileProblem = undefined))
+    })
+    yield* checkFile
     // On the real clock whatever clock the program runs on: the file's health is a matter of wall time, and a test
     // that moves its clock by days must not run thousands of checks.
     yield* checkFile.pipe(
-      Effect.ignore,
       Effect.repeat(Schedule.spaced(fileCheckInterval)),
       Effect.withClock(Clock.make()),
       Effect.forkScoped
     )
-    const writable = Effect.zipRight(
-      file.sameFile,
-      Effect.flatMap(Ref.get(fileProblem), Option.match({ onNone: () => Effect.void, onSome: Effect.fail }))
-    )
+    /** Throws what is wrong with the file, so that a write refuses rather than land where no restart looks. */
+    const assertWritable = () => {
+      // an accepted task must land in the file the next start will open, not in one unlinked underneath us
+      file.assertSameFile()
+      if (fileProblem !== undefined) throw fileProblem
+    }
+
     /**
      * Run one storage step: wait out another writer's lock (up to busyTimeout), name the step in errors. The retry
      * is set up only once a statement found the database busy: most never do.
      */
-    const step = (op: string) => <A, E>(effect: Effect.Effect<A, E>) =>
-      effect.pipe(
+    const step = <A>(op: string, run: () => A) => {
+      const effect = Effect.try({ try: run, catch: (e) => e })
+      return effect.pipe(
         Effect.catchIf(isBusy, () => Effect.retry(effect, { schedule: whileBusy, while: isBusy })),
         StoreError.wrap(op)
       )
-
-    /**
-     * Insert the task, or replace every column of the row with its id. Triggers (migration 0005) open the history
-     * row of a new run in the same statement.
-     */
-    const save = (task: Task) => {
-      const row = toRow(task)
-      return sql.unsafe(saveSql, [
-        row.id,
-        row.type,
-        row.status,
-        row.run,
-        row.params,
-        row.error,
-        row.result,
-        row.submitted_at,
-        row.completed_at
-      ]).pipe(
-        // an accepted task must land in the file the next start will open, not in one unlinked underneath us
-        (write) => Effect.zipRight(writable, write),
-        Effect.asVoid,
-        step("save")
-      )
     }
 
-    const getRow = (id: string) =>
-      sql.unsafe<TaskRow>(getSql, [id]).pipe(Effect.map((rows) => Option.fromNullable(rows[0])), step("get"))
+    const statements = {
+      save: db.prepare(saveSql),
+      decide: db.prepare<Array<unknown>, { run: number }>(decideSql),
+      get: db.prepare<Array<unknown>, TaskRow>(getSql),
+      found: db.prepare<Array<unknown>, { type: string; status: TaskStatus; run: number }>(foundSql),
+      complete: db.prepare(completeSql),
+      remove: db.prepare<Array<unknown>, TaskRow>(removeSql),
+      runs: db.prepare<Array<unknown>, RunRow>(runsSql),
+      running: db.prepare<Array<unknown>, Pick<TaskRow, "id" | "type" | "run" | "params">>(runningSql),
+      resumed: db.prepare(resumedSql),
+      ping: db.prepare(pingSql).pluck(),
+      list: [false, true].flatMap((s) => [false, true].map((t) => db.prepare<Array<unknown>, TaskRow>(listSql(s, t))))
+    }
+    // Prepared on first use: their text depends on how many values the call has.
+    const byArity = (make: (n: number) => string) => {
+      const prepared = new Map<number, ReturnType<typeof db.prepare<Array<unknown>, TaskRow>>>()
+      return (n: number) => {
+        let statement = prepared.get(n)
+        if (statement === undefined) prepared.set(n, statement = db.prepare<Array<unknown>, TaskRow>(make(n)))
+        return statement
+      }
+    }
+    const lastCompletedOf = byArity(lastCompletedSql)
+    const pruneOf = byArity(pruneSql)
+
+    const decideOne = (s: Submission): Decision => {
+      const started = statements.decide.get(s.id, s.type, s.params, s.submittedAt)
+      return started !== undefined
+        ? { _tag: "Started", run: started.run }
+        : { _tag: "Deduplicated", ...statements.found.get(s.id)! }
+    }
+    const decideBatch = db.transaction((batch: ReadonlyArray<Submission>) => batch.map(decideOne))
+    /**
+     * Decide each submit, in order, in one transaction: a new run (1 for a new id, the next for a failed task), or,
+     * for a task running or completed, nothing (and how it was found).
+     */
+    const decideAll = (batch: ReadonlyArray<Submission>) =>
+      step("submit", (): ReadonlyArray<Decision> => {
+        assertWritable()
+        // one statement commits on its own; a transaction would only add its BEGIN and COMMIT
+        return batch.length === 1 ? [decideOne(batch[0]!)] : decideBatch.immediate(batch)
+      })
+
+    const completeOne = ({ completion: c, id, run }: Finished) =>
+      statements.complete.run(
+        c.status,
+        c.error ?? "",
+        encodeJson(c.result),
+        DateTime.formatIso(c.completedAt),
+        id,
+        run
+      ).changes > 0
+    const completeBatch = db.transaction((batch: ReadonlyArray<Finished>) => batch.map(completeOne))
+    /**
+     * Record how each run ended, in one transaction, only where the row still belongs to that run and is still
+     * running: a late completion of a superseded or deleted run never overwrites anything. True where written.
+     */
+    const completeAll = (batch: ReadonlyArray<Finished>) =>
+      step("complete", (): ReadonlyArray<boolean> =>
+        batch.length === 1 ? [completeOne(batch[0]!)] : completeBatch.immediate(batch))
+    /** `completeAll` of one run. */
+    const complete = (id: TaskId, run: number, completion: Completion) =>
+      Effect.map(completeAll([{ id, run, completion }]), (written) => written[0]!)
+
+    /** Insert the task, or replace every column of the row with its id (a changed `run` keeps the replaced one). */
+    const save = (task: Task) =>
+      step("save", () => {
+        assertWritable()
+        statements.save.run(
+          task.id,
+          task.type,
+          task.status,
+          task.run,
+          encodeJson(task.params),
+          task.error ?? "",
+          encodeJson(task.result),
+          DateTime.formatIso(task.submittedAt),
+          task.completedAt === undefined ? null : DateTime.formatIso(task.completedAt)
+        )
+      })
+
+    const getRow = (id: string) => step("get", () => Option.fromNullable(statements.get.get(id)))
     /** The task with exactly this id. */
     const get = (id: string) => Effect.map(getRow(id), Option.map(fromRow))
     /** The task with exactly this id, as TaskResult JSON. */
     const getJson = (id: string) => Effect.map(getRow(id), Option.map(toJson))
 
     const listRows = (filter: TaskFilter) =>
-      sql.unsafe<TaskRow>(listSql(filter), [
-        ...(filter.status === undefined ? [] : [filter.status]),
-        ...(filter.type === undefined ? [] : [filter.type]),
-        filter.limit
-      ]).pipe(step("list"))
+      step("list", () =>
+        statements.list[(filter.status === undefined ? 0 : 2) + (filter.type === undefined ? 0 : 1)]!.all(
+          ...(filter.status === undefined ? [] : [filter.status]),
+          ...(filter.type === undefined ? [] : [filter.type]),
+          filter.limit
+        ))
     /** The most recently submitted tasks that pass `filter`, newest first. */
     const list = (filter: TaskFilter) => Effect.map(listRows(filter), (rows) => rows.map(fromRow))
     /** The same, as TaskResult JSON. */
     const listJson = (filter: TaskFilter) => Effect.map(listRows(filter), (rows) => rows.map(toJson))
 
     /** Every run of the task, oldest first. */
-    const runs = (id: string) =>
-      sql.unsafe<RunRow>(runsSql, [id]).pipe(
-        Effect.map((rows) => rows.map(fromRunRow)),
-        step("runs")
-      )
-
-    /** Count one more resumption by crash recovery of every run still `running`, in one statement. */
-    const resumedRunning = sql`UPDATE task_runs SET resumes = resumes + 1
-      WHERE (task_id, run) IN (SELECT id, run FROM task_results WHERE status = 'running')`.pipe(
-      Effect.asVoid,
-      step("resumedRunning")
-    )
+    const runs = (id: string) => step("runs", () => statements.runs.all(id).map(fromRunRow))
 
     /** Every task a previous process left `running`, oldest first. */
-    const listRunning = sql<TaskRow>`SELECT ${sql.literal(columns)} FROM task_results
-      WHERE status = 'running' ORDER BY submitted_at, rowid`.pipe(
-      Effect.map((rows) => rows.map(fromRow)),
-      step("listRunning")
-    )
+    const listRunning = step("listRunning", () =>
+      statements.running.all().map((row): RunningTask => ({
+        id: row.id as TaskId,
+        type: row.type,
+        run: row.run,
+        params: decodeJson(row.params)
+      })))
 
-    /**
-     * Record how run `run` of `id` ended, only if the row still belongs to that run and is still running:
-     * a late completion of a superseded or deleted run never overwrites anything. True when written.
-     */
-    const complete = (id: TaskId, run: number, completion: Completion) =>
-      sql.unsafe(completeSql, [
-        completion.status,
-        completion.error ?? "",
-        encodeJson(completion.result),
-        DateTime.formatIso(completion.completedAt),
-        id,
-        run
-      ]).pipe(
-        Effect.map((rows) => rows.length > 0),
-        step("complete")
-      )
+    /** Count one more resumption by crash recovery of every run still `running`, in one statement. */
+    const resumedRunning = step("resumedRunning", () => void statements.resumed.run())
 
     /** The most recently completed task among `types` (by completedAt). */
     const lastCompleted = (types: ReadonlyArray<string>) =>
-      sql<TaskRow>`SELECT ${sql.literal(columns)} FROM task_results
-        WHERE status = 'completed' AND ${sql.in("type", types)}
-        ORDER BY completed_at DESC, rowid DESC LIMIT 1`.pipe(
-        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), fromRow)),
-        step("lastCompleted")
-      )
+      step("lastCompleted", () => Option.map(Option.fromNullable(lastCompletedOf(types.length).get(...types)), fromRow))
 
-    /** Delete the task (and, by trigger, its runs); the task it was, if there was one. */
+    /** Delete the task (and, by trigger, its past runs); the task it was, if there was one. */
     const remove = (id: string) =>
-      sql.unsafe<TaskRow>(removeSql, [id]).pipe(
-        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), fromRow)),
-        step("remove")
-      )
+      step("remove", () => Option.map(Option.fromNullable(statements.remove.get(id)), fromRow))
 
     /**
      * Delete up to `batch` tasks (and their runs) that ended before `before`, never one still running nor one of
      * `keep`. Answers how many went; the caller repeats while batches come back full.
      */
     const prune = (before: DateTime.Utc, keep: ReadonlyArray<string>, batch: number) =>
-      sql<{ id: string }>`DELETE FROM task_results WHERE rowid IN (
-          SELECT rowid FROM task_results
-          WHERE status <> 'running' AND completed_at < ${DateTime.formatIso(before)}
-            ${keep.length === 0 ? sql`` : sql`AND id NOT IN ${sql.in(keep)}`}
-          LIMIT ${batch}
-        ) RETURNING id`.pipe(Effect.map((gone) => gone.length), step("prune"))
+      step("prune", () => pruneOf(keep.length).all(DateTime.formatIso(before), ...keep, batch).length)
 
-    /** Succeeds when the database answers a query on the task table and its file and volume are sound. */
-    const ping = sql`SELECT count(*) FROM (SELECT 1 FROM task_results LIMIT 1)`.pipe(
-      Effect.zipRight(checkFile),
-      step("ping")
-    )
+    /** Succeeds when the database answers a query on the task table and the file's latest check found it sound. */
+    const ping = step("ping", () => {
+      statements.ping.get()
+      if (fileProblem !== undefined) throw fileProblem
+    })
 
-    return { save, get, getJson, list, listJson, runs, listRunning, resumedRunning, complete, lastCompleted, remove, prune, ping } as const
+    return {
+      save,
+      decideAll,
+      get,
+      getJson,
+      list,
+      listJson,
+      runs,
+      listRunning,
+      resumedRunning,
+      complete,
+      completeAll,
+      lastCompleted,
+      remove,
+      prune,
+      ping
+    } as const
   })
 }) {}

@@ -568,10 +568,22 @@ describe("a database this project created before 0004", () => {
           completedAt: at("2026-01-02T03:04:07.200Z")
         })
       ]
-      yield* Effect.forEach(tasks, (t) => Effect.flatMap(Store, (s) => s.save(t))).pipe(
-        Effect.provide(Store.Default),
-        Effect.provide(upTo0003)
-      )
+      // as the Store wrote them then: JSON text or NULL, RFC 3339 UTC with milliseconds, '' for no error
+      yield* Effect.forEach(tasks, (t) =>
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql`INSERT INTO task_results ${
+            sql.insert({
+              id: t.id,
+              type: t.type,
+              status: t.status,
+              run: t.run,
+              params: t.params === undefined ? null : JSON.stringify(t.params),
+              error: t.error ?? "",
+              result: t.result === undefined ? null : JSON.stringify(t.result),
+              submitted_at: DateTime.formatIso(t.submittedAt),
+              completed_at: t.completedAt === undefined ? null : DateTime.formatIso(t.completedAt)
+            })
+          }`)).pipe(Effect.provide(upTo0003))
       const before = rawTasks(file)
 
       const { logs, value } = yield* open(file, Effect.flatMap(Store, (s) => Effect.forEach(tasks, (t) => s.get(t.id))))

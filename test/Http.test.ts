@@ -197,7 +197,7 @@ describe("probes", () => {
       expect((yield* call("GET", "/v0/livez")).status).toBe(200)
       yield* Effect.flatten(CloseDb)
       expectError(yield* call("GET", "/v0/livez"), 503, /^store ping failed: /)
-      expectError(yield* post({ type: "mark-ready" }), 503, /^store get failed: /)
+      expectError(yield* post({ type: "mark-ready" }), 503, /^store submit failed: /)
       expectError(yield* call("GET", "/v0/tasks"), 503)
     }).pipe(Effect.provide(serverOver(ClosableSql))))
 

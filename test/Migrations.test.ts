@@ -43,7 +43,8 @@ describe("migrations", () => {
         "add_result_column",
         "adopt_go_sidecar",
         "create_task_runs",
-        "index_task_filters"
+        "index_task_filters",
+        "keep_past_runs_only"
       ])
       expect(columnsOf(file)).toEqual([
         "id",
@@ -54,10 +55,11 @@ describe("migrations", () => {
         "submitted_at",
         "completed_at",
         "run",
-        "result"
+        "result",
+        "resumes"
       ])
       // second start: the same rows, no error from re-running anything
-      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(6)
+      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(7)
       const db = new Database(file, { readonly: true })
       const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'task_results'")
         .all()

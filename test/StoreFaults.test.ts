@@ -1,7 +1,7 @@
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
-import { Effect, Exit, Fiber, Layer, TestClock } from "effect"
+import { Clock, Effect, Either, Exit, Fiber, Layer, TestClock } from "effect"
 import { execFileSync } from "node:child_process"
 import {
   closeSync,
@@ -30,6 +30,19 @@ const dbFile = Effect.map(SqliteClient.SqliteClient, (c) => c.config.filename)
 const submit = (id?: string) =>
   Effect.flatMap(Engine, (e) => e.submit({ ...(id === undefined ? {} : { id }), type: "mark-not-ready" }))
 const livez = Effect.flatMap(Engine, (e) => e.livez)
+/**
+ * livez once the background check of the file has seen what the test did: asked every 20 ms, on the real clock, for
+ * up to 5 s, until it fails (`failing`) or succeeds; the last answer.
+ */
+const livezOnceChecked = (failing: boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 250; i++) {
+      const answer = yield* Effect.either(livez)
+      if (Either.isLeft(answer) === failing) return yield* answer
+      yield* Effect.sleep("20 millis")
+    }
+    return yield* Effect.dieMessage(`livez did not ${failing ? "fail" : "recover"} within 5 s`)
+  }).pipe(Effect.withClock(Clock.make()))
 
 /** Mount a small tmpfs for a test, where the machine lets us (root in this sandbox; skipped elsewhere). */
 const canMount = (() => {
@@ -104,7 +117,7 @@ describe("storage broken underneath the process", () => {
       yield* livez
       copyFileSync(file, `${file}.copy`)
       renameSync(`${file}.copy`, file)
-      expect((yield* Effect.flip(livez)).message).toMatch(/removed or replaced/)
+      expect((yield* Effect.flip(livezOnceChecked(true))).message).toMatch(/removed or replaced/)
       expect((yield* Effect.flip(submit()))._tag).toBe("StoreError")
     }).pipe(Effect.provide(engineOver(SqlTest))))
 
@@ -116,11 +129,11 @@ describe("storage broken underneath the process", () => {
       const fd = openSync(file, "r+")
       readSync(fd, header, 0, 16, 0)
       writeSync(fd, Buffer.from("garbage garbage!"), 0, 16, 0)
-      expect((yield* Effect.flip(livez)).message).toMatch(/corrupt/)
+      expect((yield* Effect.flip(livezOnceChecked(true))).message).toMatch(/corrupt/)
       expect((yield* Effect.flip(submit()))._tag).toBe("StoreError")
       writeSync(fd, header, 0, 16, 0)
       closeSync(fd)
-      yield* livez
+      yield* livezOnceChecked(false)
       expect((yield* submit())._tag).toBe("Started")
     }).pipe(Effect.provide(engineOver(SqlTest))))
 
@@ -137,9 +150,9 @@ describe("storage broken underneath the process", () => {
         }
         const refused = yield* Effect.flip(Effect.forEach(Array.from({ length: 200 }), () => submit()))
         expect(refused.message).toMatch(/SQLITE_FULL|full/)
-        expect((yield* Effect.flip(livez)).message).toMatch(/full/)
+        expect((yield* Effect.flip(livezOnceChecked(true))).message).toMatch(/full/)
         unlinkSync(filler)
-        yield* livez
+        yield* livezOnceChecked(false)
         expect((yield* submit())._tag).toBe("Started")
         expect(yield* Effect.flatMap(Engine, (e) => e.get(ID))).toMatchObject({ id: ID })
       }).pipe(Effect.provide(engineOver(sqlLayer(join(dir, "sidecar.db")))))
@@ -147,7 +160,7 @@ describe("storage broken underneath the process", () => {
 })
 
 describe("a run whose completion cannot be written", () => {
-  /** The real Store, with `complete` failing the first `failures` times. */
+  /** The real Store, with its completion writes failing the first `failures` times. */
   const flakyCompletions = (failures: number) =>
     Layer.effect(
       Store,
@@ -155,11 +168,11 @@ describe("a run whose completion cannot be written", () => {
         let left = failures
         return Store.make({
           ...real,
-          complete: (id, run, completion) =>
+          completeAll: (batch) =>
             Effect.suspend(() =>
               left-- > 0
                 ? Effect.fail(new StoreError({ op: "complete", error: "store complete failed: injected" }))
-                : real.complete(id, run, completion)
+                : real.completeAll(batch)
             )
         })
       })
