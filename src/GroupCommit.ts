@@ -1,4 +1,9 @@
-import { Deferred, Effect, Exit, FiberId, FiberSet, type Scope } from "effect"
+import { Effect, Exit, FiberSet, type Scope } from "effect"
+
+interface Batch {
+  written: boolean
+  readonly listeners: Array<() => void>
+}
 
 interface Waiting<I, O, E> {
   readonly item: I
@@ -22,40 +27,43 @@ export const groupCommit = <I, O, E>(
 ): Effect.Effect<(item: I) => Effect.Effect<O, E>, never, Scope.Scope> =>
   Effect.map(FiberSet.makeRuntime<never, void, never>(), (fork) => {
     let queue: Array<Waiting<I, O, E>> = []
-    let writing: Deferred.Deferred<void> | undefined
+    // Whether a write is scheduled or under way; and the batch last taken, with who waits for its write to end.
+    let writing = false
+    let current: Batch = { written: true, listeners: [] }
 
-    const writeQueued = (done: Deferred.Deferred<void>): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        const batch = queue
-        queue = []
-        const written = batch.length === 0 ? Effect.succeed([]) : write(batch.map((w) => w.item))
-        return written.pipe(
-          Effect.exit,
-          Effect.map((exit) => {
-            if (Exit.isSuccess(exit)) batch.forEach((w, i) => w.resume(Effect.succeed(exit.value[i]!)))
-            else batch.forEach((w) => w.resume(Effect.failCause(exit.cause)))
-          }),
-          // the layer closing mid-write: nobody is left hanging
-          Effect.onInterrupt(() => Effect.sync(() => batch.forEach((w) => w.resume(Effect.interrupt)))),
-          Effect.ensuring(Deferred.done(done, Exit.void)),
-          Effect.zipRight(Effect.suspend(() => {
-            if (queue.length === 0) {
-              writing = undefined
-              return Effect.void
-            }
-            writing = Deferred.unsafeMake(FiberId.none)
-            return writeQueued(writing)
-          }))
-        )
-      })
+    const writeQueued: Effect.Effect<void> = Effect.suspend(() => {
+      const batch = queue
+      const taken: Batch = current = { written: false, listeners: [] }
+      queue = []
+      const written = batch.length === 0 ? Effect.succeed([]) : write(batch.map((w) => w.item))
+      return written.pipe(
+        Effect.exit,
+        Effect.map((exit) => {
+          if (Exit.isSuccess(exit)) batch.forEach((w, i) => w.resume(Effect.succeed(exit.value[i]!)))
+          else batch.forEach((w) => w.resume(Effect.failCause(exit.cause)))
+        }),
+        // the layer closing mid-write: nobody is left hanging
+        Effect.onInterrupt(() => Effect.sync(() => batch.forEach((w) => w.resume(Effect.interrupt)))),
+        Effect.ensuring(Effect.sync(() => {
+          taken.written = true
+          taken.listeners.forEach((listener) => listener())
+        })),
+        Effect.zipRight(Effect.suspend(() => {
+          if (queue.length > 0) return writeQueued
+          writing = false
+          return Effect.void
+        }))
+      )
+    })
+    const start = () => fork(writeQueued)
 
     return (item: I) =>
       Effect.async<O, E>((resume) => {
         const waiting = { item, resume }
         queue.push(waiting)
-        if (writing === undefined) {
-          const done = writing = Deferred.unsafeMake<void>(FiberId.none)
-          setImmediate(() => fork(writeQueued(done)))
+        if (!writing) {
+          writing = true
+          setImmediate(start)
         }
         return Effect.suspend(() => {
           const at = queue.indexOf(waiting)
@@ -63,7 +71,10 @@ export const groupCommit = <I, O, E>(
             queue.splice(at, 1)
             return Effect.void
           }
-          return writing === undefined ? Effect.void : Deferred.await(writing)
+          const taken = current
+          return taken.written
+            ? Effect.void
+            : Effect.async<void>((written) => void taken.listeners.push(() => written(Effect.void)))
         })
       })
   })

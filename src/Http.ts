@@ -9,7 +9,7 @@ import {
   HttpServerResponse,
   OpenApi
 } from "@effect/platform"
-import { Cause, Duration, Effect, Layer, Option } from "effect"
+import { Cause, Duration, Effect, Exit, Layer, Option } from "effect"
 import { Api } from "./Api.js"
 import { describeTaskTypes } from "./ApiDocs.js"
 import { authn, type AuthnMode } from "./Authn.js"
@@ -103,13 +103,12 @@ export const ErrorBodyLive = HttpApiBuilder.middleware(Api, (app) =>
 /** Count every answer by route, method and status (a failure that escaped everything else counts as a 500). */
 const countRequests = (metrics: Metrics) =>
   HttpMiddleware.make((app) =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-      const path = request.url.split("?")[0]!
-      return app.pipe(
-        Effect.tap((response) => metrics.request(path, request.method, response.status)),
-        Effect.tapErrorCause(() => metrics.request(path, request.method, 500))
-      )
-    })
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+      Effect.onExit(app, (exit) => {
+        const query = request.url.indexOf("?")
+        const path = query === -1 ? request.url : request.url.slice(0, query)
+        return metrics.request(path, request.method, Exit.isSuccess(exit) ? exit.value.status : 500)
+      }))
   )
 
 /**
@@ -124,7 +123,10 @@ export const httpLayer = (authnMode: AuthnMode) =>
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/v0/openapi.json" })),
       Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
       Layer.provide([HttpApiLive, ErrorBodyLive]),
-      HttpServer.withLogAddress
+      HttpServer.withLogAddress,
+      // Nothing exports traces (Sidecar.ts turns the tracer off), yet the platform's per-request tracing would still
+      // parse each URL, copy its headers and make a span.
+      HttpMiddleware.withTracerDisabledWhen(() => true)
     )))
 
 /** The API with no authentication: everyone who can reach it is trusted. */

@@ -68,6 +68,9 @@ export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
       labelNames: ["route", "method", "status"],
       registers: [registry]
     })
+    // One child counter per route, method and status seen, rather than prom-client hashing the labels per request.
+    // Routes are few (routeOf), and so are the methods and statuses Node's parser lets through.
+    const requestCounters = new Map<string, Prometheus.Counter.Internal>()
     const rejections = new Prometheus.Counter({
       name: "sidecar_authn_rejections_total",
       help: "Requests refused by trusted-header authentication, by reason",
@@ -93,7 +96,16 @@ export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
       waiting: <A, E, R>(wait: Effect.Effect<A, E, R>) =>
         Effect.acquireUseRelease(Effect.sync(() => waiters.inc()), () => wait, () => Effect.sync(() => waiters.dec())),
       request: (path: string, method: string, status: number) =>
-        Effect.sync(() => requests.inc({ route: routeOf(path), method, status: String(status) })),
+        Effect.sync(() => {
+          const route = routeOf(path)
+          const key = `${route} ${method} ${status}`
+          let counter = requestCounters.get(key)
+          if (counter === undefined) {
+            counter = requests.labels({ route, method, status: String(status) })
+            requestCounters.set(key, counter)
+          }
+          counter.inc()
+        }),
       rejected: (reason: RejectionReason) => Effect.sync(() => rejections.inc({ reason })),
       pingFailed: Effect.sync(() => pingFailures.inc()),
       /** Add the process's own metrics (CPU, memory, event loop lag, file descriptors); once, in the server. */

@@ -110,41 +110,49 @@ const parseJson = (text: string): unknown => {
   return value
 }
 
-/** `request` whose `text` and `json` come from `text` rather than from the framework's own body reader. */
-const withBody = (request: HttpServerRequest.HttpServerRequest, text: Effect.Effect<string, unknown>) => {
-  const unreadable = (cause: unknown) => new HttpServerError.RequestError({ request, reason: "Decode", cause })
-  const body = Effect.mapError(text, (e) => (e instanceof HttpServerError.RequestError ? e : unreadable(e)))
-  const json = Effect.flatMap(body, (s) => Effect.try({ try: () => parseJson(s), catch: unreadable }))
-  // Everything else (url, headers, method, the response it is bound to) stays the request's own.
-  return Object.create(request, { text: { value: body }, json: { value: json } }) as HttpServerRequest.HttpServerRequest
+/** `request` as read as JSON: its `text` and `json` come from `text`, and it says it is JSON whatever it said. */
+const withBody = (request: HttpServerRequest.HttpServerRequest, text: string) => {
+  const json = Effect.try({
+    try: () => parseJson(text),
+    catch: (cause) => new HttpServerError.RequestError({ request, reason: "Decode", cause })
+  })
+  const headers = Headers.set(request.headers, "content-type", "application/json")
+  // Everything else (url, method, the response it is bound to) stays the request's own.
+  return Object.create(request, {
+    text: { value: Effect.succeed(text) },
+    json: { value: json },
+    headers: { value: headers }
+  }) as HttpServerRequest.HttpServerRequest
 }
+
+const unreadable = (e: unknown) =>
+  e instanceof BodyTooLarge ? tooLarge(e.ended) : jsonError(400, `invalid request body: ${String(e)}`)
 
 /**
  * Bodies are refused over `maxBodyBytes` (413) and over `maxJsonDepth` (400), and read as JSON whatever their
  * content type says: Go clients and curl -d do not always say application/json, and this API has no other body type.
+ * The body is read here, before the API decodes it, so the API's own reader is never used on Node's server.
  */
 export const hardenRequests = HttpMiddleware.make((app) =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const source: unknown = NodeHttpServerRequest.toIncomingMessage(request)
+    if (!(source instanceof IncomingMessage)) {
+      // A server other than Node's keeps the framework's own reader and limit (which closes instead of answering).
+      if (Number(request.headers["content-length"]) > maxBodyBytes) return Effect.succeed(tooLarge(false))
+      return HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBodyBytes))
+    }
     // HTTP/1.1 requires Host; the server lets such requests through (requireHostHeader: false) so the 400 is JSON.
-    if (source instanceof IncomingMessage && source.httpVersion === "1.1" && source.headers.host === undefined) {
-      return jsonError(400, "missing Host header (HTTP/1.1 requires one)")
+    if (source.httpVersion === "1.1" && source.headers.host === undefined) {
+      return Effect.succeed(jsonError(400, "missing Host header (HTTP/1.1 requires one)"))
     }
-    if (!HttpMethod.hasBody(request.method)) return yield* app
-    const declaredTooLarge = Number(request.headers["content-length"]) > maxBodyBytes
-    // A server other than Node's keeps the framework's own reader and limit (which closes instead of answering).
-    const text = source instanceof IncomingMessage
-      ? yield* Effect.cached(readBody(source, declaredTooLarge))
-      : declaredTooLarge
-      ? Effect.fail(new BodyTooLarge({ ended: false }))
-      : request.text
-    if (declaredTooLarge) {
-      return yield* Effect.match(text, {
-        onFailure: (e) => tooLarge(e instanceof BodyTooLarge && e.ended),
-        onSuccess: () => tooLarge(true)
-      })
-    }
-    const asJson = request.modify({ headers: Headers.set(request.headers, "content-type", "application/json") })
-    return yield* Effect.provideService(app, HttpServerRequest.HttpServerRequest, withBody(asJson, text))
-  }).pipe(HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes))))
+    if (!HttpMethod.hasBody(request.method)) return app
+    const declaredTooLarge = Number(source.headers["content-length"]) > maxBodyBytes
+    return Effect.matchEffect(readBody(source, declaredTooLarge), {
+      onFailure: (e) => Effect.succeed(unreadable(e)),
+      onSuccess: (text) =>
+        declaredTooLarge
+          ? Effect.succeed(tooLarge(true))
+          : Effect.provideService(app, HttpServerRequest.HttpServerRequest, withBody(request, text))
+    })
+  })
+)

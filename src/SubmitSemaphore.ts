@@ -1,10 +1,10 @@
-import { Deferred, Effect, Exit, FiberId } from "effect"
+import { Effect } from "effect"
 
 /**
  * The Semaphore that serializes Submit: one permit, so that deciding a batch of submits and deleting a task (which
  * interrupts the task's run, waits for it, then deletes the row) never interleave, and a resubmit cannot slip in
- * between a delete's two steps. Taken in arrival order: Effect's own Semaphore lets a newcomer overtake those already
- * waiting, and under load some waited seconds.
+ * between a delete's two steps. Given in arrival order, handed straight from one holder to the next: Effect's own
+ * Semaphore lets a newcomer overtake those already waiting, and under load some waited seconds.
  */
 export interface SubmitSemaphore {
   /**
@@ -14,23 +14,48 @@ export interface SubmitSemaphore {
   readonly withPermit: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }
 
+/** One caller of `withPermit`: whether it holds the permit, and how to wake it when it is handed the permit. */
+interface Caller {
+  holds: boolean
+  wake?: () => void
+}
+
 export const makeSubmitSemaphore = (): SubmitSemaphore => {
-  // Each caller queues behind the previous one's Deferred, and completes its own when it is done.
-  let lastInLine = Deferred.unsafeMake<void>(FiberId.none)
-  Deferred.unsafeDone(lastInLine, Exit.void)
+  let held = false
+  const waiting: Array<Caller> = []
+  const release = () => {
+    const next = waiting.shift()
+    if (next === undefined) held = false
+    else {
+      next.holds = true
+      next.wake?.()
+    }
+  }
+  const acquire = (caller: Caller) =>
+    Effect.suspend(() => {
+      if (!held) {
+        held = caller.holds = true
+        return Effect.void
+      }
+      waiting.push(caller)
+      return Effect.async<void>((resume) => {
+        caller.wake = () => resume(Effect.void)
+      })
+    })
   return {
     withPermit: (effect) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.suspend(() => {
-          const previous = lastInLine
-          const mine = Deferred.unsafeMake<void>(FiberId.none)
-          lastInLine = mine
-          const release = Deferred.done(mine, Exit.void)
-          return restore(Deferred.await(previous)).pipe(
-            // Interrupted while queued: hand the permit on once it comes, never before (the holder ahead may still
-            // be at work). Only a caller that got the permit releases it through `ensuring`.
-            Effect.onInterrupt(() => Effect.forkDaemon(Effect.zipRight(Deferred.await(previous), release))),
-            Effect.zipRight(Effect.ensuring(effect, release))
+          const caller: Caller = { holds: false }
+          return restore(acquire(caller)).pipe(
+            // Interrupted while waiting: out of the line; or, if the permit had already come, passed on.
+            Effect.onInterrupt(() =>
+              Effect.sync(() => {
+                if (caller.holds) release()
+                else waiting.splice(waiting.indexOf(caller), 1)
+              })
+            ),
+            Effect.zipRight(Effect.ensuring(effect, Effect.sync(release)))
           )
         })
       )
