@@ -2,7 +2,7 @@ import { Clock, DateTime, Deferred, Duration, Effect, Either, Exit, Fiber, Fiber
 import type { SubmitOutcome, TaskFilter } from "./Domain.js"
 import { type SubmitTask, TaskId } from "./Domain.js"
 import { Retention } from "./Config.js"
-import { decodeParams, makeExecute, type RunCause, type RunOf } from "./Execute.js"
+import { decodeParams, makeExecute, type RunOf } from "./Execute.js"
 import { InvalidParams, InvalidRequest, InvalidTaskId, StoreError, TaskNotFound, UnknownTaskType } from "./Errors.js"
 import { groupCommit } from "./GroupCommit.js"
 import { Metrics } from "./Metrics.js"
@@ -51,8 +51,8 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     // must not inherit its scope, its log annotations or the cost of copying its fiber state.
     const fork = yield* FiberMap.runtime(runs)()
     // A fiber that already wrote its completion may still be in the map, so a newer run replaces it.
-    const start = (task: RunOf, handler: TaskHandler, cause: RunCause, params: Admitted["params"]) =>
-      fork(task.id, execute(task, handler, cause, params))
+    const start = (task: RunOf, handler: TaskHandler, params: Admitted["params"]) =>
+      fork(task.id, execute(task, handler, params))
 
     /** The submit, checked: a 400 for a bad id, type or params, before anything is stored. */
     const admit = (
@@ -97,8 +97,11 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
             )
           }
           const { run } = decision
-          return Effect.sync(() => start({ id: a.id, type: a.type, run }, a.handler, run === 1 ? "submit" : "resubmit", a.params)).pipe(
+          // logged before the answer: a controller that sees the 201 finds the line
+          return Effect.logInfo(run === 1 ? "task submitted" : "task re-executed").pipe(
+            Effect.annotateLogs({ taskId: a.id, type: a.type, run }),
             Effect.zipRight(metrics.submitted(a.type, run === 1 ? "started" : "re-executed")),
+            Effect.zipRight(Effect.sync(() => start({ id: a.id, type: a.type, run }, a.handler, a.params))),
             Effect.as(Effect.succeed({ _tag: "Started", id: a.id, run }))
           )
         })
@@ -225,8 +228,12 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
       Effect.flatMap(turns.take(1), () => {
         // deleted while it waited: nothing to resume
         if (!resumeQueue.has(task.id)) return turns.release(1)
-        const run = execute(task, handler, "resume", decodeParams(handler, task.params))
-        return Effect.zipRight(Effect.sync(() => fork(task.id, Effect.ensuring(run, turns.release(1)))), dequeueResume(task.id))
+        const run = execute(task, handler, decodeParams(handler, task.params))
+        return Effect.logInfo("task resumed").pipe(
+          Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }),
+          Effect.zipRight(Effect.sync(() => fork(task.id, Effect.ensuring(run, turns.release(1))))),
+          Effect.zipRight(dequeueResume(task.id))
+        )
       })
     yield* Effect.forkScoped(Effect.forEach(resumable, resume, { discard: true }))
 

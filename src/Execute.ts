@@ -13,14 +13,6 @@ export interface RunOf {
   readonly run: number
 }
 
-/** How a run came to start: its log line says so. */
-export type RunCause = "submit" | "resubmit" | "resume"
-const startLine: Record<RunCause, string> = {
-  submit: "task submitted",
-  resubmit: "task re-executed",
-  resume: "task resumed"
-}
-
 const paramsDecoders = new WeakMap<TaskHandler, (params: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
 
 /**
@@ -61,16 +53,40 @@ const withTimeout = (handler: TaskHandler) => <A, E, R>(run: Effect.Effect<A, E,
   )
 
 /** The result as stored: encoded with the handler's result schema when it declares one. */
-const encodeResult = (handler: TaskHandler) => (value: unknown) =>
-  handler.result === undefined ? Effect.succeed(value) : Schema.encodeUnknown(handler.result)(value).pipe(
-    Effect.mapError((e) =>
-      new TaskError({
-        task: handler.name,
-        operation: "result",
-        message: `the handler's result does not fit its schema: ${formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))}`
-      })
+const encodeResult = (handler: TaskHandler): ((value: unknown) => Effect.Effect<unknown, TaskError>) => {
+  if (handler.result === undefined) return Effect.succeed
+  const encode = Schema.encodeUnknown(handler.result)
+  return (value) =>
+    encode(value).pipe(
+      Effect.mapError((e) =>
+        new TaskError({
+          task: handler.name,
+          operation: "result",
+          message: `the handler's result does not fit its schema: ${
+            formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))
+          }`
+        })
+      )
     )
-  )
+}
+
+const runners = new WeakMap<TaskHandler, (params: unknown) => Effect.Effect<unknown, TaskError>>()
+/** What running `handler` on decoded params is, up to the result as stored; made once per handler. */
+const runnerOf = (handler: TaskHandler) => {
+  let runner = runners.get(handler)
+  if (runner === undefined) {
+    const encode = encodeResult(handler)
+    const timed = withTimeout(handler)
+    runner = (params) => timed(Effect.suspend(() => handler.run(params))).pipe(Effect.flatMap(encode))
+    runners.set(handler, runner)
+  }
+  return runner
+}
+
+const startedLine = Effect.logDebug("task started")
+const completedLine = Effect.logInfo("task completed")
+// Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
+const interruptedLine = Effect.logInfo("task interrupted; it stays running until resumed or deleted")
 
 /** What runs one run of a task and records how it ended, over the engine's store and metrics. */
 export const makeExecute = (store: Store, metrics: Metrics) =>
@@ -94,27 +110,19 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
       )
     }
 
-    const record = (task: RunOf, exit: Exit.Exit<unknown, TaskError | InvalidParams>, started: number) =>
-      Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const completedAt = DateTime.unsafeMake(now)
-        const elapsedMs = now - started
-        if (Exit.isSuccess(exit)) {
-          yield* finish(task, { status: "completed", result: exit.value, completedAt })
-          yield* metrics.finished(task.type, "completed", elapsedMs / 1000)
-          return yield* Effect.logInfo("task completed").pipe(Effect.annotateLogs("elapsedMs", elapsedMs))
-        }
-        const failure = Cause.failureOption(exit.cause)
-        const error = Option.match(failure, {
-          onSome: (e) => (e._tag === "TaskError" ? e.render() : e.error),
-          onNone: () =>
-            Cause.isInterruptedOnly(exit.cause)
-              ? "handler interrupted itself"
-              : `handler crashed: ${describeDefect(exit.cause)}`
-        })
+    const failed = (task: RunOf, cause: Cause.Cause<TaskError | InvalidParams>, completedAt: DateTime.Utc, elapsedMs: number) => {
+      const failure = Cause.failureOption(cause)
+      const error = Option.match(failure, {
+        onSome: (e) => (e._tag === "TaskError" ? e.render() : e.error),
+        onNone: () =>
+          Cause.isInterruptedOnly(cause)
+            ? "handler interrupted itself"
+            : `handler crashed: ${describeDefect(cause)}`
+      })
+      return Effect.gen(function*() {
         yield* finish(task, { status: "failed", error, completedAt })
         yield* metrics.finished(task.type, "failed", elapsedMs / 1000)
-        if (Option.isNone(failure) && Cause.isDie(exit.cause)) yield* metrics.crashed(task.type)
+        if (Option.isNone(failure) && Cause.isDie(cause)) yield* metrics.crashed(task.type)
         yield* Option.match(failure, {
           onSome: (e) =>
             Effect.logWarning("task failed").pipe(Effect.annotateLogs(
@@ -123,30 +131,35 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
                 ? { task: e.task, operation: e.operation, message: e.message, hint: e.hint, retryable: e.retryable }
                 : { message: e.error }
             )),
-          onNone: () => Effect.logError("task failed: handler crashed", exit.cause)
+          onNone: () => Effect.logError("task failed: handler crashed", cause)
         }).pipe(Effect.annotateLogs({ elapsedMs, error }))
       })
+    }
 
-    /**
-     * One run of `task`, from its log line saying how it started to the write of how it ended. `params` are its
-     * params decoded, when the caller has them already (a submit checked them); a resumed run decodes its stored ones.
-     */
-    const execute = (task: RunOf, handler: TaskHandler, cause: RunCause, params: Either.Either<unknown, InvalidParams>) =>
-      Effect.gen(function*() {
-        yield* Effect.logInfo(startLine[cause])
-        const started = yield* Clock.currentTimeMillis
-        yield* Effect.logDebug("task started")
-        const exit = yield* Effect.suspend((): Effect.Effect<unknown, TaskError | InvalidParams> =>
-          Either.isRight(params) ? handler.run(params.right) : Effect.fail(params.left)
-        ).pipe(
-          withTimeout(handler),
-          Effect.flatMap(encodeResult(handler)),
-          Effect.exit
+    const record = (task: RunOf, exit: Exit.Exit<unknown, TaskError | InvalidParams>, started: number) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const completedAt = DateTime.unsafeMake(now)
+        const elapsedMs = now - started
+        if (Exit.isFailure(exit)) return failed(task, exit.cause, completedAt, elapsedMs)
+        return finish(task, { status: "completed", result: exit.value, completedAt }).pipe(
+          Effect.zipRight(metrics.finished(task.type, "completed", elapsedMs / 1000)),
+          Effect.zipRight(Effect.annotateLogs(completedLine, "elapsedMs", elapsedMs))
         )
-        yield* record(task, exit, started)
-      }).pipe(
-        // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
-        Effect.onInterrupt(() => Effect.logInfo("task interrupted; it stays running until resumed or deleted")),
+      })
+
+    /** One run of `task`, with its params decoded (by the submit that started it, or from the stored ones). */
+    const execute = (task: RunOf, handler: TaskHandler, params: Either.Either<unknown, InvalidParams>) =>
+      Effect.zipRight(
+        startedLine,
+        Effect.flatMap(Clock.currentTimeMillis, (started) =>
+          Effect.flatMap(
+            Effect.exit<unknown, TaskError | InvalidParams, never>(
+              Either.isRight(params) ? runnerOf(handler)(params.right) : Effect.fail(params.left)
+            ),
+            (exit) => record(task, exit, started)
+          ))
+      ).pipe(
+        Effect.onInterrupt(() => interruptedLine),
         (run) => Effect.zipRight(metrics.runStarted, Effect.ensuring(run, metrics.runEnded)),
         Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
       )

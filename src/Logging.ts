@@ -12,8 +12,9 @@ const stringify = (line: Record<string, unknown>) => {
   }
 }
 
-// Lines logged in one turn of the event loop, written together at its end: one write(2) instead of one a line
-// (two lines a task). A process that exits writes what is left; one killed outright loses at most that turn's lines.
+// Lines logged in one run of fiber work (one batch of submits, say) are written together, in a microtask queued by
+// the first of them: one write(2) instead of one a line, and still before any answer those fibers then send. A process
+// that exits writes what is left.
 let unwritten = ""
 const writeOut = () => {
   const text = unwritten
@@ -40,7 +41,7 @@ export const jsonLines = Logger.make(({ annotations, cause, date, logLevel, mess
   if (!Cause.isEmpty(cause)) line.cause = Cause.pretty(cause)
   if (unwritten === "") {
     flushOnExit()
-    setImmediate(writeOut)
+    queueMicrotask(writeOut)
   }
   unwritten += `${stringify(line)}\n`
 })

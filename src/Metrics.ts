@@ -21,6 +21,20 @@ const knownRoutes = new Set([
 ])
 
 /**
+ * A metric's child for one combination of label values, made on first use and kept: prom-client would otherwise hash
+ * the labels at every use. Label values here are few (task types, routes, statuses), so the children are too.
+ */
+const children = <C>(make: (...values: Array<string>) => C) => {
+  const made = new Map<string, C>()
+  return (...values: Array<string>): C => {
+    const key = values.join("\u0000")
+    let child = made.get(key)
+    if (child === undefined) made.set(key, child = make(...values))
+    return child
+  }
+}
+
+/**
  * The sidecar's Prometheus metrics, in a registry of its own. prom-client formats the exposition; the methods are
  * effects so that recording composes with the rest of the program.
  */
@@ -68,9 +82,6 @@ export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
       labelNames: ["route", "method", "status"],
       registers: [registry]
     })
-    // One child counter per route, method and status seen, rather than prom-client hashing the labels per request.
-    // Routes are few (routeOf), and so are the methods and statuses Node's parser lets through.
-    const requestCounters = new Map<string, Prometheus.Counter.Internal>()
     const rejections = new Prometheus.Counter({
       name: "sidecar_authn_rejections_total",
       help: "Requests refused by trusted-header authentication, by reason",
@@ -82,30 +93,26 @@ export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
       help: "Liveness checks of the database that failed",
       registers: [registry]
     })
+    const submittedAs = children((type, outcome) => submitted.labels(type, outcome))
+    const finishedAs = children((type, status) => finished.labels(type, status))
+    const durationOf = children((type, status) => duration.labels(type, status))
+    // Routes are few (routeOf), and so are the methods and statuses Node's parser lets through.
+    const requestsOf = children((route, method, status) => requests.labels(route, method, status))
     return {
-      submitted: (type: string, outcome: SubmitKind) => Effect.sync(() => submitted.inc({ type, outcome })),
+      submitted: (type: string, outcome: SubmitKind) => Effect.sync(() => submittedAs(type, outcome).inc()),
       runStarted: Effect.sync(() => running.inc()),
       runEnded: Effect.sync(() => running.dec()),
       finished: (type: string, status: "completed" | "failed", seconds: number) =>
         Effect.sync(() => {
-          finished.inc({ type, status })
-          duration.observe({ type, status }, seconds)
+          finishedAs(type, status).inc()
+          durationOf(type, status).observe(seconds)
         }),
       crashed: (type: string) => Effect.sync(() => crashes.inc({ type })),
       /** Count `wait` as a waiter while it runs, however it ends (a client that hangs up interrupts it). */
       waiting: <A, E, R>(wait: Effect.Effect<A, E, R>) =>
         Effect.acquireUseRelease(Effect.sync(() => waiters.inc()), () => wait, () => Effect.sync(() => waiters.dec())),
       request: (path: string, method: string, status: number) =>
-        Effect.sync(() => {
-          const route = routeOf(path)
-          const key = `${route} ${method} ${status}`
-          let counter = requestCounters.get(key)
-          if (counter === undefined) {
-            counter = requests.labels({ route, method, status: String(status) })
-            requestCounters.set(key, counter)
-          }
-          counter.inc()
-        }),
+        Effect.sync(() => requestsOf(routeOf(path), method, String(status)).inc()),
       rejected: (reason: RejectionReason) => Effect.sync(() => rejections.inc({ reason })),
       pingFailed: Effect.sync(() => pingFailures.inc()),
       /** Add the process's own metrics (CPU, memory, event loop lag, file descriptors); once, in the server. */
