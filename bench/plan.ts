@@ -1,8 +1,9 @@
 // The query plan of the list endpoint's query, taken from the sidecar's own Store (not a copy of its SQL): the
 // statement Store.list runs for the 100 newest tasks is captured as it executes, then explained on the same database.
-import { SqlClient, Statement } from "@effect/sql"
+import type Database from "better-sqlite3"
 import { Effect, Layer, Logger, LogLevel } from "effect"
 import { sqlLayer } from "../src/Sql.js"
+import { Sqlite } from "../src/Sqlite.js"
 import { Store } from "../src/Store.js"
 
 export interface QueryPlan {
@@ -12,27 +13,45 @@ export interface QueryPlan {
   readonly indexServed: boolean
 }
 
+/** The connection, with every statement the Store prepares recording its text and parameters when it is run. */
+const recording = (db: Database.Database, ran: Array<readonly [string, ReadonlyArray<unknown>]>) =>
+  new Proxy(db, {
+    get: (target, key) =>
+      key !== "prepare" ? Reflect.get(target, key, target) : (text: string) => {
+        const statement = target.prepare(text)
+        return new Proxy(statement, {
+          get: (s, k) => {
+            const value = Reflect.get(s, k, s)
+            return typeof value === "function" && (k === "all" || k === "get" || k === "run")
+              ? (...params: Array<unknown>) => {
+                ran.push([text, params])
+                return value.apply(s, params)
+              }
+              : typeof value === "function" ? value.bind(s) : value
+          }
+        })
+      }
+  })
+
 export const listQueryPlan = (file: string): Promise<QueryPlan> =>
   Effect.gen(function*() {
-    const store = yield* Store
-    const sql = yield* SqlClient.SqlClient
-    let captured: readonly [string, ReadonlyArray<unknown>] | undefined
-    const capture = Statement.withTransformer((statement) => {
-      captured = statement.compile()
-      return Effect.succeed(statement)
-    })
+    const db = yield* Sqlite
+    const ran: Array<readonly [string, ReadonlyArray<unknown>]> = []
+    const store = yield* Store.pipe(Effect.provide(Store.Default.pipe(Layer.provide(Layer.succeed(Sqlite, recording(db, ran))))))
+    ran.length = 0
     // Store.list has taken the limit, and later a filter with a limit: either form, so any snapshot can be explained.
     const list = store.list as unknown as (arg: number | { readonly limit: number }) => Effect.Effect<unknown, unknown>
-    yield* list({ limit: 100 }).pipe(capture, Effect.orElse(() => list(100).pipe(capture)), Effect.orDie)
+    yield* list({ limit: 100 }).pipe(Effect.orElse(() => list(100)), Effect.orDie)
+    const captured = ran.find(([text]) => /^\s*SELECT/i.test(text))
     if (captured === undefined) return yield* Effect.dieMessage("Store.list ran no statement")
     const [text, params] = captured
-    const rows = yield* sql.unsafe<{ detail: string }>(`EXPLAIN QUERY PLAN ${text}`, params)
-    const plan = rows.map((r) => r.detail)
+    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${text}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail)
     const indexServed = plan.some((d) => /^SCAN task_results USING (COVERING )?INDEX/.test(d)) &&
       !plan.some((d) => d === "USE TEMP B-TREE FOR ORDER BY" || /^SCAN task_results$/.test(d))
     return { sql: text.replace(/\s+/g, " ").trim(), plan, indexServed }
   }).pipe(
-    Effect.provide(Store.Default.pipe(Layer.provideMerge(sqlLayer(file)))),
+    Effect.scoped,
+    Effect.provide(sqlLayer(file)),
     Effect.provide(Logger.minimumLogLevel(LogLevel.None)),
     Effect.runPromise
   )

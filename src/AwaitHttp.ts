@@ -1,7 +1,6 @@
-import { HttpClient } from "@effect/platform"
+import { FetchHttpClient, HttpClient } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Clock, Duration, Effect, Layer, Schema } from "effect"
+import { Clock, Duration, Effect, Schema } from "effect"
 import { TaskError } from "./Errors.js"
 import { taskHandler } from "./TaskHandlers.js"
 
@@ -39,15 +38,20 @@ type Seen = { readonly status: number } | { readonly error: string }
 const describe = (seen: Seen | undefined) =>
   seen === undefined ? "no attempt finished" : "status" in seen ? `status ${seen.status}` : seen.error
 
-/** The socket's own words ("connect ECONNREFUSED 127.0.0.1:8080"), not the client's "Transport error (GET ...)". */
+/**
+ * The socket's own words ("connect ECONNREFUSED 127.0.0.1:8080"), not the client's "Transport error (GET ...)" nor
+ * fetch's "fetch failed": the innermost cause.
+ */
 const networkError = (error: HttpClientError.HttpClientError): string => {
-  const cause: unknown = error.cause
+  let cause: unknown = error.cause
   if (!(cause instanceof Error)) return error.message
+  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause
+  const e = cause as Error
   // Happy Eyeballs failures are AggregateErrors with an empty message; their parts say what happened.
-  if (cause.message === "" && cause instanceof AggregateError) {
-    return cause.errors.map((e) => (e instanceof Error ? e.message : String(e))).join(", ")
+  if (e.message === "" && e instanceof AggregateError) {
+    return e.errors.map((part) => (part instanceof Error ? part.message : String(part))).join(", ")
   }
-  return cause.message === "" ? ("code" in cause ? String(cause.code) : cause.name) : cause.message
+  return e.message === "" ? ("code" in e ? String(e.code) : e.name) : e.message
 }
 
 /**
@@ -125,9 +129,14 @@ export const makeAwaitHttp = (client: HttpClient.HttpClient) =>
   })
 
 /**
- * `await-http`: polls a URL until it answers the expected status. On undici's global dispatcher, which lives as long
- * as the process: the handler then needs no scope of its own, and each aborted attempt closes its own connection.
+ * `await-http`: polls a URL until it answers the expected status. Through Node's own fetch, which loads its HTTP
+ * client when first used: a sidecar that never awaits a URL does not load one as it starts. Redirects are answers.
  */
-export const awaitHttp = Effect.map(HttpClient.HttpClient, makeAwaitHttp).pipe(
-  Effect.provide(NodeHttpClient.layerUndiciWithoutDispatcher.pipe(Layer.provide(NodeHttpClient.dispatcherLayerGlobal)))
-)
+export const awaitHttp = Effect.map(HttpClient.HttpClient, (client) => {
+  const handler = makeAwaitHttp(client)
+  return {
+    ...handler,
+    run: (params: typeof AwaitHttpParams.Type) =>
+      handler.run(params).pipe(Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }))
+  }
+}).pipe(Effect.provide(FetchHttpClient.layer))

@@ -1,8 +1,7 @@
 import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
-import { HttpClient, HttpClientError } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientError } from "@effect/platform"
 // Not the package's index: that loads the cluster and worker modules too, about a second more at every CLI start.
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Config, Console, Effect, Exit, Layer, Option } from "effect"
 import pkg from "../package.json" with { type: "json" }
@@ -178,7 +177,7 @@ const ClientLive = Layer.effect(
       })
     )
   )
-).pipe(Layer.provide(NodeHttpClient.layerUndici))
+).pipe(Layer.provide(FetchHttpClient.layer))
 
 /** Run the CLI on `argv` (the whole `process.argv`) as the process's main program. */
 export const runCli = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness | Commands>, argv: ReadonlyArray<string>) =>

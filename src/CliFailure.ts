@@ -24,7 +24,7 @@ const errorText = (body: unknown): string | undefined =>
     ? body.error
     : undefined
 
-// undici reports "connect ECONNREFUSED 127.0.0.1:7777" a cause or two deep, sometimes inside an AggregateError.
+// fetch reports "connect ECONNREFUSED 127.0.0.1:7777" a cause or two deep, sometimes inside an AggregateError.
 const transportText = (cause: unknown): string | undefined => {
   if (cause instanceof AggregateError && cause.errors.length > 0) return transportText(cause.errors[0])
   if (!(cause instanceof Error)) return undefined

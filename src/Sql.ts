@@ -1,33 +1,15 @@
 import { FileSystem, Path } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { SqlClient } from "@effect/sql"
-import type { Migrator } from "@effect/sql"
 import { SqliteMigrator } from "@effect/sql-sqlite-node"
 import Database from "better-sqlite3"
 import { Data, Duration, Effect, Layer } from "effect"
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs"
-import { join } from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs"
+import { migrations } from "../migrations/index.js"
 import { AppConfig } from "./Config.js"
 import { isPlainFile, sqliteHeader } from "./DatabaseFile.js"
 import { sqliteLayer } from "./Sqlite.js"
 import { busyTimeout } from "./Store.js"
-
-const migrationsDir = fileURLToPath(new URL("../migrations", import.meta.url))
-
-/**
- * Loads `migrations/NNNN_name.ts`. The `import()` lives here rather than in the library's loader so that it
- * resolves through our own module loader (tsx, vitest) instead of from inside node_modules.
- */
-export const migrationsFrom = (dir: string): Migrator.Loader =>
-  Effect.sync(() =>
-    readdirSync(dir).flatMap((file) => {
-      const m = /^(\d+)_(\w+)\.(ts|js)$/.exec(file)
-      return m === null
-        ? []
-        : [[Number(m[1]), m[2]!, Effect.promise(() => import(pathToFileURL(join(dir, file)).href))] as const]
-    }).sort(([a], [b]) => a - b)
-  )
 
 const ensureFolder = (filename: string) =>
   Effect.gen(function*() {
@@ -127,7 +109,7 @@ const setup = Effect.gen(function*() {
   // While migrating, nothing else is served, so SQLite may wait for another writer the blocking way. Afterwards
   // the Store waits asynchronously instead (see busyTimeout), so the connection must not block at all.
   yield* sql`PRAGMA busy_timeout = ${sql.literal(String(Duration.toMillis(busyTimeout)))}`
-  const applied = yield* SqliteMigrator.run({ loader: migrationsFrom(migrationsDir) })
+  const applied = yield* SqliteMigrator.run({ loader: SqliteMigrator.fromRecord(migrations) })
   yield* sql`PRAGMA busy_timeout = 0`
   yield* Effect.logInfo("database ready").pipe(
     Effect.annotateLogs("migrationsApplied", applied.map(([id, name]) => `${String(id).padStart(4, "0")}_${name}`))

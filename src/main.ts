@@ -1,6 +1,14 @@
 import { builtinHandlers } from "./Builtins.js"
-import { runCli } from "./Cli.js"
 import { TaskHandlers } from "./TaskHandlers.js"
 
-// `sidecar` with no command serves, so `node --import tsx src/main.ts` still starts the server.
-runCli(TaskHandlers.layer(...builtinHandlers), process.argv)
+const handlers = TaskHandlers.layer(...builtinHandlers)
+const command = process.argv.slice(2)
+// `sidecar` and `sidecar serve` start the server straight away: the CLI and its HTTP client are loaded only for the
+// other commands (and `--help`), which a start would otherwise parse for nothing.
+if (command.length === 0 || (command.length === 1 && command[0] === "serve")) {
+  const { runSidecar } = await import("./Sidecar.js")
+  runSidecar(handlers)
+} else {
+  const { runCli } = await import("./Cli.js")
+  runCli(handlers, process.argv)
+}

@@ -13,7 +13,8 @@ import { fileURLToPath } from "node:url"
 import { normaliseTimestamp } from "../migrations/0004_adopt_go_sidecar.js"
 import type { TaskId } from "../src/Domain.js"
 import { Task } from "../src/Domain.js"
-import { migrationsFrom, sqlLayer, UnsupportedDatabase } from "../src/Sql.js"
+import { migrations } from "../migrations/index.js"
+import { sqlLayer, UnsupportedDatabase } from "../src/Sql.js"
 import { Store, type TaskRow } from "../src/Store.js"
 import { runToExit } from "./sidecar.js"
 
@@ -535,7 +536,7 @@ describe("a database this project created before 0004", () => {
       // the schema as 0001 to 0003 made it, with rows written by the Store itself
       const upTo0003 = Layer.effectDiscard(
         SqliteMigrator.run({
-          loader: Effect.map(migrationsFrom(migrationsDir), (all) => all.filter(([n]) => n <= 3))
+          loader: Effect.map(SqliteMigrator.fromRecord(migrations), (all) => all.filter(([n]) => n <= 3))
         })
       ).pipe(Layer.provideMerge(SqliteClient.layer({ filename: file })), Layer.provide(NodeContext.layer))
       const at = (iso: string) => DateTime.unsafeMake(iso)

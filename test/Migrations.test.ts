@@ -5,6 +5,9 @@ import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import { Effect, Option } from "effect"
 import type { TaskId } from "../src/Domain.js"
+import { readdirSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import { migrations } from "../migrations/index.js"
 import { sqlLayer } from "../src/Sql.js"
 import { Store } from "../src/Store.js"
 
@@ -34,6 +37,16 @@ const appliedMigrations = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   ))
 
 describe("migrations", () => {
+  it("the index the migrator loads lists every migration file, under its own id and name", () => {
+    const files = readdirSync(fileURLToPath(new URL("../migrations", import.meta.url)))
+      .flatMap((file) => {
+        const m = /^0*(\d+)_(\w+)\.ts$/.exec(file)
+        return m === null ? [] : [`${m[1]}_${m[2]}`]
+      })
+    expect(Object.keys(migrations).sort()).toEqual(files.sort())
+    expect(files.length).toBeGreaterThanOrEqual(7)
+  })
+
   it.scoped("create the schema on a new file, and a second start applies nothing", () =>
     Effect.gen(function*() {
       const file = yield* tempDb

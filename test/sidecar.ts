@@ -6,8 +6,8 @@ import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
-/** The sidecar's entry point, compiled by test/globalSetup.ts before the tests start. */
-export const sidecarMain = fileURLToPath(new URL("../dist/src/main.js", import.meta.url))
+/** The sidecar's entry point, bundled by test/globalSetup.ts before the tests start. */
+export const sidecarMain = fileURLToPath(new URL("../dist/main.mjs", import.meta.url))
 
 export interface Sidecar {
   readonly url: string
@@ -19,7 +19,7 @@ export interface Sidecar {
 }
 
 /**
- * Start the real sidecar as its image does (`node dist/src/main.js`, no npm in between so signals reach it)
+ * Start the real sidecar as its image does (`node dist/main.mjs`, no npm in between so signals reach it)
  * on 127.0.0.1 and a free port; wait until it listens. Killed with the scope if still running.
  */
 export const startSidecar = (env: Record<string, string>) =>
