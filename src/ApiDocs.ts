@@ -1,4 +1,6 @@
-import { JSONSchema } from "effect"
+import { HttpApi, HttpApiBuilder, HttpServerResponse, OpenApi } from "@effect/platform"
+import type * as HttpLayerRouterModule from "@effect/platform/HttpLayerRouter"
+import { Effect, JSONSchema, Layer } from "effect"
 import type { TaskHandler } from "./TaskHandlers.js"
 
 type Json = Record<string, any>
@@ -39,3 +41,33 @@ export const describeTaskTypes = (handlers: ReadonlyMap<string, TaskHandler>) =>
   document.components.schemas = { ...document.components.schemas, ...definitions }
   return document
 }
+
+/**
+ * `GET /v0/openapi.json` and `GET /docs` (Swagger UI, inline so it works offline), each made on its first request:
+ * made as the server starts, the document and the page's 2 MB of assets cost every start some 50 ms for pages few
+ * ever ask for. The page's module is imported only then, so a start does not even read it.
+ */
+export const ApiDocsLive = HttpApiBuilder.Router.use((router) =>
+  Effect.gen(function*() {
+    const { api } = yield* HttpApi.Api
+    const spec = yield* Effect.cached(Effect.sync(() => HttpServerResponse.unsafeJson(OpenApi.fromApi(api))))
+    const page = yield* Effect.cached(
+      Effect.gen(function*() {
+        const [Swagger, HttpLayerRouter] = yield* Effect.promise(() =>
+          Promise.all([import("@effect/platform/HttpApiSwagger"), import("@effect/platform/HttpLayerRouter")])
+        )
+        // The platform builds the page as it mounts it on a router: this router only keeps it.
+        let made: Effect.Effect<HttpServerResponse.HttpServerResponse> = Effect.dieMessage("no Swagger UI page")
+        const keep = { add: (_method: string, _path: string, handler: typeof made) => Effect.sync(() => void (made = handler)) }
+        yield* Layer.build(
+          Swagger.layerHttpLayerRouter({ api, path: "/docs" }).pipe(
+            Layer.provide(Layer.succeed(HttpLayerRouter.HttpRouter, keep as unknown as HttpLayerRouterModule.HttpRouter))
+          )
+        ).pipe(Effect.scoped)
+        return yield* made
+      })
+    )
+    yield* router.get("/v0/openapi.json", spec)
+    yield* router.get("/docs", page)
+  })
+)

@@ -1,7 +1,6 @@
 import {
   HttpApiBuilder,
   HttpApiError,
-  HttpApiSwagger,
   HttpMiddleware,
   HttpServer,
   HttpServerError,
@@ -11,7 +10,7 @@ import {
 } from "@effect/platform"
 import { Cause, Duration, Effect, Exit, Layer, Option } from "effect"
 import { Api } from "./Api.js"
-import { describeTaskTypes } from "./ApiDocs.js"
+import { ApiDocsLive, describeTaskTypes } from "./ApiDocs.js"
 import { authn, type AuthnMode } from "./Authn.js"
 import { Engine } from "./Engine.js"
 import { formatIssues, InvalidRequest, NotReady } from "./Errors.js"
@@ -120,8 +119,7 @@ export const httpLayer = (authnMode: AuthnMode) =>
     HttpApiBuilder.serve((app) =>
       app.pipe(hardenRequests, authn(authnMode, metrics.rejected), countRequests(metrics))
     ).pipe(
-      Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/v0/openapi.json" })),
-      Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+      Layer.provide(ApiDocsLive),
       Layer.provide([HttpApiLive, ErrorBodyLive]),
       HttpServer.withLogAddress,
       // Nothing exports traces (Sidecar.ts turns the tracer off), yet the platform's per-request tracing would still
