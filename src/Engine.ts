@@ -1,4 +1,4 @@
-import { Clock, DateTime, Deferred, Duration, Effect, Either, Exit, Fiber, FiberId, FiberMap, Option, Schema } from "effect"
+import { Clock, DateTime, Duration, Effect, Either, Fiber, FiberMap, Option, Schema } from "effect"
 import type { SubmitOutcome, TaskFilter } from "./Domain.js"
 import { type SubmitTask, TaskId } from "./Domain.js"
 import { Retention } from "./Config.js"
@@ -151,14 +151,21 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     /** Every run of the task, oldest first. */
     const runsOf = (id: string) => Effect.zipRight(get(id), store.runs(id))
 
-    // Runs a previous process left running, waiting for their turn to be resumed (see `resume` below).
-    const resumeQueue = new Map<TaskId, Deferred.Deferred<void>>()
-    /** Whether `id` was waiting to be resumed; it no longer is, and whoever waited for its turn goes on. */
+    // Runs a previous process left running that wait for their turn to be resumed (see `resume` below), with whoever
+    // waits for that turn (`join`).
+    const resumeQueue = new Map<TaskId, Array<() => void>>()
+    /** `id` no longer waits to be resumed (it is resumed, or deleted); whoever waited for its turn goes on. */
     const dequeueResume = (id: TaskId) =>
       Effect.sync(() => {
-        const turn = resumeQueue.get(id)
+        const waiting = resumeQueue.get(id)
         resumeQueue.delete(id)
-        if (turn !== undefined) Deferred.unsafeDone(turn, Exit.void)
+        waiting?.forEach((go) => go())
+      })
+    const resumeTurn = (id: TaskId) =>
+      Effect.async<void>((resume) => {
+        const waiting = resumeQueue.get(id)
+        if (waiting === undefined) resume(Effect.void)
+        else waiting.push(() => resume(Effect.void))
       })
 
     /**
@@ -180,10 +187,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
 
     /** Wait until the task's current run, if it has one in this process, has ended and recorded its outcome. */
     const join = (id: string) =>
-      Effect.suspend(() => {
-        const turn = resumeQueue.get(id as TaskId)
-        return turn === undefined ? Effect.void : Deferred.await(turn)
-      }).pipe(
+      Effect.suspend(() => resumeQueue.has(id as TaskId) ? resumeTurn(id as TaskId) : Effect.void).pipe(
         Effect.zipRight(FiberMap.get(runs, id as TaskId)),
         Effect.flatMap(Fiber.await),
         Effect.ignore
@@ -222,7 +226,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
         )
       }), { concurrency: "unbounded", discard: true })
     if (resumable.length > 0) yield* store.resumedRunning
-    for (const [task] of resumable) resumeQueue.set(task.id, Deferred.unsafeMake(FiberId.none))
+    for (const [task] of resumable) resumeQueue.set(task.id, [])
     const turns = yield* Effect.makeSemaphore(resumeConcurrency)
     const resume = ([task, handler]: readonly [RunningTask, TaskHandler]) =>
       Effect.flatMap(turns.take(1), () => {
