@@ -6,12 +6,12 @@ import { readFileSync, writeFileSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
-import { measureModuleLoading } from "./modules.js"
+import { measureModuleLoading, prepareModuleLoading } from "./modules.js"
 import { formatSummary } from "./profile.js"
 import { judgeTargets, resultsTable, targetsTable, type VariantResult } from "./report.js"
-import { makeBench } from "./run.js"
+import { type Bench, makeBench } from "./run.js"
 import { fullSettings, quickSettings, scenarioNames, type Settings, variants } from "./scenarios.js"
-import { formLabel, root, type ServerKind } from "./servers.js"
+import { compiledEntryOf, entryOf, formLabel, root, type ServerKind } from "./servers.js"
 import { describeCode } from "./snapshot.js"
 import { spread } from "./stats.js"
 
@@ -27,9 +27,11 @@ const usage = `npm run bench -- [options]
   --profile-only a,b    skip the measurements; profile the sidecar, the baseline and the floor in these scenarios
   --keep-profiles DIR   keep the .cpuprofile files there
   --commit REF          measure that commit's src/ (git archive) instead of a copy of the working tree
-  --tsx                 start the sidecar through tsx (node --import tsx bench/server.ts, as npm start does)
-                        instead of as deployed (the snapshot compiled by tsc, node dist/bench/server.js);
-                        the startup scenario runs both forms either way; the floor follows the sidecar's form
+  --tsx                 start the sidecar through tsx (node --import tsx bench/server.ts, as npm run dev does)
+                        instead of as deployed (bench/server.ts bundled by scripts/bundle.mjs, node
+                        dist/sidecar/server.mjs; a commit without migrations/index.ts cannot be bundled and is
+                        compiled by tsc instead, node dist/bench/server.js); the startup scenario runs both forms
+                        either way; the floor follows the sidecar's form
   --out FILE            also write the report (markdown) to FILE`
 
 const args = process.argv.slice(2)
@@ -84,7 +86,7 @@ const log = (line: string) => process.stderr.write(`${new Date().toISOString().s
 const version = (pkg: string) =>
   (JSON.parse(readFileSync(`${root}node_modules/${pkg}/package.json`, "utf8")) as { version: string }).version
 
-const machine = () => {
+const machine = (bench: Bench) => {
   const model = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpus()[0]?.model ?? "?"
   const nproc = execFileSync("nproc", { encoding: "utf8" }).trim()
   return [
@@ -93,17 +95,34 @@ const machine = () => {
       version("better-sqlite3")
     }, autocannon ${version("autocannon")}, tsx ${version("tsx")}`,
     `- code measured: ${describeCode(commit)}`,
-    `- sidecar started ${formLabel(form)}: ${
-      form === "compiled"
-        ? "the snapshot compiled by tsc with tsconfig.build.json's options (plus bench/server.ts), `node dist/bench/server.js`"
-        : "`node --import tsx bench/server.ts`"
-    }; the baseline through tsx (\`node --import tsx bench/baseline/server.ts\`); the floor ${
-      form === "compiled" ? "compiled with the sidecar, `node dist/bench/floor/server.js`" : "`node --import tsx bench/floor/server.ts`"
-    }`,
+    `- sidecar started ${formLabel(form, bench.build)}: ${started(bench, "sidecar")}; the floor the same way, ${
+      command(bench, "floor")
+    }; the baseline through tsx (\`node --import tsx bench/baseline/server.ts\`)`,
+    ...(bench.build === "tsc"
+      ? [
+        `- NOT bundled: commit ${commit} has no migrations/index.ts (its Sql.ts reads the migrations folder at run time),` +
+        " so it cannot be bundled; its \"as deployed\" form is the snapshot compiled by tsc with tsconfig.build.json's" +
+        " options (plus the two servers' entries), as it was built before the bundle (b880c87)"
+      ]
+      : []),
     `- load average at start: ${loadavg().map((l) => l.toFixed(2)).join(", ")} (the machine is shared)`,
     `- settings: ${settings.reps} repetitions per server (startup: ${settings.startupReps}), ${settings.seconds} s measured after ${settings.warmupSeconds} s warm-up, ${settings.rows} seeded rows, ${settings.rehydrateRows} rows to rehydrate, ${settings.submits} submits for memory`
   ].join("\n")
 }
+
+/** The command that starts the sidecar or the floor in the snapshot. */
+const command = (bench: Bench, kind: "sidecar" | "floor") =>
+  bench.form === "tsx" ? `\`node --import tsx ${entryOf(kind)}\`` : `\`node ${compiledEntryOf(kind, bench.build)}\``
+
+/** How the sidecar or the floor is made and started, for the report. */
+const started = (bench: Bench, kind: "sidecar" | "floor") =>
+  bench.form === "tsx"
+    ? command(bench, kind)
+    : `${entryOf(kind)} ${
+      bench.build === "bundle"
+        ? "bundled by scripts/bundle.mjs (as deployed: as `npm run build` bundles src/main.ts)"
+        : "compiled by tsc"
+    }, ${command(bench, kind)}`
 
 /** The 1-minute load average every 10 s while the benchmark runs: the machine is shared, so it is part of the result. */
 const loadSamples: Array<number> = []
@@ -124,8 +143,8 @@ const main = async () => {
   const report: Array<string> = []
   const started = performance.now()
   try {
-    report.push(`## Run of ${new Date().toISOString()}`, "", machine(), "")
-    log(`machine:\n${machine()}`)
+    report.push(`## Run of ${new Date().toISOString()}`, "", machine(bench), "")
+    log(`machine:\n${machine(bench)}`)
 
     if (profileOnly === undefined) {
       const selected = variants.filter((v) => only === undefined || only.includes(v.scenario))
@@ -148,10 +167,10 @@ const main = async () => {
         "competitor of the baseline: floor ÷ baseline there bounds what an HttpApi server doing the same decoding and",
         "encoding reaches.",
         "",
-        resultsTable(results, bench.form),
+        resultsTable(results, bench.form, bench.build),
         ""
       )
-      const outcomes = judgeTargets(results, bench.form)
+      const outcomes = judgeTargets(results, bench.form, bench.build)
 
       if (only === undefined || only.includes("list-100")) {
         log("== EXPLAIN QUERY PLAN of Store.list(100)")
@@ -186,8 +205,9 @@ const main = async () => {
 
       if (only === undefined || only.includes("startup")) {
         log("== module loading")
-        bench.compile()
-        const steps = await measureModuleLoading(bench.tree, Math.max(3, Math.min(settings.startupReps, 5)))
+        await bench.compile()
+        await prepareModuleLoading(bench.tree, bench.build)
+        const steps = await measureModuleLoading(bench.tree, bench.build, Math.max(3, Math.min(settings.startupReps, 5)))
         report.push(
           "### Where startup goes: the launcher and module loading (spawn to exit, importing only)",
           "",
@@ -229,13 +249,13 @@ const main = async () => {
 }
 
 /** The heaviest variant of a scenario, profiled once per server kind. */
-const profileScenario = async (bench: ReturnType<typeof makeBench>, scenario: string, kinds: ReadonlyArray<ServerKind>) => {
+const profileScenario = async (bench: Bench, scenario: string, kinds: ReadonlyArray<ServerKind>) => {
   // The variant a target is about: the heaviest load, and startup on a fresh database.
   const candidates = variants.filter((v) => v.scenario === scenario)
   const variant = candidates.find((v) => v.name === "startup, fresh database") ?? candidates[candidates.length - 1]!
   const lines: Array<string> = []
   for (const kind of kinds) {
-    const who = kind === "baseline" ? kind : `${kind} ${formLabel(bench.form)}`
+    const who = kind === "baseline" ? kind : `${kind} ${formLabel(bench.form, bench.build)}`
     log(`== profiling ${variant.name} (${who})`)
     const { sample, summary } = await bench.profile(variant, kind, keepProfiles)
     const figures = variant.metrics.map((m) => `${m.label} ${(sample[m.key] ?? Number.NaN).toFixed(m.digits)}${m.unit === "" ? "" : ` ${m.unit}`}`)

@@ -1,14 +1,16 @@
 // Summarise a V8 .cpuprofile (node --cpu-prof): where the server's CPU time went, by function, by module group,
 // and under a few markers (logging, schema, SQLite, spans, the semaphore). Also runnable on its own:
 //   node --import tsx bench/profile.ts path/to/file.cpuprofile [--top 25] [--from-ms 0]
-import { readFileSync } from "node:fs"
-import { pathToFileURL } from "node:url"
+import { existsSync, readFileSync } from "node:fs"
+import { SourceMap } from "node:module"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import { root } from "./servers.js"
 
 interface CallFrame {
   readonly functionName: string
   readonly url: string
   readonly lineNumber: number
+  readonly columnNumber: number
 }
 
 interface ProfileNode {
@@ -17,7 +19,7 @@ interface ProfileNode {
   readonly children?: ReadonlyArray<number>
 }
 
-interface CpuProfile {
+export interface CpuProfile {
   readonly startTime: number
   readonly nodes: ReadonlyArray<ProfileNode>
   readonly samples: ReadonlyArray<number>
@@ -41,13 +43,17 @@ export interface ProfileSummary {
 
 const rootUrl = pathToFileURL(root).href
 
-/** A short, stable location for a frame's script. */
+/**
+ * A short, stable location for a frame's script. A package's file is named without its dist/esm/ (as loaded
+ * unbundled) or src/ (mapped back from the bundle through the package's own source map): effect/ParseResult.js or
+ * effect/ParseResult.ts.
+ */
 const shortUrl = (url: string) => {
   const modules = url.lastIndexOf("/node_modules/")
-  if (modules >= 0) return url.slice(modules + "/node_modules/".length).replace(/\/dist\/(esm|cjs)\//, "/")
+  if (modules >= 0) return url.slice(modules + "/node_modules/".length).replace(/\/(dist\/(esm|cjs)|src)\//, "/")
   if (url.startsWith(rootUrl)) return url.slice(rootUrl.length)
-  // A snapshot of the code (snapshot.ts): the path inside it; compiled, the path inside its dist/ (src/Engine.js,
-  // whose line numbers are those of tsc's output).
+  // A snapshot of the code (snapshot.ts): the path inside it; compiled by tsc (an old commit), the path inside its
+  // dist/ (src/Engine.js, whose line numbers are those of tsc's output); bundled, mapped back to src/Engine.ts.
   const snapshot = /^file:\/\/.*\/tree\/(?:dist\/)?((?:src|bench|migrations)\/.*)$/.exec(url)
   return snapshot === null ? url : snapshot[1]!
 }
@@ -64,7 +70,7 @@ const groupOf = (url: string): string => {
   if (short.startsWith("bench/")) return "bench/"
   if (short.startsWith("migrations/")) return "migrations/"
   if (short.startsWith("effect/")) {
-    if (/^effect\/(ParseResult|Schema|SchemaAST)\.js/.test(short) || short.includes("internal/schema/")) {
+    if (/^effect\/(ParseResult|Schema|SchemaAST)\.[jt]s/.test(short) || short.includes("internal/schema/")) {
       return "effect Schema (decode/encode)"
     }
     if (/logger|Logger/.test(short)) return "effect Logger"
@@ -82,17 +88,17 @@ const groupOf = (url: string): string => {
  */
 const markers: ReadonlyArray<readonly [string, (frame: CallFrame) => boolean]> = [
   ["logging (effect Logger, src/Logging's JSON lines, console, stdout writes)", (f) =>
-    /effect\/dist\/esm\/(internal\/logger|Logger)/.test(f.url) || /\/src\/Logging\.(ts|js)$/.test(f.url)],
-  ["schema decode/encode (ParseResult)", (f) => /effect\/dist\/esm\/ParseResult\.js/.test(f.url)],
-  ["DateTime parse/format (effect DateTime)", (f) => /effect\/dist\/esm\/internal\/dateTime\.js/.test(f.url)],
+    /effect\/(?:dist\/esm|src)\/(internal\/logger|Logger)/.test(f.url) || /\/src\/Logging\.(ts|js)$/.test(f.url)],
+  ["schema decode/encode (ParseResult)", (f) => /effect\/(?:dist\/esm|src)\/ParseResult\.[jt]s/.test(f.url)],
+  ["DateTime parse/format (effect DateTime)", (f) => /effect\/(?:dist\/esm|src)\/internal\/dateTime\.[jt]s/.test(f.url)],
   ["SQLite (@effect/sql, sql-sqlite-node, better-sqlite3)", (f) => /@effect\/sql|better-sqlite3/.test(f.url)],
   ["better-sqlite3 statement calls (native)", (f) => f.url === "" && /^(run|all|get|iterate|prepare)$/.test(f.functionName)],
   // Not tracer.js's `context`: the runtime runs every fiber through it, spans or not.
   ["making and ending spans (withSpan, Effect.fn, NativeSpan)", (f) =>
-    /effect\/dist\/esm\/internal\/(tracer|core-effect|fiberRuntime)\.js/.test(f.url) &&
+    /effect\/(?:dist\/esm|src)\/internal\/(tracer|core-effect|fiberRuntime)\.[jt]s/.test(f.url) &&
     /^(unsafeMakeSpan|makeSpan|useSpan|withSpan|addSpanStackTrace|NativeSpan|end|attribute|endSpan)$/.test(f.functionName)],
   ["semaphore (take/release/withPermits)", (f) =>
-    /effect\/dist\/esm\/internal\/effect\/circular\.js/.test(f.url) &&
+    /effect\/(?:dist\/esm|src)\/internal\/effect\/circular\.[jt]s/.test(f.url) &&
     /take|release|withPermits|updateTaken|Semaphore/.test(f.functionName)],
   ["tsx / esbuild (module transform)", (f) => /\/(tsx|esbuild)\//.test(f.url)],
   ["module loading (node:internal/modules)", (f) => /^node:internal\/modules/.test(f.url)]
@@ -167,7 +173,45 @@ export const summarise = (profile: CpuProfile, top = 20, fromMs = 0): ProfileSum
   }
 }
 
-export const readProfile = (file: string): CpuProfile => JSON.parse(readFileSync(file, "utf8")) as CpuProfile
+/**
+ * The profile with a bundle's frames (scripts/bundle.mjs's output, dist/<server>/*.mjs in the snapshot) mapped back
+ * through the bundle's source map, while it is there, to where each function was written: the snapshot's
+ * src/Engine.ts, or a package's own source (effect/src/ParseResult.ts: esbuild follows the packages' source maps),
+ * so that the groups and markers see modules, not one file. tsc's output and unbundled packages are left as they
+ * are. Frames the map does not cover keep the bundle's location.
+ */
+export const unbundle = (profile: CpuProfile): CpuProfile => {
+  const maps = new Map<string, SourceMap | undefined>()
+  const mapOf = (url: string) => {
+    if (!maps.has(url)) {
+      let map: SourceMap | undefined
+      try {
+        const file = `${fileURLToPath(url)}.map`
+        if (existsSync(file)) map = new SourceMap(JSON.parse(readFileSync(file, "utf8")))
+      } catch {
+        map = undefined
+      }
+      maps.set(url, map)
+    }
+    return maps.get(url)
+  }
+  return {
+    ...profile,
+    nodes: profile.nodes.map((node) => {
+      const frame = node.callFrame
+      if (!frame.url.startsWith("file:") || !frame.url.endsWith(".mjs") || frame.url.includes("/node_modules/")) return node
+      const entry = mapOf(frame.url)?.findEntry(frame.lineNumber, frame.columnNumber)
+      if (entry === undefined || !("originalSource" in entry)) return node
+      return {
+        ...node,
+        callFrame: { ...frame, url: new URL(entry.originalSource, frame.url).href, lineNumber: entry.originalLine, columnNumber: entry.originalColumn }
+      }
+    })
+  }
+}
+
+/** A .cpuprofile, a bundle's frames mapped back to their sources (`unbundle`). */
+export const readProfile = (file: string): CpuProfile => unbundle(JSON.parse(readFileSync(file, "utf8")) as CpuProfile)
 
 const table = (title: string, rows: ReadonlyArray<Row>) =>
   [

@@ -1,12 +1,12 @@
 // The report: every figure for each server with its spread over the repetitions, the ratios, and the targets.
 import type { Metric, Sample, Variant } from "./scenarios.js"
-import { formLabel, type ServerKind, type SidecarForm } from "./servers.js"
+import { type Build, formLabel, type ServerKind, type SidecarForm } from "./servers.js"
 import { type Spread, spread } from "./stats.js"
 
 export interface VariantResult {
   readonly variant: Variant
   readonly samples: Record<ServerKind, Array<Sample>>
-  /** The sidecar started in its other form too (startup: compiled and tsx), in the same alternation. */
+  /** The sidecar started in its other form too (startup: as deployed and through tsx), in the same alternation. */
   readonly alt?: { readonly form: SidecarForm; readonly samples: Array<Sample> }
   readonly failures: Array<string>
 }
@@ -40,7 +40,11 @@ const withFloor = (r: VariantResult) => r.variant.floor === true
  * floor ÷ baseline and sidecar ÷ floor (empty where it did not). Where the sidecar also ran in its other form, each
  * figure has a second row for it (its ratios against the same baseline and floor runs).
  */
-export const resultsTable = (results: ReadonlyArray<VariantResult>, form: SidecarForm = "compiled"): string => {
+export const resultsTable = (
+  results: ReadonlyArray<VariantResult>,
+  form: SidecarForm = "compiled",
+  build: Build = "bundle"
+): string => {
   const lines = [
     "| scenario | figure | baseline | sidecar | floor | sidecar ÷ baseline | floor ÷ baseline | sidecar ÷ floor |",
     "|---|---|---:|---:|---:|---:|---:|---:|"
@@ -53,7 +57,7 @@ export const resultsTable = (results: ReadonlyArray<VariantResult>, form: Sideca
       const s = figure(r, "sidecar", metric.key)
       const f = figure(r, "floor", metric.key)
       const unit = metric.unit === "" ? "" : ` (${metric.unit})`
-      const label = r.alt === undefined ? metric.label : `${metric.label}, sidecar ${formLabel(form)}`
+      const label = r.alt === undefined ? metric.label : `${metric.label}, sidecar ${formLabel(form, build)}`
       lines.push(
         `| ${i === 0 ? `**${r.variant.name}** ×${n}` : ""} | ${label}${unit} | ${cell(b, metric)} | ${cell(s, metric)} | ${
           floor ? cell(f, metric) : ""
@@ -62,7 +66,7 @@ export const resultsTable = (results: ReadonlyArray<VariantResult>, form: Sideca
       if (r.alt !== undefined) {
         const a = altFigure(r, metric.key)
         lines.push(
-          `| | ${metric.label}, sidecar ${formLabel(r.alt.form)}${unit} | ″ | ${cell(a, metric)} | ${floor ? "″" : ""} | ${
+          `| | ${metric.label}, sidecar ${formLabel(r.alt.form, build)}${unit} | ″ | ${cell(a, metric)} | ${floor ? "″" : ""} | ${
             ratioCell(b, a, metric)
           } | | ${floor ? ratioCell(f, a, metric) : ""} |`
         )
@@ -132,11 +136,15 @@ const targets: ReadonlyArray<Target> = [
 ]
 
 /**
- * Each target, judged on the medians of the sidecar as measured (compiled unless --tsx); no result when its
- * scenario was not run or produced no numbers. Where the variant also ran the sidecar's other form, that form is
- * judged on a row of its own, marked as such (startup: what `npm start` costs).
+ * Each target, judged on the medians of the sidecar as measured (as deployed, bundled, unless --tsx); no result when
+ * its scenario was not run or produced no numbers. Where the variant also ran the sidecar's other form, that form is
+ * judged on a row of its own, marked as such (startup: what `npm run dev` costs, or `npm start` with --tsx).
  */
-export const judgeTargets = (results: ReadonlyArray<VariantResult>, form: SidecarForm = "compiled"): Array<TargetOutcome> =>
+export const judgeTargets = (
+  results: ReadonlyArray<VariantResult>,
+  form: SidecarForm = "compiled",
+  build: Build = "bundle"
+): Array<TargetOutcome> =>
   targets.flatMap((t) => {
     const r = results.find((x) => x.variant.name === t.variant)
     const metric = r?.variant.metrics.find((m) => m.key === t.metric)
@@ -156,7 +164,7 @@ export const judgeTargets = (results: ReadonlyArray<VariantResult>, form: Sideca
     })
     const f = figure(r, "floor", t.metric)
     const main: TargetOutcome = {
-      ...judge(r.alt === undefined ? t.text : `${t.text}: sidecar ${formLabel(form)}`, figure(r, "sidecar", t.metric), t.scenario),
+      ...judge(r.alt === undefined ? t.text : `${t.text}: sidecar ${formLabel(form, build)}`, figure(r, "sidecar", t.metric), t.scenario),
       // The same check applied to the floor: a target the floor misses cannot be met on this stack by any code.
       ...(withFloor(r) && f.n > 0
         ? { floor: { value: `${fmt(f.median, metric.digits)} ${metric.unit}`, ratio: ratioCell(b, f, metric), met: checked(f) } }
@@ -165,7 +173,7 @@ export const judgeTargets = (results: ReadonlyArray<VariantResult>, form: Sideca
     // The other form's row is for information: it is never profiled (the scenario's profile is of the main form).
     return r.alt === undefined
       ? [main]
-      : [main, judge(`${t.text}: sidecar ${formLabel(r.alt.form)}`, altFigure(r, t.metric), `${t.scenario}/other form`)]
+      : [main, judge(`${t.text}: sidecar ${formLabel(r.alt.form, build)}`, altFigure(r, t.metric), `${t.scenario}/other form`)]
   })
 
 const verdict = (met: boolean | undefined) => (met === undefined ? "not run" : met ? "**met**" : "**MISSED**")

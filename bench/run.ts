@@ -1,12 +1,20 @@
 // Running variants against the servers, alternately, in one work folder that is removed afterwards.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs"
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { type ProfileSummary, readProfile, summarise } from "./profile.js"
 import type { VariantResult } from "./report.js"
 import { type RunContext, runFolder, type Sample, type Settings, type Variant } from "./scenarios.js"
 import { seedDatabase } from "./schema.js"
-import { formLabel, makeWorkDir, otherForm, type ServerKind, serverKinds, type SidecarForm } from "./servers.js"
-import { compileSnapshot, snapshot } from "./snapshot.js"
+import {
+  type Build,
+  formLabel,
+  makeWorkDir,
+  otherForm,
+  type ServerKind,
+  serverKinds,
+  type SidecarForm
+} from "./servers.js"
+import { buildOf, buildSnapshot, snapshot } from "./snapshot.js"
 
 export interface Bench {
   readonly settings: Settings
@@ -14,8 +22,13 @@ export interface Bench {
   readonly tree: string
   /** How the sidecar is started (its other form only where a variant asks for both). */
   readonly form: SidecarForm
-  /** Compile the snapshot if it is not yet (the compiled form does so at once); the ms tsc took, 0 if done before. */
-  readonly compile: () => number
+  /** How the compiled form is made: bundled by scripts/bundle.mjs, or by tsc for a commit that cannot be bundled. */
+  readonly build: Build
+  /**
+   * Bundle (or compile) the snapshot for the compiled form if it is not yet; the compiled form starts this at once.
+   * Resolves with the ms it took, 0 if it had been started before.
+   */
+  readonly compile: () => Promise<number>
   /** Run every repetition of `variant`: baseline, sidecar[, floor], baseline, sidecar[, floor], ... */
   readonly run: (variant: Variant, progress?: (line: string) => void) => Promise<VariantResult>
   /** One run of `variant` against `kind` with --cpu-prof: its figures and the summary of the profile it left. */
@@ -35,7 +48,7 @@ const brief = (sample: Sample) =>
 export interface BenchOptions {
   /** Measure that commit's src/ rather than the working tree's. */
   readonly commit?: string | undefined
-  /** How to start the sidecar: compiled (as deployed; the default) or through tsx. */
+  /** How to start the sidecar: compiled (as deployed: bundled; the default) or through tsx. */
   readonly form?: SidecarForm | undefined
   readonly progress?: ((line: string) => void) | undefined
 }
@@ -43,19 +56,27 @@ export interface BenchOptions {
 export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench => {
   const form = options.form ?? "compiled"
   const work = makeWorkDir()
-  let compiled = false
+  let built: Promise<number> | undefined
   let tree: string
-  const compile = () => {
-    if (compiled) return 0
-    const ms = compileSnapshot(tree)
-    compiled = true
-    options.progress?.(`compiled the snapshot with tsc in ${(ms / 1000).toFixed(1)} s`)
-    return ms
+  let build: Build
+  const compile = async () => {
+    if (built !== undefined) return built.then(() => 0)
+    built = buildSnapshot(tree, build).then((ms) => {
+      options.progress?.(
+        `${build === "bundle" ? "bundled the snapshot's servers with scripts/bundle.mjs" : "compiled the snapshot with tsc"} in ${
+          (ms / 1000).toFixed(1)
+        } s`
+      )
+      return ms
+    })
+    return built
   }
   try {
     tree = snapshot(join(work.dir, "tree"), options.commit)
-    // Before anything is measured, so the compiler's CPU never overlaps a measured run.
-    if (form === "compiled") compile()
+    build = buildOf(tree)
+    // Started at once, and awaited before any run (`ready`), so the bundler's CPU never overlaps a measured run. A
+    // failure is reported where it is awaited (its rejection has a handler meanwhile).
+    if (form === "compiled") compile().catch(() => undefined)
   } catch (e) {
     work.remove()
     throw e
@@ -80,15 +101,22 @@ export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench
     shared: work.dir,
     tree,
     form: runForm,
-    prepare: (f) => {
-      if (f === "compiled") compile()
+    build,
+    prepare: async (f) => {
+      if (f === "compiled") await compile()
     },
     template,
     cpuProfileDir: undefined,
     window: { measuredFromMs: 0 }
   })
 
+  // The compiled form's bundle was started at once: done before the first measured run, so that its CPU overlaps none.
+  const ready = async () => {
+    if (form === "compiled") await compile()
+  }
+
   const run = async (variant: Variant, progress: (line: string) => void = () => undefined) => {
+    await ready()
     const alt = variant.bothForms === true ? { form: otherForm(form), samples: [] } : undefined
     const result: VariantResult = {
       variant,
@@ -101,7 +129,7 @@ export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench
       ...serverKinds.filter((kind) => kind !== "floor" || variant.floor === true).map((kind) =>
         [kind, form, result.samples[kind], kind] as const
       ),
-      ...(alt === undefined ? [] : [["sidecar", alt.form, alt.samples, `sidecar ${formLabel(alt.form)}`] as const])
+      ...(alt === undefined ? [] : [["sidecar", alt.form, alt.samples, `sidecar ${formLabel(alt.form, build)}`] as const])
     ]
     const reps = variant.reps(settings)
     for (let rep = 1; rep <= reps; rep++) {
@@ -124,6 +152,7 @@ export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench
   }
 
   const profile = async (variant: Variant, kind: ServerKind, keepIn?: string) => {
+    await ready()
     const ctx = context()
     const dir = join(ctx.dir, "profile")
     mkdirSync(dir)
@@ -131,13 +160,16 @@ export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench
     const file = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).map((f) => join(dir, f))[0]
     if (file === undefined || !existsSync(file)) throw new Error(`no CPU profile was written for ${variant.name}`)
     try {
+      // Read while the snapshot's bundles and their source maps are there: the frames are mapped back to sources.
+      const cpuProfile = readProfile(file)
       if (keepIn !== undefined) {
         mkdirSync(keepIn, { recursive: true })
         // The measured part's start is in the name: `bench/profile.ts FILE --from-ms N` summarises the same samples.
+        // Kept as mapped, as the snapshot (and its source maps) goes when the benchmark ends.
         const from = Math.round(ctx.window.measuredFromMs)
-        copyFileSync(file, join(keepIn, `${variant.scenario}-${kind}-${runs}-from-ms-${from}.cpuprofile`))
+        writeFileSync(join(keepIn, `${variant.scenario}-${kind}-${runs}-from-ms-${from}.cpuprofile`), JSON.stringify(cpuProfile))
       }
-      return { summary: summarise(readProfile(file), 25, ctx.window.measuredFromMs), sample }
+      return { summary: summarise(cpuProfile, 25, ctx.window.measuredFromMs), sample }
     } finally {
       rmSync(ctx.dir, { recursive: true, force: true })
     }
@@ -149,5 +181,5 @@ export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench
     return file
   }
 
-  return { settings, tree, form, compile, run, profile, seededCopy, close: work.remove }
+  return { settings, tree, form, build, compile, run, profile, seededCopy, close: work.remove }
 }

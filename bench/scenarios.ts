@@ -8,6 +8,7 @@ import { join } from "node:path"
 import { type LoadOptions, type LoadResult, runLoad } from "./load.js"
 import { noopType, seededId } from "./schema.js"
 import {
+  type Build,
   getJson,
   getStatus,
   needsCompile,
@@ -69,8 +70,10 @@ export interface RunContext {
   readonly tree: string
   /** How this run starts the sidecar. */
   readonly form: SidecarForm
-  /** Make sure the snapshot is compiled when `form` needs it (done once per benchmark run). */
-  readonly prepare: (form: SidecarForm) => void
+  /** How the compiled form was made from the snapshot (bundled, or by tsc for an old commit). */
+  readonly build: Build
+  /** Make sure the snapshot is bundled (or compiled) when `form` needs it (done once per benchmark run). */
+  readonly prepare: (form: SidecarForm) => Promise<void>
   /** A template database with `rows` rows in `status`, made once per benchmark run and copied per server run. */
   readonly template: (rows: number, status: "completed" | "running") => string
   /** Set when this run should leave a CPU profile of the server in this folder. */
@@ -129,10 +132,11 @@ const withServer = async <A>(
   db: string,
   use: (server: Server) => Promise<A>
 ): Promise<A> => {
-  if (needsCompile(kind, ctx.form)) ctx.prepare(ctx.form)
+  if (needsCompile(kind, ctx.form)) await ctx.prepare(ctx.form)
   const server = await startServer(kind, {
     cwd: ctx.tree,
     form: ctx.form,
+    build: ctx.build,
     db,
     logFile: join(ctx.dir, `${kind}.log`),
     cpuProfileDir: ctx.cpuProfileDir
@@ -320,7 +324,7 @@ const startupFresh: Variant = {
   floor: true,
   run: async (kind, ctx) => {
     // One untimed start first, as startups are compared warm: tsx has its compile cache for the snapshot, and the
-    // compiled files are in the page cache.
+    // bundle (or compiled files) in the page cache.
     const warm = join(ctx.shared, `startup-fresh-warm-${who(kind, ctx)}`)
     if (!existsSync(warm)) {
       await withServer(kind, { ...ctx, cpuProfileDir: undefined }, join(ctx.dir, "warm.db"), async () => undefined)

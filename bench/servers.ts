@@ -8,8 +8,16 @@ import { fileURLToPath } from "node:url"
 
 export const root = fileURLToPath(new URL("..", import.meta.url))
 
-/** Where the compiled snapshot is, relative to the snapshot (snapshot.ts): `node dist/bench/server.js`. */
+/** Where the snapshot's runnable JavaScript goes, inside the snapshot (snapshot.ts). */
 export const compiledDir = "dist"
+
+/**
+ * How the snapshot is made into JavaScript that plain node runs. `bundle`: as the product is built since b880c87,
+ * each server's entry bundled on its own by scripts/bundle.mjs (esbuild) into `dist/<kind>/server.mjs`. `tsc`: for
+ * a commit that cannot be bundled (no migrations/index.ts: its Sql.ts reads the migrations folder at run time), the
+ * snapshot compiled file by file by tsc, as that commit was built and deployed, `dist/bench/server.js`.
+ */
+export type Build = "bundle" | "tsc"
 
 /**
  * Which server: the sidecar (bench/server.ts), the yardstick (bench/baseline/server.ts), or the framework's floor
@@ -20,35 +28,46 @@ export type ServerKind = "baseline" | "sidecar" | "floor"
 export const serverKinds: ReadonlyArray<ServerKind> = ["baseline", "sidecar", "floor"]
 
 /**
- * How the sidecar is started. `compiled`: as deployed (deploy/Dockerfile), JavaScript emitted by tsc from the
- * snapshot, run by plain `node dist/bench/server.js`. `tsx`: the TypeScript through tsx's loader, as the README's
- * `npm start` does (`node --import tsx bench/server.ts`). The baseline always runs as it always has, through tsx.
- * The floor runs in the sidecar's form (compiled with it into the same dist/, or through tsx), so the two differ
- * only in what the server does.
+ * How the sidecar is started. `compiled`: as deployed (deploy/Dockerfile), plain node on JavaScript made from the
+ * snapshot: the bundle (`node dist/sidecar/server.mjs`) or, for an old commit, tsc's output (`Build`). `tsx`: the
+ * TypeScript through tsx's loader, as `npm run dev` does (`node --import tsx bench/server.ts`). The baseline always
+ * runs as it always has, through tsx. The floor runs in the sidecar's form (bundled or compiled the same way, or
+ * through tsx), so the two differ only in what the server does.
  */
 export type SidecarForm = "compiled" | "tsx"
 export const otherForm = (form: SidecarForm): SidecarForm => (form === "compiled" ? "tsx" : "compiled")
-export const formLabel = (form: SidecarForm) =>
-  form === "compiled" ? "compiled, plain node (as deployed)" : "via tsx (npm start)"
+export const formLabel = (form: SidecarForm, build: Build = "bundle") =>
+  form === "tsx"
+    ? "via tsx (npm run dev)"
+    : build === "bundle"
+    ? "bundled, plain node (as deployed)"
+    : "compiled by tsc, plain node (as deployed before the bundle)"
 
-/** Each server's entry in the snapshot, as TypeScript (compiled: the same path under dist/, ending in .js). */
+/** Each server's entry in the snapshot, as TypeScript. */
 export const entryOf = (kind: ServerKind): string =>
   kind === "baseline" ? "bench/baseline/server.ts" : kind === "floor" ? "bench/floor/server.ts" : "bench/server.ts"
 
-/** Whether `kind` started in `form` needs the snapshot compiled (the baseline always runs through tsx). */
+/** Where `kind`'s bundle goes (one bundle per server, each built alone as scripts/bundle.mjs builds the product). */
+export const bundleDirOf = (kind: "sidecar" | "floor"): string => `${compiledDir}/${kind}`
+
+/** What plain node runs for `kind` (not the baseline) in the snapshot, relative to it. */
+export const compiledEntryOf = (kind: "sidecar" | "floor", build: Build): string =>
+  build === "bundle" ? `${bundleDirOf(kind)}/server.mjs` : `${compiledDir}/${entryOf(kind).replace(/\.ts$/, ".js")}`
+
+/** Whether `kind` started in `form` needs the snapshot bundled or compiled (the baseline always runs through tsx). */
 export const needsCompile = (kind: ServerKind, form: SidecarForm): boolean => kind !== "baseline" && form === "compiled"
 
 /** The node arguments that start `kind` in the snapshot. */
-export const launchArgs = (kind: ServerKind, form: SidecarForm): ReadonlyArray<string> =>
-  needsCompile(kind, form)
-    ? [`${compiledDir}/${entryOf(kind).replace(/\.ts$/, ".js")}`]
-    : ["--import", "tsx", entryOf(kind)]
+export const launchArgs = (kind: ServerKind, form: SidecarForm, build: Build): ReadonlyArray<string> =>
+  kind !== "baseline" && form === "compiled" ? [compiledEntryOf(kind, build)] : ["--import", "tsx", entryOf(kind)]
 
 export interface StartOptions {
   /** The checkout to run from (a snapshot of this one; see snapshot.ts). */
   readonly cwd: string
   /** How to start the sidecar and the floor (the baseline ignores it). */
   readonly form: SidecarForm
+  /** How the snapshot was made into JavaScript, for the compiled form. */
+  readonly build: Build
   /** The SQLite file (it need not exist). */
   readonly db: string
   /** Where the child's stdout and stderr go (the JSON log lines). */
@@ -119,7 +138,7 @@ export const startServer = async (kind: ServerKind, options: StartOptions): Prom
       ...(options.cpuProfileDir === undefined
         ? []
         : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir, "--cpu-prof-interval", "250"]),
-      ...launchArgs(kind, options.form)
+      ...launchArgs(kind, options.form, options.build)
     ],
     {
       cwd: options.cwd,

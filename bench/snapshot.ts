@@ -1,10 +1,13 @@
 // The servers run from a snapshot of the code taken when the benchmark starts, so that a run measures one version
-// even while src/ is being edited, and a commit can be measured as it was. The sidecar runs as it is deployed:
-// the snapshot compiled to JavaScript by tsc with the build's options (tsconfig.build.json), started with plain node.
+// even while src/ is being edited, and a commit can be measured as it was. The sidecar runs as it is deployed: the
+// snapshot bundled by this checkout's scripts/bundle.mjs (esbuild, as `npm run build` bundles src/main.ts), started
+// with plain node. A commit from before the bundle (no migrations/index.ts) is compiled by tsc instead, as it was
+// built then.
 import { execFileSync } from "node:child_process"
 import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
-import { compiledDir, root } from "./servers.js"
+import { basename, join } from "node:path"
+import { pathToFileURL } from "node:url"
+import { type Build, bundleDirOf, compiledDir, root } from "./servers.js"
 
 /**
  * Copy src/, migrations/ and package.json from the working tree, or from `commit` (git archive), into `dir`;
@@ -25,16 +28,64 @@ export const snapshot = (dir: string, commit?: string): string => {
 }
 
 /**
- * The files compiled besides src/ and migrations/: the sidecar's entry, the floor's (run compiled like the sidecar),
- * and the baseline's for the module table.
+ * How the snapshot `dir` is made into JavaScript for plain node. Bundled when its migrations are imported
+ * statically (migrations/index.ts, since b880c87), so that the bundle carries them; before that, Sql.ts read the
+ * migrations folder at run time, which a bundle does not have: such a commit is compiled by tsc, as it was deployed.
  */
-const benchEntries = ["bench/server.ts", "bench/floor/server.ts", "bench/baseline/server.ts", "bench/schema.ts"]
+export const buildOf = (dir: string): Build => (existsSync(join(dir, "migrations", "index.ts")) ? "bundle" : "tsc")
+
+/** scripts/bundle.mjs's `bundle`. */
+type BundleFn = (entryPoints: ReadonlyArray<string>, outdir: string, cwd?: string) => Promise<unknown>
 
 /**
- * Compile the snapshot `dir` into `dir/dist` as `npm run build` compiles the product (tsc with the compiler options
- * of this checkout's tsconfig.build.json: ES2022, NodeNext modules, source maps), with bench/server.ts added so that
- * `node dist/bench/server.js` imports `dist/src/index.js`, the migrations land in `dist/migrations` where the
- * compiled Sql.js looks for them, and package.json (imported by src/Api.ts) in `dist/`, as in the image.
+ * The servers' bundles: the sidecar's entry and the floor's, each bundled alone into a folder of its own, as
+ * scripts/bundle.mjs bundles src/main.ts (so neither shares chunks with the other).
+ */
+export const serverBundles: ReadonlyArray<readonly [entry: string, outdir: string]> = [
+  ["bench/server.ts", bundleDirOf("sidecar")],
+  ["bench/floor/server.ts", bundleDirOf("floor")]
+]
+
+/**
+ * Bundle each `[entry, outdir]` of the snapshot `dir` (paths relative to it) with this checkout's
+ * scripts/bundle.mjs, one `bundle()` call per entry, exactly as `npm run build` bundles the product: the snapshot's
+ * own src/ and migrations/ go into the bundle, the packages come from node_modules (linked into the snapshot),
+ * better-sqlite3 stays outside. Each entry becomes `<outdir>/<name>.mjs` (plus chunks). Returns the ms it took.
+ */
+export const bundleSnapshot = async (
+  dir: string,
+  bundles: ReadonlyArray<readonly [entry: string, outdir: string]>
+): Promise<number> => {
+  const started = performance.now()
+  const { bundle } = (await import(pathToFileURL(join(root, "scripts", "bundle.mjs")).href)) as { bundle: BundleFn }
+  for (const [entry, outdir] of bundles) {
+    try {
+      await bundle([entry], outdir, dir)
+    } catch (e) {
+      throw new Error(`scripts/bundle.mjs could not bundle the snapshot's ${entry}:\n${e instanceof Error ? e.message : String(e)}`)
+    }
+    const out = join(outdir, basename(entry).replace(/\.ts$/, ".mjs"))
+    if (!existsSync(join(dir, out))) throw new Error(`scripts/bundle.mjs emitted no ${out}`)
+  }
+  return performance.now() - started
+}
+
+/** Make the snapshot runnable by plain node in the way `build` says (the servers' bundles, or tsc); the ms it took. */
+export const buildSnapshot = async (dir: string, build: Build): Promise<number> =>
+  build === "bundle" ? bundleSnapshot(dir, serverBundles) : compileSnapshot(dir)
+
+/**
+ * For a commit that cannot be bundled (see `buildOf`), the files compiled besides src/ and migrations/: the
+ * sidecar's entry and the floor's (run compiled like the sidecar).
+ */
+const benchEntries = ["bench/server.ts", "bench/floor/server.ts"]
+
+/**
+ * For a commit that cannot be bundled (see `buildOf`): compile the snapshot `dir` into `dir/dist` as `npm run build`
+ * compiled the product before the bundle (tsc with the compiler options of this checkout's tsconfig.build.json:
+ * ES2022, NodeNext modules, source maps), with bench/server.ts added so that `node dist/bench/server.js` imports
+ * `dist/src/index.js`, the migrations land in `dist/migrations` where the compiled Sql.js looks for them, and
+ * package.json (imported by src/Api.ts) in `dist/`, as in the image then.
  *
  * Emit only: `--noCheck --noResolve` and no ambient types, so tsc reads the snapshot's own files and none of the
  * declaration files under node_modules (2 s instead of 10 s here). The emitted JavaScript is the same, byte for byte,
