@@ -5,6 +5,7 @@ import m0004 from "./0004_adopt_go_sidecar.js"
 import m0005 from "./0005_create_task_runs.js"
 import m0006 from "./0006_index_task_filters.js"
 import m0007 from "./0007_keep_past_runs_only.js"
+import m0008 from "./0008_create_retention_grace.js"
 
 /**
  * Every migration, keyed `<id>_<name>` as its file is named, imported statically so that the bundled server carries
@@ -17,5 +18,6 @@ export const migrations = {
   "4_adopt_go_sidecar": m0004,
   "5_create_task_runs": m0005,
   "6_index_task_filters": m0006,
-  "7_keep_past_runs_only": m0007
+  "7_keep_past_runs_only": m0007,
+  "8_create_retention_grace": m0008
 }

@@ -367,6 +367,32 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       if (fileProblem !== undefined) throw fileProblem
     })
 
+    // The grace before the first prune of tasks no retention has pruned yet (migration 0008). Rarely run, so
+    // prepared per call and kept out of `statements`.
+    /**
+     * The grace, when there is one to wait for: where the tasks came from, and its end, the one stored or else
+     * `proposed`, stored now, so that a restart neither restarts nor skips it.
+     */
+    const grace = (proposed: DateTime.Utc) =>
+      step("grace", () =>
+        Option.map(
+          Option.fromNullable(
+            db.prepare<Array<unknown>, { history: string; ends_at: string }>(
+              "UPDATE retention_grace SET ends_at = coalesce(ends_at, ?) RETURNING history, ends_at"
+            ).get(DateTime.formatIso(proposed))
+          ),
+          (row) => ({ history: row.history, endsAt: DateTime.unsafeMake(row.ends_at) })
+        ))
+    /** The grace is over: later starts prune without waiting. */
+    const endGrace = step("endGrace", () => void db.prepare("DELETE FROM retention_grace").run())
+    /** How many tasks `prune` would delete with these arguments, all batches together. */
+    const countPrunable = (before: DateTime.Utc, keep: ReadonlyArray<string>) =>
+      step("countPrunable", () =>
+        db.prepare<Array<unknown>, number>(
+          `SELECT count(*) FROM task_results WHERE status <> 'running' AND completed_at < ?
+            ${keep.length === 0 ? "" : `AND id NOT IN (${Array(keep.length).fill("?").join(", ")})`}`
+        ).pluck().get(DateTime.formatIso(before), ...keep)!)
+
     return {
       save,
       decideAll,
@@ -382,7 +408,10 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       lastCompleted,
       remove,
       prune,
-      ping
+      ping,
+      grace,
+      endGrace,
+      countPrunable
     } as const
   })
 }) {}

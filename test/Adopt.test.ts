@@ -4,7 +4,7 @@ import { SqlClient } from "@effect/sql"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
-import { Cause, DateTime, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
+import { Cause, ConfigProvider, DateTime, Effect, Exit, Layer, Logger, LogLevel, Option, TestClock } from "effect"
 import fc from "fast-check"
 import { createHash } from "node:crypto"
 import { readdirSync, readFileSync } from "node:fs"
@@ -16,6 +16,7 @@ import { Task } from "../src/Domain.js"
 import { migrations } from "../migrations/index.js"
 import { sqlLayer, UnsupportedDatabase } from "../src/Sql.js"
 import { Store, type TaskRow } from "../src/Store.js"
+import { engineOver } from "./layers.js"
 import { runToExit } from "./sidecar.js"
 
 const migrationsDir = fileURLToPath(new URL("../migrations", import.meta.url))
@@ -39,21 +40,30 @@ interface LogLine {
   readonly annotations: Record<string, unknown>
 }
 
+/** A logger layer that keeps every line, at debug and above, in `logs`. */
+const capture = (logs: Array<LogLine>) =>
+  Layer.merge(
+    Logger.replace(
+      Logger.defaultLogger,
+      Logger.make<unknown, void>(({ annotations, logLevel, message }) => {
+        logs.push({
+          message: Array.isArray(message) ? message[0] : message,
+          level: logLevel.label,
+          annotations: Object.fromEntries(annotations)
+        })
+      })
+    ),
+    Logger.minimumLogLevel(LogLevel.Debug)
+  )
+
 /** Open `file` exactly as the sidecar does (sqlLayer, then the Store), run `use`, close it; with what it logged. */
 const open = <A, E>(file: string, use: Effect.Effect<A, E, Store | SqlClient.SqlClient>) =>
   Effect.gen(function*() {
     const logs: Array<LogLine> = []
-    const logger = Logger.make<unknown, void>(({ annotations, logLevel, message }) => {
-      logs.push({
-        message: Array.isArray(message) ? message[0] : message,
-        level: logLevel.label,
-        annotations: Object.fromEntries(annotations)
-      })
-    })
     const value = yield* use.pipe(
       Effect.provide(Store.Default),
       Effect.provide(sqlLayer(file)),
-      Effect.provide(Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.Debug)))
+      Effect.provide(capture(logs))
     )
     return { value, logs }
   })
@@ -433,6 +443,100 @@ describe("adopting a Go sidecar database", () => {
       expect(taskColumns(file)).toContain("next_run_at")
       expect(taskIndexes(file).map((i) => i.name)).toContain("idx_due")
       expect(query(file, "SELECT count(*) AS n FROM effect_sql_migrations")).toEqual([{ n: 0 }])
+    }))
+})
+
+describe("retention after adopting a Go sidecar database", () => {
+  /** Start the Engine on `file` with the default retention (168 h), run `use`, stop it; with what it logged. */
+  const start = <A, E>(file: string, use: Effect.Effect<A, E>) =>
+    Effect.gen(function*() {
+      const logs: Array<LogLine> = []
+      const engine = engineOver(sqlLayer(file)).pipe(
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["SIDECAR_RETENTION_HOURS", "168"]]))))
+      )
+      const value = yield* use.pipe(Effect.provide(engine), Effect.provide(capture(logs)))
+      return { value, logs }
+    })
+  const taskIds = (file: string) =>
+    (query(file, "SELECT id FROM task_results ORDER BY id") as Array<{ id: string }>).map((r) => r.id)
+  /** Long enough for the background prune, forked as the Engine starts, to have its turn. */
+  const settle = TestClock.adjust("1 second")
+  const graceWarning = (logs: ReadonlyArray<LogLine>) =>
+    logs.filter((l) => l.level === "WARN" && String(l.message).startsWith("retention will delete"))
+  // four weeks after the fixtures ended: ids 2, 3 and 4 ended more than 168 h before; 1 is running, 5 never ended,
+  // and 6 is the latest readiness task, which retention keeps
+  const upgradedAt = Date.parse("2024-04-01T00:00:00.000Z")
+  const warned = {
+    tasks: 3,
+    history: "adopted from the Go sidecar",
+    retentionHours: 168,
+    keepThem: "SIDECAR_RETENTION_HOURS=0",
+    endedBefore: "2024-03-25T01:00:00.000Z", // the first prune's cutoff: the grace's end less the retention
+    deletingFrom: "2024-04-01T01:00:00.000Z" // an hour after the start
+  }
+
+  it.scoped("old finished tasks are kept through an hour's grace, announced with their count, then pruned", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      makeGoFile(file, 5)
+      yield* TestClock.setTime(upgradedAt)
+      const { logs } = yield* start(
+        file,
+        Effect.gen(function*() {
+          yield* TestClock.adjust("59 minutes")
+          expect(taskIds(file)).toEqual(fixtures.map((f) => f.go.id))
+          yield* TestClock.adjust("1 minute")
+          expect(taskIds(file)).toEqual([id(1), id(5), id(6)])
+        })
+      )
+      expect(graceWarning(logs).map((l) => l.annotations)).toEqual([warned])
+      const warning = logs.indexOf(graceWarning(logs)[0]!)
+      const pruned = logs.findIndex((l) => l.message === "pruned old tasks")
+      expect(logs[pruned]?.annotations).toEqual({ deleted: 3, before: "2024-03-25T01:00:00.000Z" })
+      expect(warning).toBeGreaterThan(logs.findIndex((l) => l.message === "adopted a Go sidecar database"))
+      expect(warning).toBeLessThan(pruned)
+      // the grace is over for good: the next start prunes at once and says nothing
+      expect(query(file, "SELECT * FROM retention_grace")).toEqual([])
+      yield* TestClock.adjust("30 days")
+      const next = yield* start(file, settle)
+      expect(graceWarning(next.logs)).toEqual([])
+      expect(next.logs.find((l) => l.message === "pruned old tasks")?.annotations.deleted).toBe(1)
+      expect(taskIds(file)).toEqual([id(5), id(6)]) // 1 failed when it was resumed (no such command here)
+    }))
+
+  it.scoped("a restart inside the grace keeps its end: it neither starts again nor is skipped", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      makeGoFile(file, 2)
+      yield* TestClock.setTime(upgradedAt)
+      const first = yield* start(file, TestClock.adjust("40 minutes"))
+      expect(graceWarning(first.logs).map((l) => l.annotations)).toEqual([warned])
+      expect(query(file, "SELECT history, ends_at FROM retention_grace")).toEqual([
+        { history: "adopted from the Go sidecar", ends_at: warned.deletingFrom }
+      ])
+
+      const second = yield* start(
+        file,
+        Effect.gen(function*() {
+          yield* TestClock.adjust("19 minutes")
+          expect(taskIds(file)).toHaveLength(fixtures.length)
+          yield* TestClock.adjust("1 minute")
+          expect(taskIds(file)).toEqual([id(1), id(5), id(6)])
+        })
+      )
+      expect(graceWarning(second.logs).map((l) => l.annotations)).toEqual([warned])
+    }))
+
+  it.scoped("with nothing old enough to delete, it warns that adopted tasks go as they age, and does not wait", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      makeGoFile(file, 5)
+      yield* TestClock.setTime(Date.parse("2024-03-04T00:00:00.000Z")) // a day after the last fixture ended
+      const { logs } = yield* start(file, settle)
+      expect(graceWarning(logs).map((l) => l.annotations)).toEqual([
+        { tasks: 0, history: "adopted from the Go sidecar", retentionHours: 168, keepThem: "SIDECAR_RETENTION_HOURS=0" }
+      ])
+      expect(query(file, "SELECT * FROM retention_grace")).toEqual([])
     }))
 })
 

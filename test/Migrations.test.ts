@@ -1,9 +1,10 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
+import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
-import { Effect, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import type { TaskId } from "../src/Domain.js"
 import { readdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
@@ -57,7 +58,8 @@ describe("migrations", () => {
         "adopt_go_sidecar",
         "create_task_runs",
         "index_task_filters",
-        "keep_past_runs_only"
+        "keep_past_runs_only",
+        "create_retention_grace"
       ])
       expect(columnsOf(file)).toEqual([
         "id",
@@ -72,7 +74,7 @@ describe("migrations", () => {
         "resumes"
       ])
       // second start: the same rows, no error from re-running anything
-      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(7)
+      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(8)
       const db = new Database(file, { readonly: true })
       const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'task_results'")
         .all()
@@ -147,5 +149,69 @@ describe("migrations", () => {
       db.close()
       const got = yield* Effect.flatMap(Store, (s) => s.get("33333333-3333-4333-8333-333333333333")).pipe(open(file))
       expect(Option.getOrThrow(got)).toMatchObject({ run: 4, result: { exitCode: 0 } })
+    }).pipe(Effect.provide(NodeContext.layer)))
+})
+
+describe("0008: the grace before retention first prunes a file", () => {
+  const graceRows = (file: string) => {
+    const db = new Database(file, { readonly: true })
+    try {
+      return db.prepare("SELECT history, ends_at FROM retention_grace").all()
+    } finally {
+      db.close()
+    }
+  }
+  const insertTask = (file: string) => {
+    const db = new Database(file)
+    try {
+      db.prepare(`INSERT INTO task_results (id, type, status, error, submitted_at, completed_at)
+        VALUES (?, ?, ?, ?, ?, ?)`).run(
+        "44444444-4444-4444-8444-444444444444",
+        "mark-ready",
+        "completed",
+        "",
+        "2025-01-02T03:04:05.000Z",
+        "2025-01-02T03:04:06.000Z"
+      )
+    } finally {
+      db.close()
+    }
+  }
+
+  it.scoped("a new file gets none: it has no tasks", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))
+      expect(graceRows(file)).toEqual([])
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.scoped("a file with tasks from before retention (0001 to 0003) gets one, its end left to the first prune", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      const db = new Database(file)
+      db.exec(`CREATE TABLE task_results (id TEXT PRIMARY KEY, type TEXT, status TEXT, params TEXT,
+        error TEXT NOT NULL DEFAULT '', submitted_at TEXT, completed_at TEXT)`)
+      db.close()
+      insertTask(file)
+      yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))
+      expect(graceRows(file)).toEqual([{ history: "written before retention", ends_at: null }])
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.scoped("a file already under retention (0005 applied by an earlier start) gets none", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      yield* SqliteMigrator.run({
+        loader: Effect.map(SqliteMigrator.fromRecord(migrations), (all) => all.filter(([n]) => n <= 7))
+      }).pipe(
+        Effect.provide(Layer.provideMerge(SqliteClient.layer({ filename: file }), NodeContext.layer)),
+        Effect.scoped
+      )
+      insertTask(file)
+      // that earlier start was a while ago (the migrator records its time to the second)
+      const db = new Database(file)
+      db.exec("UPDATE effect_sql_migrations SET created_at = '2025-01-01 00:00:00'")
+      db.close()
+      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(8)
+      expect(graceRows(file)).toEqual([])
     }).pipe(Effect.provide(NodeContext.layer)))
 })

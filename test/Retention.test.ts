@@ -1,11 +1,14 @@
+import { FileSystem } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, TestClock } from "effect"
+import { ConfigProvider, Effect, Layer, Logger, TestClock } from "effect"
 import { Engine } from "../src/Engine.js"
+import { sqlLayer } from "../src/Sql.js"
 import { engineOver, Probe, SqlMemory } from "./layers.js"
 
-const withRetentionHours = (hours: string) =>
-  engineOver(SqlMemory).pipe(
+const withRetentionHours = (hours: string, sql: Layer.Layer<any, any, never> = SqlMemory) =>
+  engineOver(sql).pipe(
     Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["SIDECAR_RETENTION_HOURS", hours]]))))
   )
 
@@ -50,3 +53,21 @@ it.effect("SIDECAR_RETENTION_HOURS=0 keeps everything", () =>
     }
     expect((yield* count).tasks).toBe(10)
   }).pipe(Effect.provide(withRetentionHours("0"))))
+
+it.effect("a database this sidecar created has no grace and no warning: a restart prunes what aged at once", () =>
+  Effect.gen(function*() {
+    const dir = yield* (yield* FileSystem.FileSystem).makeTempDirectoryScoped({ prefix: "sidecar-retention-" })
+    const levels: Array<string> = []
+    const logged = Logger.replace(Logger.defaultLogger, Logger.make(({ logLevel }) => void levels.push(logLevel.label)))
+    const start = <A, E>(use: Effect.Effect<A, E, Engine | SqlClient.SqlClient>) =>
+      use.pipe(Effect.provide(withRetentionHours("1", sqlLayer(`${dir}/sidecar.db`))), Effect.provide(logged))
+
+    yield* start(Effect.gen(function*() {
+      const engine = yield* Engine
+      for (const key of ["a", "b"]) yield* engine.join((yield* engine.submit({ type: "test", params: { key } })).id)
+    }))
+    yield* TestClock.adjust("2 hours")
+    const left = yield* start(Effect.zipRight(TestClock.adjust("1 second"), count))
+    expect(left.tasks).toBe(0)
+    expect(levels).not.toContain("WARN")
+  }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
