@@ -59,7 +59,12 @@ export const needsCompile = (kind: ServerKind, form: SidecarForm): boolean => ki
 
 /** The node arguments that start `kind` in the snapshot. */
 export const launchArgs = (kind: ServerKind, form: SidecarForm, build: Build): ReadonlyArray<string> =>
-  kind !== "baseline" && form === "compiled" ? [compiledEntryOf(kind, build)] : ["--import", "tsx", entryOf(kind)]
+  kind !== "baseline" && form === "compiled"
+    ? [...(kind === "sidecar" ? deployedNodeFlags : []), compiledEntryOf(kind, build)]
+    : ["--import", "tsx", entryOf(kind)]
+
+/** The V8 flags the image and `npm start` give the sidecar (deploy/Dockerfile, package.json; test/Deploy.test.ts). */
+export const deployedNodeFlags = ["--max-semi-space-size=32"]
 
 export interface StartOptions {
   /** The checkout to run from (a snapshot of this one; see snapshot.ts). */

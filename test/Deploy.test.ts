@@ -4,6 +4,8 @@ import { fileURLToPath } from "node:url"
 import { parseAllDocuments } from "yaml"
 import { Api } from "../src/Api.js"
 import { OpenApi } from "@effect/platform"
+import { deployedNodeFlags as benchFlags } from "../bench/servers.js"
+import { deployedNodeFlags, sidecarMain } from "./sidecar.js"
 
 const manifest = (name: string) =>
   parseAllDocuments(readFileSync(fileURLToPath(new URL(`../deploy/kubernetes/${name}`, import.meta.url)), "utf8"))
@@ -84,5 +86,18 @@ describe("deploy/kubernetes", () => {
     expect(proxy.args).toContain(`--upstream=http://127.0.0.1:${port}/`)
     const ignored = (proxy.args as Array<string>).find((a) => a.startsWith("--ignore-paths="))!.split("=")[1]!.split(",")
     for (const path of ignored) expect(served.has(path), path).toBe(true)
+  })
+})
+
+describe("how the sidecar is started", () => {
+  it("the image, npm start, the process tests and the benchmark run the same bundle with the same node flags", () => {
+    const root = (path: string) => readFileSync(fileURLToPath(new URL(`../${path}`, import.meta.url)), "utf8")
+    const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(root("deploy/Dockerfile"))?.[1]
+    expect(entrypoint).toBeDefined()
+    const image = (JSON.parse(entrypoint!) as Array<string>).join(" ")
+    expect(JSON.parse(root("package.json")).scripts.start).toBe(image)
+    expect(image).toBe(["node", ...deployedNodeFlags, "dist/main.mjs"].join(" "))
+    expect(benchFlags).toEqual(deployedNodeFlags)
+    expect(sidecarMain.endsWith("/dist/main.mjs")).toBe(true)
   })
 })

@@ -7,6 +7,8 @@ import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 /** The sidecar's entry point, bundled by test/globalSetup.ts before the tests start. */
+/** The node flags the image and `npm start` run it with. */
+export const deployedNodeFlags = ["--max-semi-space-size=32"]
 export const sidecarMain = fileURLToPath(new URL("../dist/main.mjs", import.meta.url))
 
 export interface Sidecar {
@@ -25,7 +27,7 @@ export interface Sidecar {
 export const startSidecar = (env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.gen(function*() {
-      const child = spawn(process.execPath, [sidecarMain], {
+      const child = spawn(process.execPath, [...deployedNodeFlags, sidecarMain], {
         cwd: root,
         env: { ...process.env, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", ...env },
         stdio: ["ignore", "pipe", "pipe"]
@@ -75,7 +77,7 @@ export const startSidecar = (env: Record<string, string>) =>
 /** Run the sidecar's entry point to completion (for startup failures): exit code and stderr. */
 export const runToExit = (env: Record<string, string>) =>
   Effect.async<{ code: number | null; stderr: string }>((resume) => {
-    const child = spawn(process.execPath, [sidecarMain], {
+    const child = spawn(process.execPath, [...deployedNodeFlags, sidecarMain], {
       cwd: root,
       env: { ...process.env, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", ...env },
       stdio: ["ignore", "ignore", "pipe"]
