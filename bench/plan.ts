@@ -2,9 +2,9 @@
 // statement Store.list runs for the 100 newest tasks is captured as it executes, then explained on the same database.
 import type Database from "better-sqlite3"
 import { Effect, Layer, Logger, LogLevel } from "effect"
-import { sqlLayer } from "../src/Sql.js"
-import { Sqlite } from "../src/Sqlite.js"
-import { Store } from "../src/Store.js"
+import { sqlLayer } from "../src/store/Sql.js"
+import { Sqlite } from "../src/store/Sqlite.js"
+import { Store } from "../src/store/Store.js"
 
 export interface QueryPlan {
   readonly sql: string

@@ -1,6 +1,5 @@
 import { Effect } from "effect"
 import * as Prometheus from "prom-client"
-import type { RejectionReason } from "./Authn.js"
 
 export type SubmitKind = "started" | "deduplicated" | "re-executed"
 
@@ -113,7 +112,7 @@ export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
         Effect.acquireUseRelease(Effect.sync(() => waiters.inc()), () => wait, () => Effect.sync(() => waiters.dec())),
       request: (path: string, method: string, status: number) =>
         Effect.sync(() => requestsOf(routeOf(path), method, String(status)).inc()),
-      rejected: (reason: RejectionReason) => Effect.sync(() => rejections.inc({ reason })),
+      rejected: (reason: string) => Effect.sync(() => rejections.inc({ reason })),
       pingFailed: Effect.sync(() => pingFailures.inc()),
       /** Add the process's own metrics (CPU, memory, event loop lag, file descriptors); once, in the server. */
       collectProcessMetrics: Effect.sync(() => Prometheus.collectDefaultMetrics({ register: registry })),

@@ -1,16 +1,16 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { DateTime, Deferred, Effect, Layer, Schema } from "effect"
-import { builtinHandlers } from "../src/Builtins.js"
-import { Engine } from "../src/Engine.js"
+import { builtinHandlers } from "../src/handlers/Builtins.js"
+import { Engine } from "../src/engine/Engine.js"
 import { TaskError } from "../src/Errors.js"
 import { Metrics } from "../src/Metrics.js"
-import { Readiness } from "../src/Readiness.js"
+import { Readiness } from "../src/engine/Readiness.js"
 import { Shutdown } from "../src/Shutdown.js"
-import { Store } from "../src/Store.js"
-import { Commands } from "../src/RunCommand.js"
-import { sqlLayer } from "../src/Sql.js"
-import { TaskHandlers, taskHandler } from "../src/TaskHandlers.js"
+import { Store } from "../src/store/Store.js"
+import { Commands } from "../src/handlers/RunCommand.js"
+import { sqlLayer } from "../src/store/Sql.js"
+import { TaskHandlers, taskHandler } from "../src/engine/TaskHandlers.js"
 
 /** A fresh SQLite file in a temp folder, removed with the layer; built exactly as in production. */
 export const SqlTest = Layer.unwrapScoped(

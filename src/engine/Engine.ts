@@ -1,0 +1,219 @@
+// Part engine/: what a submit means and what a run does. Engine.ts, the service; SubmitSemaphore.ts and GroupCommit.ts,
+// how submits are decided and written; Execute.ts, one run; Recovery.ts, crash recovery; Readiness.ts, Retention.ts,
+// TaskHandlers.ts, the registry of task types. Imports store/ and the shared modules, never the parts above it.
+import { Clock, Duration, Effect, Either, Fiber, FiberMap, Option, Schema } from "effect"
+import type { SubmitOutcome, TaskFilter } from "../Domain.js"
+import { type SubmitTask, TaskId } from "../Domain.js"
+import { Retention } from "../Config.js"
+import { decodeParams, makeExecute, type RunOf } from "./Execute.js"
+import { InvalidParams, InvalidRequest, InvalidTaskId, StoreError, TaskNotFound, UnknownTaskType } from "../Errors.js"
+import { groupCommit } from "./GroupCommit.js"
+import { Metrics } from "../Metrics.js"
+import { Readiness } from "./Readiness.js"
+import { pruneForever } from "./Retention.js"
+import { busyTimeout, type Decision, encodeJson, Store } from "../store/Store.js"
+import { recoverRuns } from "./Recovery.js"
+import { makeSubmitSemaphore } from "./SubmitSemaphore.js"
+import type { TaskHandler } from "./TaskHandlers.js"
+import { TaskHandlers } from "./TaskHandlers.js"
+
+/** The task types whose last successful run decides readiness. */
+export const readinessTypes = { ready: "mark-ready", notReady: "mark-not-ready" } as const
+
+const isTaskId = Schema.is(TaskId)
+
+/** Why a submit is refused before anything is stored (a 400). */
+type Rejected = InvalidTaskId | InvalidRequest | UnknownTaskType | InvalidParams
+
+/** A submit that passed validation, waiting for its decision. */
+interface Admitted {
+  readonly id: TaskId
+  readonly type: string
+  readonly handler: TaskHandler
+  readonly params: Either.Either<unknown, InvalidParams>
+  /** The params as stored: the request's own, as JSON. */
+  readonly stored: string | null
+  readonly arrived: number
+}
+
+/** The task engine: decides what a submit means, runs each task in its own fiber, and records how it ended. */
+export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
+  scoped: Effect.gen(function*() {
+    const store = yield* Store
+    const metrics = yield* Metrics
+    const handlers = yield* TaskHandlers
+    const readiness = yield* Readiness
+    const runs = yield* FiberMap.make<TaskId>() // one fiber per running task, interrupted when the layer closes
+    const semaphore = makeSubmitSemaphore()
+    const busyMillis = Duration.toMillis(busyTimeout)
+    const { execute, finish } = yield* makeExecute(store, metrics)
+
+    // Runs are forked from the engine's own runtime, not the submitting request's: they outlive the request, and
+    // must not inherit its scope, its log annotations or the cost of copying its fiber state.
+    const fork = yield* FiberMap.runtime(runs)()
+    // A fiber that already wrote its completion may still be in the map, so a newer run replaces it.
+    const start = (task: RunOf, handler: TaskHandler, params: Admitted["params"]) =>
+      fork(task.id, execute(task, handler, params))
+
+    /** The submit, checked: a 400 for a bad id, type or params, before anything is stored. */
+    const admit = (
+      req: SubmitTask,
+      arrived: number
+    ): Either.Either<Admitted, Rejected> => {
+      const id = req.id === undefined || req.id === null || req.id === "" ? crypto.randomUUID() : req.id
+      if (!isTaskId(id)) return Either.left(InvalidTaskId.of(id))
+      if (req.type === "") return Either.left(new InvalidRequest({ error: "type: must not be empty" }))
+      const handler = handlers.get(req.type)
+      if (handler === undefined) return Either.left(UnknownTaskType.of(req.type))
+      const params = decodeParams(handler, req.params)
+      if (Either.isLeft(params)) return Either.left(params.left)
+      return Either.right({ id, type: req.type, handler, params, stored: encodeJson(req.params), arrived })
+    }
+
+    /**
+     * The submit rule, as the store's one statement applied it: a new id started run 1, a failed task started its
+     * next run, a running or completed task was left alone (the request's type and params ignored).
+     */
+    const outcome = (a: Admitted, decision: Decision): Effect.Effect<SubmitOutcome> => {
+      if (decision._tag === "Deduplicated") {
+        const { run, status, type } = decision
+        return metrics.submitted(type, "deduplicated").pipe(
+          // debug: a controller that resubmits to poll would otherwise fill the log with no-ops
+          Effect.zipRight(Effect.logDebug("task deduplicated").pipe(Effect.annotateLogs({ taskId: a.id, type, run }))),
+          Effect.as({ _tag: "Deduplicated", id: a.id, status })
+        )
+      }
+      const { run } = decision
+      // logged before the answer: a controller that sees the 201 finds the line
+      return Effect.logInfo(run === 1 ? "task submitted" : "task re-executed").pipe(
+        Effect.annotateLogs({ taskId: a.id, type: a.type, run }),
+        Effect.zipRight(metrics.submitted(a.type, run === 1 ? "started" : "re-executed")),
+        Effect.zipRight(Effect.sync(() => start({ id: a.id, type: a.type, run }, a.handler, a.params))),
+        Effect.as({ _tag: "Started", id: a.id, run })
+      )
+    }
+
+    /**
+     * Decide a batch of submits in one transaction, in arrival order, holding the Semaphore that serializes Submit.
+     * One that waited longer than the busy timeout for its turn (behind a batch waiting out a locked database) gets
+     * its 503 at once rather than wait its own busy timeout too: every answer comes within twice that.
+     */
+    const decideBatch = (batch: ReadonlyArray<Admitted>) =>
+      semaphore.withPermit(Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const inTime = batch.filter((a) => now - a.arrived < busyMillis)
+        const decided = inTime.length === 0 ? [] : yield* store.decideAll(inTime.map((a) => ({
+          id: a.id,
+          type: a.type,
+          params: a.stored,
+          submittedAt: new Date(now).toISOString()
+        })))
+        const decisions = new Map(inTime.map((a, i) => [a, decided[i]!]))
+        return yield* Effect.forEach(batch, (a): Effect.Effect<Effect.Effect<SubmitOutcome, StoreError>> => {
+          const decision = decisions.get(a)
+          return decision === undefined ? Effect.succeed(Effect.fail(tooLate)) : Effect.map(outcome(a, decision), Effect.succeed)
+        })
+      }))
+    const decide = yield* groupCommit(decideBatch)
+    const tooLate = new StoreError({
+      op: "submit",
+      error: `store submit failed: waited over ${Duration.format(busyTimeout)} for its turn ` +
+        `(the database is locked, or the sidecar overloaded)`
+    })
+
+    /**
+     * New id -> run 1. Running or completed -> nothing to do (the request's type and params are ignored).
+     * Failed -> run it again under the same id with run + 1 and the request's type and params.
+     * Submits that arrive together are decided together (see GroupCommit), each in arrival order.
+     */
+    const submit = (req: SubmitTask) =>
+      Effect.flatMap(Clock.currentTimeMillis, (arrived): Effect.Effect<SubmitOutcome, Rejected | StoreError> => {
+        const admitted = admit(req, arrived)
+        return Either.isLeft(admitted) ? Effect.fail(admitted.left) : Effect.flatten(decide(admitted.right))
+      })
+
+    const found = (id: string) => <A, E>(lookup: Effect.Effect<Option.Option<A>, E>) =>
+      Effect.flatMap(lookup, (task) => Option.isSome(task) ? Effect.succeed(task.value) : TaskNotFound.of(id))
+    /** The task with this id. */
+    const get = (id: string) => found(id)(store.get(id))
+    /** The task with this id, as TaskResult JSON (what the API answers, without decoding it first). */
+    const getJson = (id: string) => found(id)(store.getJson(id))
+
+    /**
+     * The task, once it is terminal or `wait` has passed, whichever comes first. Its run's own fiber wakes the
+     * waiter when it has written the outcome: no polling, and any number of waiters share it.
+     */
+    const await_ = (id: string, wait: Duration.DurationInput) =>
+      Effect.flatMap(get(id), (task) =>
+        task.status !== "running" ? Effect.succeed(task) : join(id).pipe(
+          Effect.timeoutOption(wait),
+          metrics.waiting,
+          Effect.zipRight(get(id))
+        ))
+
+    /** The most recently submitted tasks, newest first: 100 of them unless `filter` says otherwise. */
+    const list = (filter: TaskFilter = { limit: 100 }) => store.list(filter)
+    /** The same, as TaskResult JSON. */
+    const listJson = (filter: TaskFilter = { limit: 100 }) => store.listJson(filter)
+
+    /** Every run of the task, oldest first. */
+    const runsOf = (id: string) => Effect.zipRight(get(id), store.runs(id))
+
+    /**
+     * Interrupt the task's run (a run-command child is killed) and wait for it, then delete the row; nothing
+     * is written back for the interrupted run. Under the Semaphore that serializes Submit, so that a resubmit
+     * cannot slip in between.
+     */
+    const remove = (id: string) =>
+      semaphore.withPermit(Effect.gen(function*() {
+        if (isTaskId(id)) {
+          yield* recovery.forget(id)
+          yield* FiberMap.remove(runs, id)
+        }
+        const deleted = yield* store.remove(id)
+        if (Option.isNone(deleted)) return yield* TaskNotFound.of(id)
+        const { run, status, type } = deleted.value
+        yield* Effect.logInfo("task deleted").pipe(Effect.annotateLogs({ taskId: id, type, run, status }))
+      }))
+
+    /** Wait until the task's current run, if it has one in this process, has ended and recorded its outcome. */
+    const join = (id: string) =>
+      recovery.turn(id as TaskId).pipe(
+        Effect.zipRight(FiberMap.get(runs, id as TaskId)),
+        Effect.flatMap(Fiber.await),
+        Effect.ignore
+      )
+
+    /** Whether the last successful mark-ready / mark-not-ready made the sidecar ready. */
+    const ready = readiness.get
+    /** Readiness survives restarts: whichever of mark-ready / mark-not-ready completed last decides. */
+    const restoreReadiness = Effect.gen(function*() {
+      const last = yield* store.lastCompleted([readinessTypes.ready, readinessTypes.notReady])
+      const wasReady = Option.exists(last, (t) => t.type === readinessTypes.ready)
+      yield* readiness.set(wasReady)
+      return wasReady
+    })
+
+    /** Fails when the store does not answer. */
+    const livez: Effect.Effect<void, StoreError> = Effect.tapError(store.ping, () => metrics.pingFailed)
+
+    // The engine's start: readiness as it was, the runs a previous process left, retention.
+    const readyAtStart = yield* restoreReadiness
+    const recovery = yield* recoverRuns({
+      store,
+      handlers,
+      finish,
+      start: (task, handler, ended) =>
+        fork(task.id, Effect.ensuring(execute(task, handler, decodeParams(handler, task.params)), ended))
+    })
+    yield* Effect.forkScoped(recovery.resume)
+    const retention = yield* Retention
+    if (Option.isSome(retention)) {
+      yield* Effect.forkScoped(pruneForever(store, retention.value, [readinessTypes.ready, readinessTypes.notReady]))
+    }
+    yield* Effect.logInfo("engine started").pipe(Effect.annotateLogs({ rehydrated: recovery.found, ready: readyAtStart }))
+
+    return { submit, get, getJson, await: await_, list, listJson, runs: runsOf, remove, join, ready, livez } as const
+  }),
+  dependencies: [Store.Default]
+}) {}

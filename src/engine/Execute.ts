@@ -1,0 +1,168 @@
+import { Cause, Clock, DateTime, Duration, Effect, Either, Exit, Option, ParseResult, Schedule, Schema } from "effect"
+import type { TaskId } from "../Domain.js"
+import { formatIssues, InvalidParams, TaskError } from "../Errors.js"
+import { groupCommit } from "./GroupCommit.js"
+import type { Metrics } from "../Metrics.js"
+import type { Completion, Store } from "../store/Store.js"
+import type { TaskHandler } from "./TaskHandlers.js"
+
+/** What a run needs of its task. */
+export interface RunOf {
+  readonly id: TaskId
+  readonly type: string
+  readonly run: number
+}
+
+const paramsDecoders = new WeakMap<TaskHandler, (params: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+
+/**
+ * Decode `params` with the handler's schema; a mismatch names the field and the problem. Stops at the first problem:
+ * collecting them all costs time in proportion to the input (seconds, for a megabyte of bad array elements).
+ */
+export const decodeParams = (handler: TaskHandler, params: unknown): Either.Either<unknown, InvalidParams> => {
+  let decode = paramsDecoders.get(handler)
+  if (decode === undefined) {
+    decode = Schema.decodeUnknownEither(handler.params, { errors: "first", onExcessProperty: "error" })
+    paramsDecoders.set(handler, decode)
+  }
+  return Either.mapLeft(decode(params), (e) =>
+    new InvalidParams({
+      type: handler.name,
+      error: `invalid params for ${handler.name}: ${formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))}`
+    }))
+}
+
+const describeDefect = (cause: Cause.Cause<unknown>) => {
+  const defect = Cause.squash(cause)
+  return defect instanceof Error ? defect.message : String(defect)
+}
+
+/** A run that outlives its handler's timeout is interrupted and fails; trying again may well help. */
+const withTimeout = (handler: TaskHandler) => <A, E, R>(run: Effect.Effect<A, E, R>) =>
+  handler.timeout === undefined ? run : run.pipe(
+    Effect.timeoutFail({
+      duration: handler.timeout,
+      onTimeout: () =>
+        new TaskError({
+          task: handler.name,
+          operation: "run",
+          message: `timed out after ${Duration.toSeconds(Duration.decode(handler.timeout!))} s`,
+          retryable: true
+        })
+    })
+  )
+
+/** The result as stored: encoded with the handler's result schema when it declares one. */
+const encodeResult = (handler: TaskHandler): ((value: unknown) => Effect.Effect<unknown, TaskError>) => {
+  if (handler.result === undefined) return Effect.succeed
+  const encode = Schema.encodeUnknown(handler.result)
+  return (value) =>
+    encode(value).pipe(
+      Effect.mapError((e) =>
+        new TaskError({
+          task: handler.name,
+          operation: "result",
+          message: `the handler's result does not fit its schema: ${
+            formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))
+          }`
+        })
+      )
+    )
+}
+
+const runners = new WeakMap<TaskHandler, (params: unknown) => Effect.Effect<unknown, TaskError>>()
+/** What running `handler` on decoded params is, up to the result as stored; made once per handler. */
+const runnerOf = (handler: TaskHandler) => {
+  let runner = runners.get(handler)
+  if (runner === undefined) {
+    const encode = encodeResult(handler)
+    const timed = withTimeout(handler)
+    runner = (params) => timed(Effect.suspend(() => handler.run(params))).pipe(Effect.flatMap(encode))
+    runners.set(handler, runner)
+  }
+  return runner
+}
+
+const startedLine = Effect.logDebug("task started")
+const completedLine = Effect.logInfo("task completed")
+// Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
+const interruptedLine = Effect.logInfo("task interrupted; it stays running until resumed or deleted")
+
+/** What runs one run of a task and records how it ended, over the engine's store and metrics. */
+export const makeExecute = (store: Store, metrics: Metrics) =>
+  Effect.gen(function*() {
+    // Completions of runs that end together are written in one transaction (see GroupCommit).
+    const completeGrouped = yield* groupCommit(store.completeAll)
+
+    /** Write how a run ended; a failed write is retried, then left `running` for the next start to resume. */
+    const finish = (task: RunOf, completion: Completion) => {
+      const write = completeGrouped({ id: task.id, run: task.run, completion })
+      return write.pipe(
+        Effect.catchAll(() => Effect.retry(write, { schedule: Schedule.exponential("200 millis"), times: 4 })),
+        Effect.tap((written) =>
+          written
+            ? Effect.void
+            : Effect.logInfo("run superseded or deleted; its completion was not written")
+        ),
+        Effect.catchAll((e) =>
+          Effect.logError("completion could not be written; the task stays running and resumes at next start", e)
+        )
+      )
+    }
+
+    const failed = (task: RunOf, cause: Cause.Cause<TaskError | InvalidParams>, completedAt: DateTime.Utc, elapsedMs: number) => {
+      const failure = Cause.failureOption(cause)
+      const error = Option.match(failure, {
+        onSome: (e) => (e._tag === "TaskError" ? e.render() : e.error),
+        onNone: () =>
+          Cause.isInterruptedOnly(cause)
+            ? "handler interrupted itself"
+            : `handler crashed: ${describeDefect(cause)}`
+      })
+      return Effect.gen(function*() {
+        yield* finish(task, { status: "failed", error, completedAt })
+        yield* metrics.finished(task.type, "failed", elapsedMs / 1000)
+        if (Option.isNone(failure) && Cause.isDie(cause)) yield* metrics.crashed(task.type)
+        yield* Option.match(failure, {
+          onSome: (e) =>
+            Effect.logWarning("task failed").pipe(Effect.annotateLogs(
+              "taskError",
+              e._tag === "TaskError"
+                ? { task: e.task, operation: e.operation, message: e.message, hint: e.hint, retryable: e.retryable }
+                : { message: e.error }
+            )),
+          onNone: () => Effect.logError("task failed: handler crashed", cause)
+        }).pipe(Effect.annotateLogs({ elapsedMs, error }))
+      })
+    }
+
+    const record = (task: RunOf, exit: Exit.Exit<unknown, TaskError | InvalidParams>, started: number) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const completedAt = DateTime.unsafeMake(now)
+        const elapsedMs = now - started
+        if (Exit.isFailure(exit)) return failed(task, exit.cause, completedAt, elapsedMs)
+        return finish(task, { status: "completed", result: exit.value, completedAt }).pipe(
+          Effect.zipRight(metrics.finished(task.type, "completed", elapsedMs / 1000)),
+          Effect.zipRight(Effect.annotateLogs(completedLine, "elapsedMs", elapsedMs))
+        )
+      })
+
+    /** One run of `task`, with its params decoded (by the submit that started it, or from the stored ones). */
+    const execute = (task: RunOf, handler: TaskHandler, params: Either.Either<unknown, InvalidParams>) =>
+      Effect.zipRight(
+        startedLine,
+        Effect.flatMap(Clock.currentTimeMillis, (started) =>
+          Effect.flatMap(
+            Effect.exit<unknown, TaskError | InvalidParams, never>(
+              Either.isRight(params) ? runnerOf(handler)(params.right) : Effect.fail(params.left)
+            ),
+            (exit) => record(task, exit, started)
+          ))
+      ).pipe(
+        Effect.onInterrupt(() => interruptedLine),
+        (run) => Effect.zipRight(metrics.runStarted, Effect.ensuring(run, metrics.runEnded)),
+        Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
+      )
+
+    return { execute, finish } as const
+  })

@@ -1,0 +1,81 @@
+import { DateTime, Effect } from "effect"
+import type { TaskId } from "../Domain.js"
+import type { Completion, RunningTask, Store } from "../store/Store.js"
+import type { TaskHandler } from "./TaskHandlers.js"
+
+/** Runs left by a previous process that are resumed at once; the rest wait for one of them to end. */
+const resumeConcurrency = 64
+
+/**
+ * Crash recovery, the engine's start: the runs a previous process left `running`. Those whose type has no handler
+ * any more fail at once; the resumption of the others is counted, in one statement. `resume` (forked once the server
+ * can listen) then starts them again, `resumeConcurrency` at a time, with the same run number: finishing an
+ * interrupted run is not a new run. Until its turn a task waits in line: `turn` waits for it, `forget` takes it out.
+ */
+export const recoverRuns = (options: {
+  readonly store: Store
+  readonly handlers: ReadonlyMap<string, TaskHandler>
+  readonly finish: (task: RunningTask, completion: Completion) => Effect.Effect<void>
+  /** Start the run again; `ended` must run when it ends, however it ends. */
+  readonly start: (task: RunningTask, handler: TaskHandler, ended: Effect.Effect<void>) => void
+}) =>
+  Effect.gen(function*() {
+    const { finish, handlers, start, store } = options
+    const running = yield* store.listRunning
+    const resumable: Array<readonly [RunningTask, TaskHandler]> = []
+    const orphans: Array<RunningTask> = []
+    for (const task of running) {
+      const handler = handlers.get(task.type)
+      if (handler === undefined) orphans.push(task)
+      else resumable.push([task, handler])
+    }
+    yield* Effect.forEach(orphans, (task) =>
+      Effect.gen(function*() {
+        yield* finish(task, {
+          status: "failed",
+          error: `no handler registered for task type: ${task.type}`,
+          completedAt: yield* DateTime.now
+        })
+        yield* Effect.logWarning("task could not be resumed: no handler registered for task type").pipe(
+          Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
+        )
+      }), { concurrency: "unbounded", discard: true })
+    if (resumable.length > 0) yield* store.resumedRunning
+
+    // The tasks waiting for their turn, each with whoever waits for that turn.
+    const line = new Map<TaskId, Array<() => void>>(resumable.map(([task]) => [task.id, []]))
+    /** `id` no longer waits to be resumed (it is resumed, or deleted); whoever waited for its turn goes on. */
+    const forget = (id: TaskId) =>
+      Effect.sync(() => {
+        const waiting = line.get(id)
+        line.delete(id)
+        waiting?.forEach((go) => go())
+      })
+    /** Until `id` is resumed or forgotten, if it waits to be resumed. */
+    const turn = (id: TaskId) =>
+      Effect.async<void>((resume) => {
+        const waiting = line.get(id)
+        if (waiting === undefined) resume(Effect.void)
+        else waiting.push(() => resume(Effect.void))
+      })
+
+    const turns = yield* Effect.makeSemaphore(resumeConcurrency)
+    const resumeOne = ([task, handler]: readonly [RunningTask, TaskHandler]) =>
+      Effect.flatMap(turns.take(1), () => {
+        // deleted while it waited: nothing to resume
+        if (!line.has(task.id)) return turns.release(1)
+        return Effect.logInfo("task resumed").pipe(
+          Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }),
+          Effect.zipRight(Effect.sync(() => start(task, handler, turns.release(1)))),
+          Effect.zipRight(forget(task.id))
+        )
+      })
+
+    return {
+      /** How many runs the previous process left running. */
+      found: running.length,
+      resume: Effect.forEach(resumable, resumeOne, { discard: true }),
+      turn,
+      forget
+    } as const
+  })

@@ -1,0 +1,142 @@
+import { FetchHttpClient, HttpClient } from "@effect/platform"
+import type { HttpClientError } from "@effect/platform"
+import { Clock, Duration, Effect, Schema } from "effect"
+import { TaskError } from "../Errors.js"
+import { taskHandler } from "../engine/TaskHandlers.js"
+
+const Url = Schema.String.pipe(
+  Schema.maxLength(2048),
+  Schema.filter((s) => {
+    if (!URL.canParse(s)) return "must be an absolute http:// or https:// URL"
+    const url = new URL(s)
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      return `must be an http:// or https:// URL, not ${url.protocol}//`
+    }
+    // They would not be sent (there is no basic auth here), yet they would be stored and logged with the params.
+    if (url.username !== "" || url.password !== "") return "must not carry credentials"
+    return true
+  })
+)
+
+const secondsUpTo = (max: number) =>
+  Schema.Number.pipe(Schema.greaterThanOrEqualTo(0.01), Schema.lessThanOrEqualTo(max))
+
+export const AwaitHttpParams = Schema.Struct({
+  url: Url,
+  expectStatus: Schema.optionalWith(Schema.Int.pipe(Schema.between(100, 599)), { default: () => 200 }),
+  // No default in the schema: left out, it is min(2, timeoutSeconds), so a short timeout on its own is accepted.
+  intervalSeconds: Schema.optional(secondsUpTo(3600)),
+  timeoutSeconds: Schema.optionalWith(secondsUpTo(86400), { default: () => 600 })
+}).pipe(Schema.filter((p) =>
+  p.intervalSeconds === undefined || p.intervalSeconds <= p.timeoutSeconds ||
+  { path: ["intervalSeconds"], message: `must not be more than timeoutSeconds (${p.timeoutSeconds})` }
+))
+
+/** What one attempt saw: a status, or why there was none. */
+type Seen = { readonly status: number } | { readonly error: string }
+
+const describe = (seen: Seen | undefined) =>
+  seen === undefined ? "no attempt finished" : "status" in seen ? `status ${seen.status}` : seen.error
+
+/**
+ * The socket's own words ("connect ECONNREFUSED 127.0.0.1:8080"), not the client's "Transport error (GET ...)" nor
+ * fetch's "fetch failed": the innermost cause.
+ */
+const networkError = (error: HttpClientError.HttpClientError): string => {
+  let cause: unknown = error.cause
+  if (!(cause instanceof Error)) return error.message
+  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause
+  const e = cause as Error
+  // Happy Eyeballs failures are AggregateErrors with an empty message; their parts say what happened.
+  if (e.message === "" && e instanceof AggregateError) {
+    return e.errors.map((part) => (part instanceof Error ? part.message : String(part))).join(", ")
+  }
+  return e.message === "" ? ("code" in e ? String(e.code) : e.name) : e.message
+}
+
+/**
+ * Poll until the URL answers `expectStatus`. Each attempt is one GET of which only the status is read: closing the
+ * attempt's scope aborts the request once the status is in (a body that never ends cannot hold the loop), when the
+ * attempt outlives its bound, and when the run is interrupted.
+ */
+const poll = (client: HttpClient.HttpClient, params: typeof AwaitHttpParams.Type) =>
+  Effect.gen(function*() {
+    const { expectStatus, timeoutSeconds, url } = params
+    const interval = Duration.seconds(params.intervalSeconds ?? Math.min(2, timeoutSeconds))
+    // As long as the interval, so a hanging server does not stretch the cadence; but at least 1 s, so a busy server
+    // is not cut off by a very short interval, and at most 10 s.
+    const perAttempt = Duration.clamp(interval, { minimum: "1 second", maximum: "10 seconds" })
+    const started = yield* Clock.currentTimeMillis
+    let attempts = 0
+    let last: Seen | undefined
+
+    const attempt = HttpClient.withScope(client).get(url).pipe(
+      Effect.map((response): Seen => ({ status: response.status })),
+      Effect.catchAll((e) => Effect.succeed<Seen>({ error: networkError(e) })),
+      Effect.scoped,
+      Effect.timeoutTo({
+        duration: perAttempt,
+        onSuccess: (seen) => seen,
+        onTimeout: (): Seen => ({ error: `no answer within ${Duration.toSeconds(perAttempt)} s` })
+      }),
+      Effect.tap((seen) => {
+        attempts += 1
+        last = seen
+        return Effect.logDebug("await-http attempt").pipe(Effect.annotateLogs({ url, attempt: attempts, ...seen }))
+      })
+    )
+
+    // Attempts start every interval (at once after one that took longer), so the cadence does not drift with latency.
+    const attemptThenWait = Effect.gen(function*() {
+      const begun = yield* Clock.currentTimeMillis
+      const seen = yield* attempt
+      if ("status" in seen && seen.status === expectStatus) return true
+      const rest = begun + Duration.toMillis(interval) - (yield* Clock.currentTimeMillis)
+      if (rest > 0) yield* Effect.sleep(Duration.millis(rest))
+      return false
+    })
+
+    yield* attemptThenWait.pipe(
+      Effect.repeat({ until: (done) => done }),
+      Effect.timeoutFail({
+        duration: Duration.seconds(timeoutSeconds),
+        onTimeout: () =>
+          new TaskError({
+            task: "await-http",
+            operation: url,
+            message: `no ${expectStatus} within ${timeoutSeconds} s ` +
+              `(${attempts} attempt${attempts === 1 ? "" : "s"}); last: ${describe(last)}`,
+            retryable: true
+          })
+      })
+    )
+    return { status: expectStatus, attempts, elapsedMs: (yield* Clock.currentTimeMillis) - started }
+  })
+
+/**
+ * The handler over `client`. Redirects are not followed (unless `client` follows them): the status awaited is the
+ * URL's own, so a redirect is never taken for the answer of the page it points to.
+ */
+/** The status awaited, how many requests it took, and how long. */
+export const AwaitHttpResult = Schema.Struct({ status: Schema.Int, attempts: Schema.Int, elapsedMs: Schema.Number })
+
+export const makeAwaitHttp = (client: HttpClient.HttpClient) =>
+  taskHandler({
+    name: "await-http",
+    params: AwaitHttpParams,
+    result: AwaitHttpResult,
+    run: (params) => poll(client, params)
+  })
+
+/**
+ * `await-http`: polls a URL until it answers the expected status. Through Node's own fetch, which loads its HTTP
+ * client when first used: a sidecar that never awaits a URL does not load one as it starts. Redirects are answers.
+ */
+export const awaitHttp = Effect.map(HttpClient.HttpClient, (client) => {
+  const handler = makeAwaitHttp(client)
+  return {
+    ...handler,
+    run: (params: typeof AwaitHttpParams.Type) =>
+      handler.run(params).pipe(Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }))
+  }
+}).pipe(Effect.provide(FetchHttpClient.layer))

@@ -1,0 +1,160 @@
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import pkg from "../../package.json" with { type: "json" }
+import { ReadinessStatus, SubmitTask, Task, TaskId, TaskRun, TaskStatus } from "../Domain.js"
+import {
+  InvalidParams,
+  InvalidRequest,
+  InvalidTaskId,
+  NotReady,
+  StoreError,
+  TaskNotFound,
+  UnknownTaskType
+} from "../Errors.js"
+
+// Both answers to a submit are `{"id"}` on the wire (as in the Go original); the status code tells them apart,
+// and the typed client gets the tag back from it.
+const idOnly = <Tag extends string>(tag: Tag, status: number, description: string) =>
+  Schema.transform(Schema.Struct({ id: Schema.String }), Schema.TaggedStruct(tag, { id: TaskId }), {
+    strict: true,
+    decode: ({ id }) => ({ _tag: tag, id }),
+    encode: ({ id }) => ({ id })
+  }).annotations(HttpApiSchema.annotations({ status, description }))
+
+/** 201: a run started, the first for a new id or the next for a failed one. */
+export const TaskStarted = idOnly("TaskStarted", 201, "A run started (a new id, or a failed task run again)")
+/** 202: the task is running or completed already; nothing was done. */
+export const TaskDeduplicated = idOnly("TaskDeduplicated", 202, "The task is running or completed: nothing was done")
+
+const TaskPath = Schema.Struct({ id: Schema.String })
+
+/** A query parameter holding a whole number from `min` to `max`, in plain decimal digits. */
+const integerParam = (min: number, max: number) =>
+  Schema.String.pipe(
+    Schema.filter((s) =>
+      (/^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max) || `must be an integer from ${min} to ${max}`
+    ),
+    Schema.compose(Schema.NumberFromString)
+  )
+
+const ListParams = Schema.Struct({
+  status: Schema.optional(TaskStatus),
+  type: Schema.optional(Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))),
+  limit: Schema.optional(integerParam(1, 1000))
+})
+
+const GetParams = Schema.Struct({
+  /** Seconds to wait for the task to become terminal before answering. */
+  wait: Schema.optional(integerParam(0, 60))
+})
+
+/** A probe's 200: no body. */
+const Ready = HttpApiSchema.Empty(200).annotations({ description: "Ready" })
+
+export class TasksApi extends HttpApiGroup.make("tasks")
+  .add(
+    HttpApiEndpoint.post("submit", "/v0/tasks")
+      .setPayload(SubmitTask)
+      .addSuccess(TaskStarted)
+      .addSuccess(TaskDeduplicated)
+      .addError(InvalidTaskId, { status: 400 })
+      .addError(UnknownTaskType, { status: 400 })
+      .addError(InvalidParams, { status: 400 })
+      .addError(StoreError, { status: 503 })
+      .annotate(OpenApi.Summary, "Submit a task under a stable id")
+      .annotate(
+        OpenApi.Description,
+        "No task with that id: it is stored and started (201). Running or completed: nothing happens (202). " +
+          "Failed: it runs again under the same id with `run` incremented (201). Without an id, one is generated."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/v0/tasks")
+      .setUrlParams(ListParams)
+      .addSuccess(Schema.Array(Task).annotations({ description: "The most recently submitted, newest first" }))
+      .addError(StoreError, { status: 503 })
+      .annotate(OpenApi.Summary, "List recent tasks")
+      .annotate(
+        OpenApi.Description,
+        "The `limit` (1 to 1000, default 100) most recently submitted tasks, newest first; only those with the " +
+          "given `status` and `type` when they are given."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("get", "/v0/tasks/:id")
+      .setPath(TaskPath)
+      .setUrlParams(GetParams)
+      .addSuccess(Task)
+      .addError(TaskNotFound, { status: 404 })
+      .addError(StoreError, { status: 503 })
+      .annotate(OpenApi.Summary, "Get one task")
+      .annotate(
+        OpenApi.Description,
+        "With `wait` (0 to 60 seconds), answers as soon as the task is completed or failed, or with its current " +
+          "state when the wait is over."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("runs", "/v0/tasks/:id/runs")
+      .setPath(TaskPath)
+      .addSuccess(Schema.Array(TaskRun).annotations({ description: "Every run of the task, oldest first" }))
+      .addError(TaskNotFound, { status: 404 })
+      .addError(StoreError, { status: 503 })
+      .annotate(OpenApi.Summary, "The task's run history")
+  )
+  .add(
+    HttpApiEndpoint.del("remove", "/v0/tasks/:id")
+      .setPath(TaskPath)
+      .addSuccess(HttpApiSchema.NoContent.annotations({ description: "Deleted" }))
+      .addError(TaskNotFound, { status: 404 })
+      .addError(StoreError, { status: 503 })
+      .annotate(OpenApi.Summary, "Delete a task, interrupting its run first")
+  )
+  .annotate(OpenApi.Description, "Submit, inspect and delete tasks")
+{}
+
+/** The kubelet's probes and the Go clients' status call. */
+export class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
+  .add(
+    HttpApiEndpoint.get("healthz", "/v0/healthz")
+      .addSuccess(Ready)
+      .addError(NotReady, { status: 503 })
+      .annotate(OpenApi.Summary, "Readiness probe: 200 once ready, 503 until then")
+  )
+  .add(
+    HttpApiEndpoint.get("startupz", "/v0/startupz")
+      .addSuccess(Ready)
+      .addError(NotReady, { status: 503 })
+      .annotate(OpenApi.Summary, "Startup probe: the same answer as the readiness probe")
+  )
+  .add(
+    HttpApiEndpoint.get("livez", "/v0/livez")
+      .addSuccess(HttpApiSchema.Empty(200).annotations({ description: "The database answers" }))
+      .addError(StoreError, { status: 503 })
+      .annotate(OpenApi.Summary, "Liveness probe: 200 when the database answers, whatever the readiness")
+  )
+  .add(
+    HttpApiEndpoint.get("status", "/v0/status")
+      .addSuccess(Schema.Struct({ status: ReadinessStatus }).annotations({ description: "Ready or Initializing" }))
+      .annotate(OpenApi.Summary, "Readiness as a word, for the Go clients")
+  )
+  .add(
+    HttpApiEndpoint.get("metrics", "/v0/metrics")
+      .addSuccess(HttpApiSchema.Text({ contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+      .annotate(OpenApi.Summary, "Prometheus metrics (text exposition)")
+  )
+  .annotate(OpenApi.Description, "Kubernetes probes, readiness and metrics")
+{}
+
+/** The sidecar's HTTP contract (v0, wire-compatible with the Go original's clients). */
+export class Api extends HttpApi.make("sidecar")
+  .add(HealthApi)
+  .add(TasksApi)
+  .addError(InvalidRequest, { status: 400 })
+  .annotate(OpenApi.Title, "Sidecar task engine")
+  .annotate(OpenApi.Version, pkg.version)
+  .annotate(
+    OpenApi.Description,
+    "Durable, idempotent task execution over HTTP. Every error answer is JSON with an `error` string."
+  )
+{}

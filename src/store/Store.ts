@@ -1,0 +1,420 @@
+// Part store/: the database. Sqlite.ts, the one SQLite connection; Sql.ts, its setup and the migrator; DatabaseFile.ts,
+// checks of the file itself; Store.ts, the only module that speaks SQL. Imports only the shared modules of src/
+// (Config, Domain, Errors, Logging, Metrics, Shutdown).
+import { Clock, DateTime, Duration, Effect, Option, Schedule } from "effect"
+import { fileChecks } from "./DatabaseFile.js"
+import type { RunStart, TaskFilter, TaskId, TaskStatus } from "../Domain.js"
+import { Task, TaskRun } from "../Domain.js"
+import { StoreError } from "../Errors.js"
+import { Sqlite } from "./Sqlite.js"
+
+/** A row of `task_results` as SQLite returns it. */
+export type TaskRow = {
+  readonly id: string
+  readonly type: string
+  readonly status: string
+  readonly run: number
+  readonly params: string | null
+  readonly error: string
+  readonly result: string | null
+  readonly submitted_at: string
+  readonly completed_at: string | null
+}
+
+/** A row of the `task_runs` view. */
+type RunRow = {
+  readonly run: number
+  readonly status: string
+  readonly error: string
+  readonly result: string | null
+  readonly started_at: string
+  readonly completed_at: string | null
+  readonly started_by: string
+  readonly resumes: number
+}
+
+/** How a run ended, as written by the conditional completion. */
+export interface Completion {
+  readonly status: Exclude<TaskStatus, "running">
+  readonly error?: string | undefined
+  readonly result?: unknown
+  readonly completedAt: DateTime.Utc
+}
+
+/** One run's completion, for `completeAll`. */
+export interface Finished {
+  readonly id: TaskId
+  readonly run: number
+  readonly completion: Completion
+}
+
+/** A submit as the store decides it: `params` already JSON (or null), `submittedAt` already RFC 3339. */
+export interface Submission {
+  readonly id: TaskId
+  readonly type: string
+  readonly params: string | null
+  readonly submittedAt: string
+}
+
+/** What a submit decided: the run it started, or, when it did nothing, the task as it found it. */
+export type Decision =
+  | { readonly _tag: "Started"; readonly run: number }
+  | { readonly _tag: "Deduplicated"; readonly type: string; readonly status: TaskStatus; readonly run: number }
+
+/** A run a previous process left `running`: what resuming it needs. */
+export interface RunningTask {
+  readonly id: TaskId
+  readonly type: string
+  readonly run: number
+  readonly params: unknown
+}
+
+const columns = "id, type, status, run, params, error, result, submitted_at, completed_at"
+
+// JSON NULL, {} and "" are all "nothing" on the wire: the Go original omitted them.
+/** A value as stored: JSON text, or NULL for nothing. */
+export const encodeJson = (value: unknown): string | null =>
+  value === undefined || value === null || isEmptyObject(value) ? null : JSON.stringify(value)
+const decodeJson = (text: string | null): unknown => {
+  if (text === null || text === "") return undefined
+  try {
+    const value: unknown = JSON.parse(text)
+    return value === null || isEmptyObject(value) ? undefined : value
+  } catch {
+    return text
+  }
+}
+const isEmptyObject = (value: unknown) =>
+  typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length === 0
+
+/** A task as `TaskResult` JSON, the encoded side of `Task`. */
+export type TaskJson = typeof Task.Encoded
+
+/**
+ * The row as TaskResult JSON, without going through `Task`: the stored timestamps are already RFC 3339 UTC in the
+ * form `Task` encodes (rows adopted from the Go sidecar were rewritten so by migration 0004), and parsing them only to
+ * format them again was most of the cost of a list.
+ */
+const toJson = (row: TaskRow): TaskJson => {
+  const params = decodeJson(row.params)
+  const result = decodeJson(row.result)
+  return {
+    id: row.id,
+    type: row.type,
+    status: row.status as TaskStatus,
+    run: row.run,
+    ...(params === undefined ? {} : { params }),
+    ...(row.error === "" || row.error === null ? {} : { error: row.error }),
+    ...(result === undefined ? {} : { result }),
+    submittedAt: row.submitted_at,
+    ...(row.completed_at === null || row.completed_at === "" ? {} : { completedAt: row.completed_at })
+  }
+}
+
+const fromRow = (row: TaskRow): Task => {
+  const { completedAt, submittedAt, ...rest } = toJson(row)
+  return new Task({
+    ...rest,
+    id: rest.id as TaskId,
+    submittedAt: DateTime.unsafeMake(submittedAt),
+    ...(completedAt === undefined ? {} : { completedAt: DateTime.unsafeMake(completedAt) })
+  }, true)
+}
+
+const fromRunRow = (row: RunRow): TaskRun => {
+  const result = decodeJson(row.result)
+  return new TaskRun({
+    run: row.run,
+    status: row.status as TaskStatus,
+    ...(row.error === "" ? {} : { error: row.error }),
+    ...(result === undefined ? {} : { result }),
+    startedAt: DateTime.unsafeMake(row.started_at),
+    ...(row.completed_at === null || row.completed_at === "" ? {} : { completedAt: DateTime.unsafeMake(row.completed_at) }),
+    startedBy: row.started_by as RunStart,
+    resumes: row.resumes
+  }, true)
+}
+
+/**
+ * How long a statement waits for another connection's write lock before it fails. SQLite's own busy_timeout would
+ * wait by sleeping inside the (synchronous) driver call, freezing the event loop and with it every probe; so the
+ * connection runs with busy_timeout 0 and the wait happens here, asynchronously, between retries.
+ */
+export const busyTimeout = Duration.seconds(5)
+
+const isBusy = (e: unknown) => {
+  const code = (e as { code?: unknown } | undefined)?.code
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
+}
+const whileBusy = Schedule.exponential("2 millis").pipe(
+  Schedule.union(Schedule.spaced("50 millis")),
+  Schedule.upTo(busyTimeout)
+)
+
+const saveSql = `INSERT INTO task_results (${columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = excluded.status, run = excluded.run,
+    params = excluded.params, error = excluded.error, result = excluded.result,
+    submitted_at = excluded.submitted_at, completed_at = excluded.completed_at,
+    resumes = CASE WHEN excluded.run = run THEN resumes ELSE 0 END`
+// The whole submit rule in one statement: a new id is inserted at run 1; a failed task's row becomes its next run
+// (the trigger of migration 0007 keeps the run it replaces); any other row is left alone and nothing is returned.
+const decideSql = `INSERT INTO task_results (${columns}) VALUES (?, ?, 'running', 1, ?, '', NULL, ?, NULL)
+  ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = 'running', run = run + 1, params = excluded.params,
+    error = '', result = NULL, submitted_at = excluded.submitted_at, completed_at = NULL, resumes = 0
+  WHERE status = 'failed'
+  RETURNING run`
+const getSql = `SELECT ${columns} FROM task_results WHERE id = ?`
+const foundSql = `SELECT type, status, run FROM task_results WHERE id = ?`
+const completeSql = `UPDATE task_results SET status = ?, error = ?, result = ?, completed_at = ?
+  WHERE id = ? AND run = ? AND status = 'running'`
+const removeSql = `DELETE FROM task_results WHERE id = ? RETURNING ${columns}`
+const runsSql = `SELECT run, status, error, result, started_at, completed_at, started_by, resumes FROM task_runs
+  WHERE task_id = ? ORDER BY run`
+const runningSql = `SELECT id, type, run, params FROM task_results WHERE status = 'running' ORDER BY submitted_at, rowid`
+const resumedSql = `UPDATE task_results SET resumes = resumes + 1 WHERE status = 'running'`
+const pingSql = `SELECT count(*) FROM (SELECT 1 FROM task_results LIMIT 1)`
+const listSql = (hasStatus: boolean, hasType: boolean) => {
+  const where = [...(hasStatus ? ["status = ?"] : []), ...(hasType ? ["type = ?"] : [])]
+  return `SELECT ${columns} FROM task_results ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
+    ORDER BY submitted_at DESC, rowid DESC LIMIT ?`
+}
+const lastCompletedSql = (types: number) =>
+  `SELECT ${columns} FROM task_results WHERE status = 'completed' AND type IN (${Array(types).fill("?").join(", ")})
+    ORDER BY completed_at DESC, rowid DESC LIMIT 1`
+const pruneSql = (keep: number) =>
+  `DELETE FROM task_results WHERE rowid IN (
+    SELECT rowid FROM task_results WHERE status <> 'running' AND completed_at < ?
+      ${keep === 0 ? "" : `AND id NOT IN (${Array(keep).fill("?").join(", ")})`}
+    LIMIT ?
+  ) RETURNING id`
+
+/**
+ * How often the database file and volume are checked in the background. Liveness and writes go by the latest
+ * verdict, so a corrupted or full volume shows within about this long, at no file I/O per probe.
+ */
+const fileCheckInterval = Duration.millis(500)
+
+/**
+ * The only module that speaks SQL: `task_results` in, `Task` out. Its statements are prepared once and run
+ * synchronously on the one connection: a statement, or a batch in one transaction, is never interleaved with another.
+ */
+export class Store extends Effect.Service<Store>()("sidecar/Store", {
+  scoped: Effect.gen(function*() {
+    const db = yield* Sqlite
+    const file = fileChecks(db.name)
+    // The last verdict on the file: writes refuse while it is bad, rather than land somewhere no restart will find.
+    let fileProblem: unknown = undefined
+    const checkFile = Effect.matchEffect(file.healthy, {
+      onFailure: (e) => Effect.sync(() => (fileProblem = e)),
+      onSuccess: () => Effect.sync(() => (fileProblem = undefined))
+    })
+    yield* checkFile
+    // On the real clock whatever clock the program runs on: the file's health is a matter of wall time, and a test
+    // that moves its clock by days must not run thousands of checks.
+    yield* checkFile.pipe(
+      Effect.repeat(Schedule.spaced(fileCheckInterval)),
+      Effect.withClock(Clock.make()),
+      Effect.forkScoped
+    )
+    /** Throws what is wrong with the file, so that a write refuses rather than land where no restart looks. */
+    const assertWritable = () => {
+      // an accepted task must land in the file the next start will open, not in one unlinked underneath us
+      file.assertSameFile()
+      if (fileProblem !== undefined) throw fileProblem
+    }
+
+    /**
+     * Run one storage step: wait out another writer's lock (up to busyTimeout), name the step in errors. The retry
+     * is set up only once a statement found the database busy: most never do.
+     */
+    const step = <A>(op: string, run: () => A) => {
+      const effect = Effect.try({ try: run, catch: (e) => e })
+      return effect.pipe(
+        Effect.catchIf(isBusy, () => Effect.retry(effect, { schedule: whileBusy, while: isBusy })),
+        StoreError.wrap(op)
+      )
+    }
+
+    const statements = {
+      save: db.prepare(saveSql),
+      decide: db.prepare<Array<unknown>, { run: number }>(decideSql),
+      get: db.prepare<Array<unknown>, TaskRow>(getSql),
+      found: db.prepare<Array<unknown>, { type: string; status: TaskStatus; run: number }>(foundSql),
+      complete: db.prepare(completeSql),
+      remove: db.prepare<Array<unknown>, TaskRow>(removeSql),
+      runs: db.prepare<Array<unknown>, RunRow>(runsSql),
+      running: db.prepare<Array<unknown>, Pick<TaskRow, "id" | "type" | "run" | "params">>(runningSql),
+      resumed: db.prepare(resumedSql),
+      ping: db.prepare(pingSql).pluck(),
+      list: [false, true].flatMap((s) => [false, true].map((t) => db.prepare<Array<unknown>, TaskRow>(listSql(s, t))))
+    }
+    // Prepared on first use: their text depends on how many values the call has.
+    const byArity = (make: (n: number) => string) => {
+      const prepared = new Map<number, ReturnType<typeof db.prepare<Array<unknown>, TaskRow>>>()
+      return (n: number) => {
+        let statement = prepared.get(n)
+        if (statement === undefined) prepared.set(n, statement = db.prepare<Array<unknown>, TaskRow>(make(n)))
+        return statement
+      }
+    }
+    const lastCompletedOf = byArity(lastCompletedSql)
+    const pruneOf = byArity(pruneSql)
+
+    const decideOne = (s: Submission): Decision => {
+      const started = statements.decide.get(s.id, s.type, s.params, s.submittedAt)
+      return started !== undefined
+        ? { _tag: "Started", run: started.run }
+        : { _tag: "Deduplicated", ...statements.found.get(s.id)! }
+    }
+    const decideBatch = db.transaction((batch: ReadonlyArray<Submission>) => batch.map(decideOne))
+    /**
+     * Decide each submit, in order, in one transaction: a new run (1 for a new id, the next for a failed task), or,
+     * for a task running or completed, nothing (and how it was found).
+     */
+    const decideAll = (batch: ReadonlyArray<Submission>) =>
+      step("submit", (): ReadonlyArray<Decision> => {
+        assertWritable()
+        // one statement commits on its own; a transaction would only add its BEGIN and COMMIT
+        return batch.length === 1 ? [decideOne(batch[0]!)] : decideBatch.immediate(batch)
+      })
+
+    const completeOne = ({ completion: c, id, run }: Finished) =>
+      statements.complete.run(
+        c.status,
+        c.error ?? "",
+        encodeJson(c.result),
+        DateTime.formatIso(c.completedAt),
+        id,
+        run
+      ).changes > 0
+    const completeBatch = db.transaction((batch: ReadonlyArray<Finished>) => batch.map(completeOne))
+    /**
+     * Record how each run ended, in one transaction, only where the row still belongs to that run and is still
+     * running: a late completion of a superseded or deleted run never overwrites anything. True where written.
+     */
+    const completeAll = (batch: ReadonlyArray<Finished>) =>
+      step("complete", (): ReadonlyArray<boolean> =>
+        batch.length === 1 ? [completeOne(batch[0]!)] : completeBatch.immediate(batch))
+    /** `completeAll` of one run. */
+    const complete = (id: TaskId, run: number, completion: Completion) =>
+      Effect.map(completeAll([{ id, run, completion }]), (written) => written[0]!)
+
+    /** Insert the task, or replace every column of the row with its id (a changed `run` keeps the replaced one). */
+    const save = (task: Task) =>
+      step("save", () => {
+        assertWritable()
+        statements.save.run(
+          task.id,
+          task.type,
+          task.status,
+          task.run,
+          encodeJson(task.params),
+          task.error ?? "",
+          encodeJson(task.result),
+          DateTime.formatIso(task.submittedAt),
+          task.completedAt === undefined ? null : DateTime.formatIso(task.completedAt)
+        )
+      })
+
+    const getRow = (id: string) => step("get", () => Option.fromNullable(statements.get.get(id)))
+    /** The task with exactly this id. */
+    const get = (id: string) => Effect.map(getRow(id), Option.map(fromRow))
+    /** The task with exactly this id, as TaskResult JSON. */
+    const getJson = (id: string) => Effect.map(getRow(id), Option.map(toJson))
+
+    const listRows = (filter: TaskFilter) =>
+      step("list", () =>
+        statements.list[(filter.status === undefined ? 0 : 2) + (filter.type === undefined ? 0 : 1)]!.all(
+          ...(filter.status === undefined ? [] : [filter.status]),
+          ...(filter.type === undefined ? [] : [filter.type]),
+          filter.limit
+        ))
+    /** The most recently submitted tasks that pass `filter`, newest first. */
+    const list = (filter: TaskFilter) => Effect.map(listRows(filter), (rows) => rows.map(fromRow))
+    /** The same, as TaskResult JSON. */
+    const listJson = (filter: TaskFilter) => Effect.map(listRows(filter), (rows) => rows.map(toJson))
+
+    /** Every run of the task, oldest first. */
+    const runs = (id: string) => step("runs", () => statements.runs.all(id).map(fromRunRow))
+
+    /** Every task a previous process left `running`, oldest first. */
+    const listRunning = step("listRunning", () =>
+      statements.running.all().map((row): RunningTask => ({
+        id: row.id as TaskId,
+        type: row.type,
+        run: row.run,
+        params: decodeJson(row.params)
+      })))
+
+    /** Count one more resumption by crash recovery of every run still `running`, in one statement. */
+    const resumedRunning = step("resumedRunning", () => void statements.resumed.run())
+
+    /** The most recently completed task among `types` (by completedAt). */
+    const lastCompleted = (types: ReadonlyArray<string>) =>
+      step("lastCompleted", () => Option.map(Option.fromNullable(lastCompletedOf(types.length).get(...types)), fromRow))
+
+    /** Delete the task (and, by trigger, its past runs); the task it was, if there was one. */
+    const remove = (id: string) =>
+      step("remove", () => Option.map(Option.fromNullable(statements.remove.get(id)), fromRow))
+
+    /**
+     * Delete up to `batch` tasks (and their runs) that ended before `before`, never one still running nor one of
+     * `keep`. Answers how many went; the caller repeats while batches come back full.
+     */
+    const prune = (before: DateTime.Utc, keep: ReadonlyArray<string>, batch: number) =>
+      step("prune", () => pruneOf(keep.length).all(DateTime.formatIso(before), ...keep, batch).length)
+
+    /** Succeeds when the database answers a query on the task table and the file's latest check found it sound. */
+    const ping = step("ping", () => {
+      statements.ping.get()
+      if (fileProblem !== undefined) throw fileProblem
+    })
+
+    // The grace before the first prune of tasks no retention has pruned yet (migration 0008). Rarely run, so
+    // prepared per call and kept out of `statements`.
+    /**
+     * The grace, when there is one to wait for: where the tasks came from, and its end, the one stored or else
+     * `proposed`, stored now, so that a restart neither restarts nor skips it.
+     */
+    const grace = (proposed: DateTime.Utc) =>
+      step("grace", () =>
+        Option.map(
+          Option.fromNullable(
+            db.prepare<Array<unknown>, { history: string; ends_at: string }>(
+              "UPDATE retention_grace SET ends_at = coalesce(ends_at, ?) RETURNING history, ends_at"
+            ).get(DateTime.formatIso(proposed))
+          ),
+          (row) => ({ history: row.history, endsAt: DateTime.unsafeMake(row.ends_at) })
+        ))
+    /** The grace is over: later starts prune without waiting. */
+    const endGrace = step("endGrace", () => void db.prepare("DELETE FROM retention_grace").run())
+    /** How many tasks `prune` would delete with these arguments, all batches together. */
+    const countPrunable = (before: DateTime.Utc, keep: ReadonlyArray<string>) =>
+      step("countPrunable", () =>
+        db.prepare<Array<unknown>, number>(
+          `SELECT count(*) FROM task_results WHERE status <> 'running' AND completed_at < ?
+            ${keep.length === 0 ? "" : `AND id NOT IN (${Array(keep.length).fill("?").join(", ")})`}`
+        ).pluck().get(DateTime.formatIso(before), ...keep)!)
+
+    return {
+      save,
+      decideAll,
+      get,
+      getJson,
+      list,
+      listJson,
+      runs,
+      listRunning,
+      resumedRunning,
+      complete,
+      completeAll,
+      lastCompleted,
+      remove,
+      prune,
+      ping,
+      grace,
+      endGrace,
+      countPrunable
+    } as const
+  })
+}) {}

@@ -1,0 +1,338 @@
+import { SqlClient } from "@effect/sql"
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
+import type { SubmitTask } from "../../src/Domain.js"
+import { Engine } from "../../src/engine/Engine.js"
+import { TaskError } from "../../src/Errors.js"
+import { Readiness } from "../../src/engine/Readiness.js"
+import { Store } from "../../src/store/Store.js"
+import { engineOver, engineWithStore, InterleavingStore, Probe, SqlMemory, SqlTest, withFreshEngine } from "../layers.js"
+
+const EngineTest = engineOver(SqlMemory)
+
+/** When a submit runs with a SaveLatch, its save waits for that latch: it holds the gate mid-decision meanwhile. */
+class SaveLatch extends Context.Reference<SaveLatch>()("test/SaveLatch", {
+  defaultValue: () => Option.none<Deferred.Deferred<void>>()
+}) {}
+const LatchedStore = Layer.effect(
+  Store,
+  Effect.map(Store, (real) =>
+    Store.make({
+      ...real,
+      save: (task) =>
+        Effect.flatMap(SaveLatch, Option.match({ onNone: () => Effect.void, onSome: Deferred.await })).pipe(
+          Effect.zipRight(real.save(task))
+        )
+    }))
+).pipe(Layer.provide(Store.Default))
+const ID = "6f9619ff-8b86-4011-b42d-00c04fc964ff"
+
+const submit = (req: SubmitTask) => Effect.flatMap(Engine, (e) => e.submit(req))
+/** Wait for the task's run to end, then read it. */
+const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.zipRight(e.join(id), e.get(id)))
+const probeTask = (key: string, extra: { hold?: boolean; fail?: string; crash?: string } = {}, id?: string) =>
+  submit({ ...(id === undefined ? {} : { id }), type: "test", params: { key, ...extra } })
+
+describe("Engine.submit", () => {
+  it.effect("a new id starts run 1 and completes it", () =>
+    Effect.gen(function*() {
+      const outcome = yield* probeTask("a")
+      expect(outcome._tag).toBe("Started")
+      expect(outcome.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+      const task = yield* settled(outcome.id)
+      expect(task).toMatchObject({ status: "completed", run: 1, type: "test", result: { key: "a", run: 1 } })
+      expect(task.completedAt).toBeDefined()
+      expect(task.error).toBeUndefined()
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("absent, null and empty ids each get a distinct generated UUID", () =>
+    Effect.gen(function*() {
+      const ids = yield* Effect.all([
+        submit({ type: "mark-not-ready" }),
+        submit({ id: null, type: "mark-not-ready" }),
+        submit({ id: "", type: "mark-not-ready" }),
+        submit({ type: "mark-not-ready" })
+      ]).pipe(Effect.map((os) => os.map((o) => o.id)))
+      expect(new Set(ids).size).toBe(4)
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("a caller's id is used exactly as given, letter case included", () =>
+    Effect.gen(function*() {
+      const upper = ID.toUpperCase()
+      expect((yield* probeTask("case", {}, upper)).id).toBe(upper)
+      expect((yield* settled(upper)).id).toBe(upper)
+      // the lower-case spelling is another task
+      expect((yield* probeTask("case", {}, ID))._tag).toBe("Started")
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("bad requests fail with typed errors and write nothing", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine
+      for (const id of ["abc", `{${ID}}`, ID.slice(1), `${ID}0`, ID.replace(/-/g, ""), ID.replace("f", "g"), ` ${ID}`]) {
+        const error = yield* Effect.flip(engine.submit({ id, type: "mark-ready" }))
+        expect(error._tag).toBe("InvalidTaskId")
+      }
+      expect((yield* Effect.flip(engine.submit({ type: "no-such-type" }))).message).toBe("unknown task type: no-such-type")
+      expect((yield* Effect.flip(engine.submit({ type: "" })))._tag).toBe("InvalidRequest")
+      const badParams = yield* Effect.flip(engine.submit({ type: "test", params: { key: 5 } }))
+      expect(badParams._tag).toBe("InvalidParams")
+      expect(badParams.message).toContain("key: Expected string, actual 5")
+      expect((yield* Effect.flip(engine.submit({ type: "mark-ready", params: { x: 1 } })))._tag).toBe("InvalidParams")
+      expect(yield* engine.list()).toEqual([])
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("running and completed tasks are deduplicated; the new type and params are ignored", () =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      yield* probe.hold("dup")
+      yield* probeTask("dup", { hold: true }, ID)
+      const whileRunning = yield* submit({ id: ID, type: "mark-ready" })
+      expect(whileRunning).toEqual({ _tag: "Deduplicated", id: ID, status: "running" })
+      yield* probe.release("dup")
+      yield* settled(ID)
+      const afterCompletion = yield* probeTask("other", {}, ID)
+      expect(afterCompletion).toEqual({ _tag: "Deduplicated", id: ID, status: "completed" })
+      const task = yield* settled(ID)
+      expect(task).toMatchObject({ type: "test", run: 1, params: { key: "dup", hold: true } })
+      expect(probe.runs("dup")).toBe(1)
+      expect(probe.runs("other")).toBe(0)
+      expect((yield* Readiness.pipe(Effect.flatMap((r) => r.get)))).toBe(false)
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("a failed task runs again under the same id: run 2, then run 3", () =>
+    Effect.gen(function*() {
+      yield* probeTask("flaky", { fail: "not yet" }, ID)
+      const first = yield* settled(ID)
+      expect(first).toMatchObject({ status: "failed", run: 1, error: "test: flaky: not yet [hint: release it]" })
+
+      yield* TestClock.adjust("1 minute")
+      expect(yield* probeTask("flaky", { fail: "still not" }, ID)).toEqual({ _tag: "Started", id: ID, run: 2 })
+      const second = yield* settled(ID)
+      expect(second).toMatchObject({ status: "failed", run: 2, error: "test: flaky: still not [hint: release it]" })
+      expect(second.submittedAt.epochMillis).toBe(60_000)
+
+      yield* TestClock.adjust("1 minute")
+      yield* probeTask("flaky", {}, ID)
+      const third = yield* settled(ID)
+      expect(third).toMatchObject({ status: "completed", run: 3, params: { key: "flaky" } })
+      expect(third.error).toBeUndefined()
+      expect(third.submittedAt.epochMillis).toBe(120_000)
+      expect((yield* Probe).runs("flaky")).toBe(3)
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("a re-execution clears the previous run's error, result and completion time while it runs", () =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      yield* probeTask("clear", { fail: "no" }, ID)
+      yield* settled(ID)
+      yield* probe.hold("clear")
+      yield* probeTask("clear", { hold: true }, ID)
+      const running = yield* Effect.flatMap(Engine, (e) => e.get(ID))
+      expect(running.status).toBe("running")
+      expect(running.run).toBe(2)
+      expect(running.error).toBeUndefined()
+      expect(running.completedAt).toBeUndefined()
+      yield* probe.release("clear")
+      expect((yield* settled(ID)).status).toBe("completed")
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("concurrent submits of one failed id re-execute it exactly once", () =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      yield* probeTask("once", { fail: "first run fails" }, ID)
+      yield* settled(ID)
+      yield* probe.hold("once")
+      const outcomes = yield* Effect.all(
+        Array.from({ length: 100 }, () => probeTask("once", { hold: true }, ID)),
+        { concurrency: "unbounded" }
+      )
+      expect(outcomes.filter((o) => o._tag === "Started")).toEqual([{ _tag: "Started", id: ID, run: 2 }])
+      expect(outcomes.filter((o) => o._tag === "Deduplicated")).toHaveLength(99)
+      yield* probe.release("once")
+      expect(yield* settled(ID)).toMatchObject({ status: "completed", run: 2 })
+      expect(probe.runs("once")).toBe(2)
+    }).pipe(Effect.provide(engineWithStore(InterleavingStore, SqlMemory))))
+
+  it.effect("a submit interrupted while queued never lets the next one in before the one ahead has decided", () =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      const saving = yield* Deferred.make<void>()
+      const body = { id: ID, type: "test", params: { key: "gate" } }
+      // the first save waits for the test, holding the gate in the middle of its decision
+      const first = yield* Effect.fork(submit(body).pipe(Effect.provideService(SaveLatch, Option.some(saving))))
+      const queued = yield* Effect.fork(probeTask("gate", {}, ID))
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      yield* Fiber.interrupt(queued) // its client hung up
+      const next = yield* Effect.fork(probeTask("gate", {}, ID))
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      expect(next.unsafePoll()).toBeNull() // still behind the first
+      yield* Deferred.succeed(saving, undefined)
+      expect(yield* Fiber.join(first)).toEqual({ _tag: "Started", id: ID, run: 1 })
+      expect((yield* Fiber.join(next))._tag).toBe("Deduplicated")
+      yield* settled(ID)
+      expect(probe.runs("gate")).toBe(1)
+    }).pipe(Effect.provide(engineWithStore(LatchedStore, SqlMemory))))
+
+  it.effect("different tasks run concurrently: a long one does not hold up the others", () =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      yield* probe.hold("long")
+      const long = yield* probeTask("long", { hold: true })
+      const quick = yield* probeTask("quick")
+      expect((yield* settled(quick.id)).status).toBe("completed")
+      expect((yield* Effect.flatMap(Engine, (e) => e.get(long.id))).status).toBe("running")
+      expect(probe.runs("long")).toBe(1)
+      yield* probe.release("long")
+      expect((yield* settled(long.id)).status).toBe("completed")
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("a handler that throws fails its own run; the engine keeps serving", () =>
+    Effect.gen(function*() {
+      const crashed = yield* probeTask("boom", { crash: "kaboom" })
+      expect(yield* settled(crashed.id)).toMatchObject({ status: "failed", error: "handler crashed: kaboom" })
+      const next = yield* probeTask("after")
+      expect((yield* settled(next.id)).status).toBe("completed")
+    }).pipe(Effect.provide(EngineTest)))
+})
+
+describe("Engine reads", () => {
+  it.effect("get returns running, completed and failed tasks with their fields; unknown ids are TaskNotFound", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine
+      const probe = yield* Probe
+      yield* probe.hold("r")
+      const running = yield* probeTask("r", { hold: true })
+      const failed = yield* probeTask("f", { fail: "nope" })
+      const completed = yield* probeTask("c")
+      yield* Effect.all([settled(failed.id), settled(completed.id)])
+      const r = yield* engine.get(running.id)
+      expect(Object.keys(r).sort()).toEqual(["id", "params", "run", "status", "submittedAt", "type"])
+      const f = yield* engine.get(failed.id)
+      expect(f).toMatchObject({ status: "failed", error: "test: f: nope [hint: release it]" })
+      expect(f.completedAt).toBeDefined()
+      expect(f.result).toBeUndefined()
+      const c = yield* engine.get(completed.id)
+      expect(Object.keys(c).sort()).toEqual(["completedAt", "id", "params", "result", "run", "status", "submittedAt", "type"])
+      expect((yield* Effect.flip(engine.get(ID)))._tag).toBe("TaskNotFound")
+      yield* probe.release("r")
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("list is newest first and limited", () =>
+    Effect.gen(function*() {
+      const ids: Array<string> = []
+      for (let i = 0; i < 5; i++) {
+        ids.push((yield* submit({ type: "mark-not-ready" })).id)
+        yield* TestClock.adjust("1 second")
+      }
+      const engine = yield* Engine
+      expect((yield* engine.list()).map((t) => t.id)).toEqual([...ids].reverse())
+      expect((yield* engine.list({ limit: 2 })).map((t) => t.id)).toEqual([ids[4], ids[3]])
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("list returns at most 100 tasks by default", () =>
+    Effect.gen(function*() {
+      yield* Effect.forEach(Array.from({ length: 120 }), () => submit({ type: "mark-not-ready" }), { discard: true })
+      expect(yield* Effect.flatMap(Engine, (e) => e.list())).toHaveLength(100)
+    }).pipe(Effect.provide(EngineTest)))
+})
+
+describe("Engine.remove", () => {
+  it.effect("interrupts a running task, deletes it, and a later submit of the id starts again at run 1", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine
+      const probe = yield* Probe
+      yield* probe.hold("del")
+      yield* probeTask("del", { hold: true }, ID)
+      yield* engine.remove(ID)
+      expect(probe.interruptions("del")).toBe(1)
+      expect((yield* Effect.flip(engine.get(ID)))._tag).toBe("TaskNotFound")
+      expect((yield* Effect.flip(engine.remove(ID)))._tag).toBe("TaskNotFound")
+      yield* probe.release("del")
+      expect(yield* probeTask("del", {}, ID)).toEqual({ _tag: "Started", id: ID, run: 1 })
+      expect(yield* settled(ID)).toMatchObject({ status: "completed", run: 1 })
+    }).pipe(Effect.provide(EngineTest)))
+})
+
+describe("readiness", () => {
+  it.effect("mark-ready makes the sidecar ready, a failing task later does not undo it, mark-not-ready does", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine
+      expect(yield* engine.ready).toBe(false)
+      yield* settled((yield* submit({ type: "mark-ready" })).id)
+      expect(yield* engine.ready).toBe(true)
+      yield* settled((yield* probeTask("x", { fail: "bad" })).id)
+      expect(yield* engine.ready).toBe(true)
+      yield* settled((yield* submit({ type: "mark-not-ready" })).id)
+      expect(yield* engine.ready).toBe(false)
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("after a restart, readiness is whichever of mark-ready / mark-not-ready completed last", () =>
+    Effect.gen(function*() {
+      const ready = Effect.flatMap(Engine, (e) => e.ready)
+      yield* withFreshEngine(Effect.gen(function*() {
+        yield* settled((yield* submit({ type: "mark-ready" })).id)
+      }))
+      expect(yield* withFreshEngine(ready)).toBe(true)
+      yield* TestClock.adjust("1 second")
+      yield* withFreshEngine(Effect.gen(function*() {
+        yield* settled((yield* submit({ type: "mark-not-ready" })).id)
+      }))
+      expect(yield* withFreshEngine(ready)).toBe(false)
+      yield* TestClock.adjust("1 second")
+      // a deterministic-id mark-ready submitted again after restart is deduplicated, and still counts
+      yield* withFreshEngine(Effect.zipRight(submit({ id: ID, type: "mark-ready" }), settled(ID)))
+      expect(yield* withFreshEngine(Effect.map(submit({ id: ID, type: "mark-ready" }), (o) => o._tag)))
+        .toBe("Deduplicated")
+      expect(yield* withFreshEngine(ready)).toBe(true)
+    }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.Default))))
+})
+
+describe("shutdown and recovery", () => {
+  it.effect("shutdown interrupts runs and leaves them running; the next start resumes them with run unchanged", () =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      yield* probe.hold("resume")
+      yield* withFreshEngine(probeTask("resume", { hold: true }, ID))
+      // the engine is gone: its run was interrupted, nothing was written
+      expect(probe.interruptions("resume")).toBe(1)
+      const sql = yield* SqlClient.SqlClient
+      expect(yield* sql`SELECT status, run FROM task_results WHERE id = ${ID}`).toEqual([{ status: "running", run: 1 }])
+
+      yield* probe.release("resume")
+      const resumed = yield* withFreshEngine(settled(ID))
+      expect(resumed).toMatchObject({ status: "completed", run: 1 })
+      expect(probe.runs("resume")).toBe(2)
+    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
+
+  it.effect("a resumed re-execution keeps its run number", () =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      yield* withFreshEngine(Effect.zipRight(probeTask("again", { fail: "x" }, ID), settled(ID)))
+      yield* probe.hold("again")
+      yield* withFreshEngine(probeTask("again", { hold: true }, ID))
+      yield* probe.release("again")
+      expect(yield* withFreshEngine(settled(ID))).toMatchObject({ status: "completed", run: 2 })
+    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
+
+  it.effect("a running row whose type has no handler is marked failed at startup", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO task_results (id, type, status, params, submitted_at, run)
+        VALUES (${ID}, 'retired-type', 'running', NULL, '2026-01-01T00:00:00.000Z', 3)`
+      const task = yield* withFreshEngine(Effect.flatMap(Engine, (e) => e.get(ID)))
+      expect(task).toMatchObject({ status: "failed", run: 3, error: "no handler registered for task type: retired-type" })
+      expect(task.completedAt).toBeDefined()
+    }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.Default))))
+})
+
+describe("TaskError", () => {
+  it("renders task: operation: message [hint: ...]", () => {
+    const withHint = new TaskError({ task: "run-command", operation: "sync", message: "exit 3", hint: "check disk" })
+    expect(withHint.render()).toBe("run-command: sync: exit 3 [hint: check disk]")
+    expect(String(withHint)).toBe("run-command: sync: exit 3 [hint: check disk]")
+    expect(withHint.retryable).toBe(false)
+    const plain = new TaskError({ task: "await-http", operation: "poll", message: "timed out", retryable: true })
+    expect(plain.render()).toBe("await-http: poll: timed out")
+    expect(plain.retryable).toBe(true)
+  })
+})

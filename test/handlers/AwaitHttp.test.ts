@@ -1,0 +1,229 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Duration, Effect, Fiber, Schedule, Schema, TestClock, TestServices } from "effect"
+import { createServer, request } from "node:http"
+import type { Server, ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
+import { Engine } from "../../src/engine/Engine.js"
+import { TaskError } from "../../src/Errors.js"
+import { TaskHandlers } from "../../src/engine/TaskHandlers.js"
+import { engineOver, SqlMemory } from "../layers.js"
+
+const EngineTest = engineOver(SqlMemory)
+
+const submit = (params: unknown) => Effect.flatMap(Engine, (e) => e.submit({ type: "await-http", params }))
+const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.zipRight(e.join(id), e.get(id)))
+
+/** Check `check` on the real clock every 10 ms until it holds, for at most `within`. */
+const eventually = (check: Effect.Effect<boolean>, within: Duration.DurationInput = "5 seconds") =>
+  check.pipe(
+    Effect.filterOrFail((ok) => ok, () => "not yet"),
+    Effect.retry(Schedule.spaced("10 millis")),
+    Effect.timeoutFail({ duration: within, onTimeout: () => new Error("condition not met in time") }),
+    Effect.orDie,
+    TestServices.provideLive
+  )
+
+/**
+ * Wait until the run is between attempts, its next one due `intervalMs` from now (on the TestClock), then move the
+ * clock there. Attempts themselves take real time, so the clock must not move while one is in flight.
+ */
+const nextAttempt = (intervalMs: number) =>
+  Effect.gen(function*() {
+    const clock = yield* TestClock.testClock()
+    const due = (yield* clock.currentTimeMillis) + intervalMs
+    yield* eventually(Effect.map(clock.sleeps, Chunk.some((t) => t === due)))
+    yield* TestClock.adjust(Duration.millis(intervalMs))
+  })
+
+interface TestServer {
+  readonly url: string
+  /** Requests received so far, and their paths in order. */
+  readonly requests: () => number
+  readonly paths: ReadonlyArray<string>
+  /** Requests not answered yet whose connection is still open. */
+  readonly open: () => number
+}
+
+/** A loopback server on a free port answering the nth request with `answer` (/barrier: 204); closed with the scope. */
+const serve = (answer: (n: number, res: ServerResponse) => void) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly server: Server; readonly test: TestServer }>((resume) => {
+      const paths: Array<string> = []
+      let open = 0
+      const server = createServer((req, res) => {
+        paths.push(req.url ?? "")
+        open += 1
+        res.once("close", () => {
+          open -= 1
+        })
+        if (req.url === "/barrier") res.writeHead(204).end()
+        else answer(paths.length, res)
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as AddressInfo
+        const url = `http://127.0.0.1:${port}/health`
+        resume(Effect.succeed({ server, test: { url, requests: () => paths.length, paths, open: () => open } }))
+      })
+    }),
+    ({ server }) =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+  ).pipe(Effect.map(({ test }) => test))
+
+const status = (code: number) => (res: ServerResponse) => res.writeHead(code).end()
+const hang = () => {}
+
+/** A port nothing listens on: one the system just gave out and took back. */
+const closedPort = Effect.async<number>((resume) => {
+  const server = createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const { port } = server.address() as AddressInfo
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/** One plain request of the test's own, answered after everything the server was sent before it. */
+const roundTrip = (url: string) =>
+  Effect.async<void>((resume) => {
+    request(url.replace("/health", "/barrier"), (res) => {
+      res.resume()
+      res.once("end", () => resume(Effect.void))
+    }).once("error", () => resume(Effect.void)).end()
+  })
+
+describe("await-http", () => {
+  it.scoped("completes once the URL answers 200, after 503s, counting the attempts", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((n, res) => status(n <= 3 ? 503 : 200)(res))
+      const { id } = yield* submit({ url: server.url, intervalSeconds: 30 })
+      for (let i = 0; i < 3; i++) yield* nextAttempt(30_000)
+      const task = yield* settled(id)
+      expect(task).toMatchObject({ status: "completed", result: { status: 200, attempts: 4, elapsedMs: 90_000 } })
+      expect(server.requests()).toBe(4)
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.scoped("waits for expectStatus, not just any success", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((n, res) => status(n === 1 ? 200 : 204)(res))
+      const { id } = yield* submit({ url: server.url, expectStatus: 204, intervalSeconds: 30 })
+      yield* nextAttempt(30_000)
+      expect(yield* settled(id)).toMatchObject({ status: "completed", result: { status: 204, attempts: 2 } })
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.scoped("does not follow redirects: the status awaited is the URL's own", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((_n, res) => res.writeHead(302, { location: "/ok" }).end())
+      const { id } = yield* submit({ url: server.url, expectStatus: 302 })
+      expect(yield* settled(id)).toMatchObject({ status: "completed", result: { status: 302, attempts: 1 } })
+      expect(server.paths).toEqual(["/health"])
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.scoped("fails, retryably, naming the last status once the timeout passes", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((_n, res) => status(503)(res))
+      const { id } = yield* submit({ url: server.url, intervalSeconds: 30, timeoutSeconds: 75 })
+      yield* nextAttempt(30_000)
+      yield* nextAttempt(30_000)
+      // the third attempt is done when the fourth is due; the deadline comes first
+      const clock = yield* TestClock.testClock()
+      const due = (yield* clock.currentTimeMillis) + 30_000
+      yield* eventually(Effect.map(clock.sleeps, Chunk.some((t) => t === due)))
+      yield* TestClock.adjust("15 seconds")
+      const task = yield* settled(id)
+      expect(task).toMatchObject({
+        status: "failed",
+        error: `await-http: ${server.url}: no 200 within 75 s (3 attempts); last: status 503`
+      })
+      expect(server.requests()).toBe(3)
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.scoped("fails naming the network error when nothing listens", () =>
+    Effect.gen(function*() {
+      const url = `http://127.0.0.1:${yield* closedPort}/health`
+      const { id } = yield* submit({ url, intervalSeconds: 20, timeoutSeconds: 30 })
+      const clock = yield* TestClock.testClock()
+      yield* eventually(Effect.map(clock.sleeps, Chunk.some((t) => t === 20_000)))
+      yield* TestClock.adjust("30 seconds")
+      const task = yield* settled(id)
+      expect(task.status).toBe("failed")
+      // the second attempt may or may not have finished when the deadline passed
+      expect(task.error).toMatch(new RegExp(`^await-http: ${url}: no 200 within 30 s \\(\\d attempts?\\); last: `))
+      expect(task.error).toMatch(/last: connect ECONNREFUSED 127\.0\.0\.1:\d+$/)
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.scoped("the timeout's TaskError is retryable and names the URL as its operation", () =>
+    Effect.gen(function*() {
+      const url = `http://127.0.0.1:${yield* closedPort}/health`
+      const handler = (yield* TaskHandlers).get("await-http")!
+      const params = yield* Schema.decodeUnknown(handler.params)({ url, intervalSeconds: 20, timeoutSeconds: 20 })
+      const run = yield* Effect.fork(Effect.flip(handler.run(params)))
+      const clock = yield* TestClock.testClock()
+      yield* eventually(Effect.map(clock.sleeps, Chunk.some((t) => t === 20_000)))
+      yield* TestClock.adjust("20 seconds")
+      const error = yield* Fiber.join(run)
+      expect(error).toBeInstanceOf(TaskError)
+      expect(error).toMatchObject({ task: "await-http", operation: url, retryable: true })
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.scoped("a server that never answers does not stall the loop: attempts are cut off, and so is the last", () =>
+    Effect.gen(function*() {
+      const server = yield* serve(hang)
+      const { id } = yield* submit({ url: server.url, intervalSeconds: 30, timeoutSeconds: 35 })
+      yield* eventually(Effect.sync(() => server.open() === 1))
+      // each attempt gets as long as the interval, within 1 to 10 s
+      yield* TestClock.adjust("10 seconds")
+      yield* eventually(Effect.sync(() => server.open() === 0))
+      yield* nextAttempt(20_000)
+      yield* eventually(Effect.sync(() => server.requests() === 2 && server.open() === 1))
+      // the deadline passes with the second attempt still waiting for an answer
+      yield* TestClock.adjust("5 seconds")
+      const task = yield* settled(id)
+      expect(task).toMatchObject({
+        status: "failed",
+        error: `await-http: ${server.url}: no 200 within 35 s (1 attempt); last: no answer within 10 s`
+      })
+      yield* eventually(Effect.sync(() => server.open() === 0))
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("invalid params are rejected at submit, naming the field", () =>
+    Effect.gen(function*() {
+      const url = "http://127.0.0.1:1/health"
+      const cases: Array<[unknown, string]> = [
+        [{ url: "not a url" }, "url: must be an absolute http:// or https:// URL"],
+        [{ url: "/health" }, "url: must be an absolute http:// or https:// URL"],
+        [{ url: "ftp://example.com/x" }, "url: must be an http:// or https:// URL, not ftp://"],
+        [{ url: "http://user:secret@example.com/" }, "url: must not carry credentials"],
+        [{}, "url: is missing"],
+        [{ url, expectStatus: 42 }, "expectStatus: Expected a number between 100 and 599, actual 42"],
+        [{ url, expectStatus: 200.5 }, "expectStatus: Expected an integer, actual 200.5"],
+        [{ url, intervalSeconds: -1 }, "intervalSeconds: Expected a number greater than or equal to 0.01, actual -1"],
+        [{ url, intervalSeconds: 7200 }, "intervalSeconds: Expected a number less than or equal to 3600, actual 7200"],
+        [{ url, timeoutSeconds: 100000 }, "timeoutSeconds: Expected a number less than or equal to 86400"],
+        [{ url, intervalSeconds: 10, timeoutSeconds: 5 }, "intervalSeconds: must not be more than timeoutSeconds (5)"],
+        [{ url, method: "POST" }, "method: is unexpected"]
+      ]
+      for (const [params, message] of cases) {
+        const error = yield* Effect.flip(submit(params))
+        expect(error._tag).toBe("InvalidParams")
+        expect(error.message).toContain(`invalid params for await-http: ${message}`)
+      }
+      // a short timeout alone is fine: the interval then defaults to it
+      yield* submit({ url, timeoutSeconds: 1 })
+      expect((yield* Effect.flatMap(Engine, (e) => e.list())).length).toBe(1)
+    }).pipe(Effect.provide(EngineTest)))
+
+  it.scoped("deleting a running task aborts its request in flight and stops its polling", () =>
+    Effect.gen(function*() {
+      const server = yield* serve(hang)
+      const { id } = yield* submit({ url: server.url, intervalSeconds: 30 })
+      yield* eventually(Effect.sync(() => server.open() === 1))
+      yield* Effect.flatMap(Engine, (e) => e.remove(id))
+      yield* eventually(Effect.sync(() => server.open() === 0))
+      // past the next attempt's time: a loop still alive would send its request now
+      yield* TestClock.adjust("1 minute")
+      yield* roundTrip(server.url)
+      expect(server.paths).toEqual(["/health", "/barrier"])
+    }).pipe(Effect.provide(EngineTest)))
+})

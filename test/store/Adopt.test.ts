@@ -1,0 +1,780 @@
+import { FileSystem } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { SqlClient } from "@effect/sql"
+import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
+import { describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
+import { Cause, ConfigProvider, DateTime, Effect, Exit, Layer, Logger, LogLevel, Option, TestClock } from "effect"
+import fc from "fast-check"
+import { createHash } from "node:crypto"
+import { readdirSync, readFileSync } from "node:fs"
+import { dirname } from "node:path"
+import { fileURLToPath } from "node:url"
+import { normaliseTimestamp } from "../../migrations/0004_adopt_go_sidecar.js"
+import type { TaskId } from "../../src/Domain.js"
+import { Task } from "../../src/Domain.js"
+import { migrations } from "../../migrations/index.js"
+import { sqlLayer, UnsupportedDatabase } from "../../src/store/Sql.js"
+import { Store, type TaskRow } from "../../src/store/Store.js"
+import { engineOver } from "../layers.js"
+import { runToExit } from "../sidecar.js"
+
+const migrationsDir = fileURLToPath(new URL("../../migrations", import.meta.url))
+/** Every migration this checkout has, by name: a Go file must end up with all of them applied. */
+const allMigrations = readdirSync(migrationsDir)
+  .flatMap((file) => {
+    const m = /^(\d+)_(\w+)\.ts$/.exec(file)
+    return m === null ? [] : [[Number(m[1]), m[2]!] as const]
+  })
+  .sort(([a], [b]) => a - b)
+  .map(([, name]) => name)
+
+const tempDb = Effect.map(
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-adopt-" })),
+  (dir) => `${dir}/sidecar.db`
+).pipe(Effect.provide(NodeContext.layer))
+
+interface LogLine {
+  readonly message: unknown
+  readonly level: string
+  readonly annotations: Record<string, unknown>
+}
+
+/** A logger layer that keeps every line, at debug and above, in `logs`. */
+const capture = (logs: Array<LogLine>) =>
+  Layer.merge(
+    Logger.replace(
+      Logger.defaultLogger,
+      Logger.make<unknown, void>(({ annotations, logLevel, message }) => {
+        logs.push({
+          message: Array.isArray(message) ? message[0] : message,
+          level: logLevel.label,
+          annotations: Object.fromEntries(annotations)
+        })
+      })
+    ),
+    Logger.minimumLogLevel(LogLevel.Debug)
+  )
+
+/** Open `file` exactly as the sidecar does (sqlLayer, then the Store), run `use`, close it; with what it logged. */
+const open = <A, E>(file: string, use: Effect.Effect<A, E, Store | SqlClient.SqlClient>) =>
+  Effect.gen(function*() {
+    const logs: Array<LogLine> = []
+    const value = yield* use.pipe(
+      Effect.provide(Store.Default),
+      Effect.provide(sqlLayer(file)),
+      Effect.provide(capture(logs))
+    )
+    return { value, logs }
+  })
+
+const readOnly = <A>(file: string, f: (db: Database.Database) => A): A => {
+  const db = new Database(file, { readonly: true, fileMustExist: true })
+  try {
+    return f(db)
+  } finally {
+    db.close()
+  }
+}
+
+/** Every table's rows (sorted, so WITHOUT ROWID tables compare too), the schema and user_version. */
+const dump = (file: string) =>
+  readOnly(file, (db) => {
+    const schema = db.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").all() as Array<
+      { type: string; name: string }
+    >
+    const tables = Object.fromEntries(
+      schema.filter((s) => s.type === "table").map((s) => [
+        s.name,
+        db.prepare(`SELECT * FROM "${s.name}"`).all().map((row) => JSON.stringify(row)).sort()
+      ])
+    )
+    return { schema, tables, userVersion: db.pragma("user_version", { simple: true }) }
+  })
+
+const query = (file: string, text: string) => readOnly(file, (db) => db.prepare(text).all())
+
+const taskColumns = (file: string) =>
+  (query(file, "SELECT name FROM pragma_table_info('task_results')") as Array<{ name: string }>).map((c) => c.name)
+
+/** Names of the indexes on task_results, and the columns each covers. */
+const taskIndexes = (file: string) =>
+  readOnly(file, (db) =>
+    (db.prepare("SELECT name FROM pragma_index_list('task_results')").all() as Array<{ name: string }>).map((i) => ({
+      name: i.name,
+      columns: (db.prepare("SELECT name FROM pragma_index_info(?)").all(i.name) as Array<{ name: string | null }>).map((
+        c
+      ) => c.name)
+    })))
+
+const rawTasks = (file: string) =>
+  readOnly(file, (db) =>
+    db.prepare(`SELECT id, type, status, run, params, error, result, submitted_at, completed_at FROM task_results
+      ORDER BY id`).all())
+
+const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex")
+const filesBeside = (file: string) => readdirSync(dirname(file)).sort()
+
+const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}` as TaskId
+
+/** A task_results row as the Go sidecar wrote it, and what it must read as afterwards. */
+interface Fixture {
+  readonly go: TaskRow & { readonly schedule: string | null; readonly next_run_at: string | null }
+  readonly submittedAt: string
+  readonly completedAt: string | null
+  /** The stored text afterwards; `result` only where Go had the column. */
+  readonly params: string | null
+  readonly result: string | null
+}
+
+const fixtures: ReadonlyArray<Fixture> = [
+  {
+    go: {
+      id: id(1),
+      type: "run-command",
+      status: "running",
+      run: 2,
+      params: "{\"command\":\"snapshot\",\"args\":[\"--fast\"]}",
+      error: "",
+      result: null,
+      submitted_at: "2024-03-01T10:20:30.123456789Z",
+      completed_at: null,
+      schedule: "@every 1h",
+      next_run_at: "2024-03-01T11:20:30.123456789Z"
+    },
+    submittedAt: "2024-03-01T10:20:30.123Z",
+    completedAt: null,
+    params: "{\"command\":\"snapshot\",\"args\":[\"--fast\"]}",
+    result: null
+  },
+  {
+    go: {
+      id: id(2),
+      type: "run-command",
+      status: "completed",
+      run: 1,
+      params: "null",
+      error: "",
+      result: "{\"exitCode\":0,\"stdout\":\"ok\",\"stderr\":\"\"}",
+      submitted_at: "2024-03-01T12:20:30.5+02:00",
+      completed_at: "2024-03-01T10:21:00.999999999Z", // truncated, not rounded up into the next second
+      schedule: null,
+      next_run_at: null
+    },
+    submittedAt: "2024-03-01T10:20:30.500Z",
+    completedAt: "2024-03-01T10:21:00.999Z",
+    params: null,
+    result: "{\"exitCode\":0,\"stdout\":\"ok\",\"stderr\":\"\"}"
+  },
+  {
+    go: {
+      id: id(3),
+      type: "run-command",
+      status: "failed",
+      run: 3,
+      params: "",
+      error: "run-command: sync: exited with code 1 [hint: check the node]",
+      result: "null",
+      submitted_at: "2024-03-01T10:20:30Z",
+      completed_at: "2024-03-01T05:30:00.25-07:00",
+      schedule: "",
+      next_run_at: null
+    },
+    submittedAt: "2024-03-01T10:20:30.000Z",
+    completedAt: "2024-03-01T12:30:00.250Z",
+    params: null,
+    result: null
+  },
+  {
+    go: {
+      id: id(4),
+      type: "mark-ready",
+      status: "completed",
+      run: 1,
+      params: null,
+      error: "",
+      result: "",
+      submitted_at: "2024-03-02T00:00:00.000Z",
+      completed_at: "2024-03-02T01:59:59.999999+02:00", // the day before, in UTC
+      schedule: null,
+      next_run_at: null
+    },
+    submittedAt: "2024-03-02T00:00:00.000Z",
+    completedAt: "2024-03-01T23:59:59.999Z",
+    params: null,
+    result: null
+  },
+  {
+    go: {
+      id: id(5),
+      type: "restore-snapshot",
+      status: "failed",
+      run: 1,
+      params: "{}",
+      error: "no handler registered for task type",
+      result: "{\"partial\":true}",
+      submitted_at: "2024-01-01T00:30:00.000001+01:00", // the year before, in UTC
+      completed_at: "",
+      schedule: null,
+      next_run_at: null
+    },
+    submittedAt: "2023-12-31T23:30:00.000Z",
+    completedAt: null,
+    params: "{}",
+    result: "{\"partial\":true}"
+  },
+  {
+    go: {
+      id: id(6),
+      type: "mark-not-ready",
+      status: "completed",
+      run: 1,
+      params: null,
+      error: "",
+      result: null,
+      submitted_at: "2024-03-03T00:00:00.000Z",
+      completed_at: "2024-03-03T00:00:01.000Z",
+      schedule: null,
+      next_run_at: null
+    },
+    submittedAt: "2024-03-03T00:00:00.000Z",
+    completedAt: "2024-03-03T00:00:01.000Z",
+    params: null,
+    result: null
+  }
+]
+
+const txMarkers = [
+  { id: 1, name: "genesis", applied_at: "2024-03-01T10:20:30.123456789Z" },
+  { id: 2, name: "upgrade-7", applied_at: "2024-03-01T12:20:30.5+02:00" }
+]
+
+/**
+ * A file as the Go sidecar left it at `version`, built the way an install upgraded from version 1 got there.
+ * `oddV3`: the release that shipped another column (`attempts`) at version 3 instead of `run`.
+ */
+const makeGoFile = (file: string, version: number, options: { oddV3?: boolean; journal?: "delete" | "wal" } = {}) => {
+  const db = new Database(file)
+  try {
+    db.pragma(`journal_mode = ${options.journal ?? "delete"}`)
+    db.exec(`CREATE TABLE task_results (id TEXT PRIMARY KEY, type TEXT, status TEXT, params TEXT,
+      error TEXT NOT NULL DEFAULT '', submitted_at TEXT, completed_at TEXT, schedule TEXT, next_run_at TEXT)`)
+    db.exec("CREATE INDEX idx_due ON task_results (next_run_at)")
+    if (version >= 2) {
+      db.exec("DROP INDEX idx_due")
+      db.exec("ALTER TABLE task_results DROP COLUMN schedule")
+      db.exec("ALTER TABLE task_results DROP COLUMN next_run_at")
+    }
+    if (version >= 3) {
+      db.exec(
+        options.oddV3 === true
+          ? "ALTER TABLE task_results ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0"
+          : "ALTER TABLE task_results ADD COLUMN run INTEGER NOT NULL DEFAULT 1"
+      )
+    }
+    if (version >= 4) db.exec("ALTER TABLE task_results ADD COLUMN result TEXT")
+    if (version >= 5) {
+      db.exec("CREATE TABLE tx_markers (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)")
+      const insert = db.prepare("INSERT INTO tx_markers (id, name, applied_at) VALUES (@id, @name, @applied_at)")
+      for (const marker of txMarkers) insert.run(marker)
+    }
+    const columns = (db.prepare("SELECT name FROM pragma_table_info('task_results')").all() as Array<{ name: string }>)
+      .map((c) => c.name)
+    for (const [n, fixture] of fixtures.entries()) {
+      const row: Record<string, unknown> = { ...fixture.go, attempts: n + 1 }
+      const present = columns.filter((c) => c in row)
+      db.prepare(`INSERT INTO task_results (${present.join(", ")}) VALUES (${present.map((c) => `@${c}`).join(", ")})`)
+        .run(Object.fromEntries(present.map((c) => [c, row[c]])))
+    }
+    db.pragma(`user_version = ${version}`)
+  } finally {
+    db.close()
+  }
+}
+
+/** What the Store must answer for a fixture adopted from a Go file that had (or lacked) `run` and `result`. */
+const expectedTask = (fixture: Fixture, has: { run: boolean; result: boolean }) => {
+  const params = fixture.params === null || fixture.params === "{}" ? undefined : JSON.parse(fixture.params)
+  const result = !has.result || fixture.result === null ? undefined : JSON.parse(fixture.result)
+  return new Task({
+    id: fixture.go.id as TaskId,
+    type: fixture.go.type,
+    status: fixture.go.status as Task["status"],
+    run: has.run ? fixture.go.run : 1,
+    ...(params === undefined ? {} : { params }),
+    ...(fixture.go.error === "" ? {} : { error: fixture.go.error }),
+    ...(result === undefined ? {} : { result }),
+    submittedAt: DateTime.unsafeMake(fixture.submittedAt),
+    ...(fixture.completedAt === null ? {} : { completedAt: DateTime.unsafeMake(fixture.completedAt) })
+  })
+}
+
+const expectedRaw = (has: { run: boolean; result: boolean }) =>
+  fixtures.map((f) => ({
+    id: f.go.id,
+    type: f.go.type,
+    status: f.go.status,
+    run: has.run ? f.go.run : 1,
+    params: f.params,
+    error: f.go.error,
+    result: has.result ? f.result : null,
+    submitted_at: f.submittedAt,
+    completed_at: f.completedAt
+  }))
+
+const getAll = Effect.flatMap(Store, (store) => Effect.forEach(fixtures, (f) => store.get(f.go.id)))
+const appliedNames = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql<{ name: string }>`SELECT name FROM effect_sql_migrations ORDER BY migration_id`.pipe(
+    Effect.map((rows) => rows.map((r) => r.name))
+  ))
+const adoptionLog = (logs: ReadonlyArray<LogLine>) => logs.find((l) => l.message === "adopted a Go sidecar database")
+const readyLog = (logs: ReadonlyArray<LogLine>) => logs.find((l) => l.message === "database ready")
+
+/** The columns of task_results in a database this project creates from nothing, sorted. */
+const freshColumns = Effect.gen(function*() {
+  const file = yield* tempDb
+  yield* open(file, Effect.void)
+  return taskColumns(file).sort()
+})
+
+describe("adopting a Go sidecar database", () => {
+  for (const version of [1, 2, 3, 4, 5]) {
+    it.scoped(`version ${version}: every row kept and brought to this schema, in place, once`, () =>
+      Effect.gen(function*() {
+        const file = yield* tempDb
+        const ownColumns = yield* freshColumns
+        makeGoFile(file, version)
+        const has = { run: version >= 3, result: version >= 4 }
+        const markersBefore = version >= 5 ? dump(file).tables.tx_markers : undefined
+        const markersSchema = query(file, "SELECT sql FROM sqlite_master WHERE tbl_name = 'tx_markers'")
+
+        const first = yield* open(file, Effect.all([getAll, appliedNames]))
+        const [tasks, applied] = first.value
+
+        // row by row, through the real Store
+        for (const [n, fixture] of fixtures.entries()) {
+          const task = Option.getOrThrow(tasks[n]!)
+          expect(task).toEqual(expectedTask(fixture, has))
+          expect(DateTime.formatIso(task.submittedAt)).toBe(fixture.submittedAt)
+          expect(task.completedAt === undefined ? null : DateTime.formatIso(task.completedAt)).toBe(fixture.completedAt)
+        }
+        // and as stored: this project's text forms, SQL NULL for empty JSON
+        expect(rawTasks(file)).toEqual(expectedRaw(has))
+
+        expect(taskColumns(file).sort()).toEqual(ownColumns)
+        const indexes = taskIndexes(file)
+        expect(indexes.map((i) => i.name)).not.toContain("idx_due")
+        expect(indexes.flatMap((i) => i.columns)).not.toContain("next_run_at")
+        if (version >= 5) {
+          expect(dump(file).tables.tx_markers).toEqual(markersBefore)
+          expect(query(file, "SELECT sql FROM sqlite_master WHERE tbl_name = 'tx_markers'")).toEqual(markersSchema)
+        }
+        expect(applied).toEqual(allMigrations)
+
+        expect(adoptionLog(first.logs)?.annotations).toEqual({
+          userVersion: version,
+          goColumnsDropped: version === 1 ? ["schedule", "next_run_at"] : [],
+          goIndexesDropped: version === 1 ? ["idx_due"] : [],
+          scheduledRowsDiscarded: version === 1 ? 1 : 0,
+          rowsRewritten: 5,
+          timestampsRewritten: 5,
+          emptyJsonCleared: has.result ? 4 : 2,
+          unknownColumnsKept: [],
+          migration_id: "4",
+          migration_name: "adopt_go_sidecar"
+        })
+
+        // the next start applies nothing and changes nothing
+        const before = dump(file)
+        const second = yield* open(file, getAll)
+        expect(readyLog(second.logs)?.annotations.migrationsApplied).toEqual([])
+        expect(adoptionLog(second.logs)).toBeUndefined()
+        expect(dump(file)).toEqual(before)
+        expect(second.value).toEqual(tasks)
+      }))
+  }
+
+  it.scoped("the release with another column at version 3: that column is kept with its data, run is added as 1", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      const ownColumns = yield* freshColumns
+      makeGoFile(file, 3, { oddV3: true })
+      const { logs, value: tasks } = yield* open(file, getAll)
+      for (const [n, fixture] of fixtures.entries()) {
+        expect(Option.getOrThrow(tasks[n]!)).toEqual(expectedTask(fixture, { run: false, result: false }))
+      }
+      expect(rawTasks(file)).toEqual(expectedRaw({ run: false, result: false }))
+      expect(taskColumns(file).sort()).toEqual([...ownColumns, "attempts"].sort())
+      expect(query(file, "SELECT id, attempts FROM task_results ORDER BY id")).toEqual(
+        fixtures.map((f, n) => ({ id: f.go.id, attempts: n + 1 }))
+      )
+      expect(adoptionLog(logs)?.annotations).toMatchObject({ userVersion: 3, unknownColumnsKept: ["attempts"] })
+      expect(logs.filter((l) => l.level === "WARN")).toEqual([])
+
+      // and the sidecar can store new tasks beside it (the column's default fills it)
+      const fresh = new Task({
+        id: id(7),
+        type: "mark-ready",
+        status: "running",
+        run: 1,
+        submittedAt: DateTime.unsafeMake("2026-01-02T03:04:05.000Z")
+      })
+      const again = yield* open(file, Effect.flatMap(Store, (s) => Effect.zipRight(s.save(fresh), s.get(fresh.id))))
+      expect(Option.getOrThrow(again.value)).toEqual(fresh)
+    }))
+
+  it.scoped("a timestamp that is not RFC 3339 stops the start and rolls everything back", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      makeGoFile(file, 1)
+      const db = new Database(file)
+      db.prepare("UPDATE task_results SET submitted_at = 'yesterday' WHERE id = ?").run(id(4))
+      db.close()
+      const rowsBefore = dump(file).tables.task_results
+
+      const exit = yield* Effect.exit(open(file, Effect.void))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      // the one line the sidecar prints when it cannot start
+      expect(Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : "opened").toBe(
+        `UnreadableTimestamp: task_results row "${id(4)}": submitted_at "yesterday" is not an RFC 3339 time; ` +
+          "correct or delete that row, then start again (no row was changed)"
+      )
+      expect(dump(file).tables.task_results).toEqual(rowsBefore)
+      expect(taskColumns(file)).toContain("next_run_at")
+      expect(taskIndexes(file).map((i) => i.name)).toContain("idx_due")
+      expect(query(file, "SELECT count(*) AS n FROM effect_sql_migrations")).toEqual([{ n: 0 }])
+    }))
+})
+
+describe("retention after adopting a Go sidecar database", () => {
+  /** Start the Engine on `file` with the default retention (168 h), run `use`, stop it; with what it logged. */
+  const start = <A, E>(file: string, use: Effect.Effect<A, E>) =>
+    Effect.gen(function*() {
+      const logs: Array<LogLine> = []
+      const engine = engineOver(sqlLayer(file)).pipe(
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["SIDECAR_RETENTION_HOURS", "168"]]))))
+      )
+      const value = yield* use.pipe(Effect.provide(engine), Effect.provide(capture(logs)))
+      return { value, logs }
+    })
+  const taskIds = (file: string) =>
+    (query(file, "SELECT id FROM task_results ORDER BY id") as Array<{ id: string }>).map((r) => r.id)
+  /** Long enough for the background prune, forked as the Engine starts, to have its turn. */
+  const settle = TestClock.adjust("1 second")
+  const graceWarning = (logs: ReadonlyArray<LogLine>) =>
+    logs.filter((l) => l.level === "WARN" && String(l.message).startsWith("retention will delete"))
+  // four weeks after the fixtures ended: ids 2, 3 and 4 ended more than 168 h before; 1 is running, 5 never ended,
+  // and 6 is the latest readiness task, which retention keeps
+  const upgradedAt = Date.parse("2024-04-01T00:00:00.000Z")
+  const warned = {
+    tasks: 3,
+    history: "adopted from the Go sidecar",
+    retentionHours: 168,
+    keepThem: "SIDECAR_RETENTION_HOURS=0",
+    endedBefore: "2024-03-25T01:00:00.000Z", // the first prune's cutoff: the grace's end less the retention
+    deletingFrom: "2024-04-01T01:00:00.000Z" // an hour after the start
+  }
+
+  it.scoped("old finished tasks are kept through an hour's grace, announced with their count, then pruned", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      makeGoFile(file, 5)
+      yield* TestClock.setTime(upgradedAt)
+      const { logs } = yield* start(
+        file,
+        Effect.gen(function*() {
+          yield* TestClock.adjust("59 minutes")
+          expect(taskIds(file)).toEqual(fixtures.map((f) => f.go.id))
+          yield* TestClock.adjust("1 minute")
+          expect(taskIds(file)).toEqual([id(1), id(5), id(6)])
+        })
+      )
+      expect(graceWarning(logs).map((l) => l.annotations)).toEqual([warned])
+      const warning = logs.indexOf(graceWarning(logs)[0]!)
+      const pruned = logs.findIndex((l) => l.message === "pruned old tasks")
+      expect(logs[pruned]?.annotations).toEqual({ deleted: 3, before: "2024-03-25T01:00:00.000Z" })
+      expect(warning).toBeGreaterThan(logs.findIndex((l) => l.message === "adopted a Go sidecar database"))
+      expect(warning).toBeLessThan(pruned)
+      // the grace is over for good: the next start prunes at once and says nothing
+      expect(query(file, "SELECT * FROM retention_grace")).toEqual([])
+      yield* TestClock.adjust("30 days")
+      const next = yield* start(file, settle)
+      expect(graceWarning(next.logs)).toEqual([])
+      expect(next.logs.find((l) => l.message === "pruned old tasks")?.annotations.deleted).toBe(1)
+      expect(taskIds(file)).toEqual([id(5), id(6)]) // 1 failed when it was resumed (no such command here)
+    }))
+
+  it.scoped("a restart inside the grace keeps its end: it neither starts again nor is skipped", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      makeGoFile(file, 2)
+      yield* TestClock.setTime(upgradedAt)
+      const first = yield* start(file, TestClock.adjust("40 minutes"))
+      expect(graceWarning(first.logs).map((l) => l.annotations)).toEqual([warned])
+      expect(query(file, "SELECT history, ends_at FROM retention_grace")).toEqual([
+        { history: "adopted from the Go sidecar", ends_at: warned.deletingFrom }
+      ])
+
+      const second = yield* start(
+        file,
+        Effect.gen(function*() {
+          yield* TestClock.adjust("19 minutes")
+          expect(taskIds(file)).toHaveLength(fixtures.length)
+          yield* TestClock.adjust("1 minute")
+          expect(taskIds(file)).toEqual([id(1), id(5), id(6)])
+        })
+      )
+      expect(graceWarning(second.logs).map((l) => l.annotations)).toEqual([warned])
+    }))
+
+  it.scoped("with nothing old enough to delete, it warns that adopted tasks go as they age, and does not wait", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      makeGoFile(file, 5)
+      yield* TestClock.setTime(Date.parse("2024-03-04T00:00:00.000Z")) // a day after the last fixture ended
+      const { logs } = yield* start(file, settle)
+      expect(graceWarning(logs).map((l) => l.annotations)).toEqual([
+        { tasks: 0, history: "adopted from the Go sidecar", retentionHours: 168, keepThem: "SIDECAR_RETENTION_HOURS=0" }
+      ])
+      expect(query(file, "SELECT * FROM retention_grace")).toEqual([])
+    }))
+})
+
+describe("a Go sidecar database newer than version 5", () => {
+  const refusal = (file: string, version: number) =>
+    `the database ${file} is at the Go sidecar's schema version ${version} (PRAGMA user_version), newer than 5, ` +
+    "the highest this sidecar can adopt; the file was left untouched"
+
+  /** How opening `file` failed, as one line: "opened" when it did not fail. */
+  const refused = (file: string) =>
+    Effect.map(
+      Effect.exit(open(file, Effect.void)),
+      Exit.match({
+        onSuccess: () => "opened",
+        onFailure: (cause) => {
+          const error = Cause.squash(cause)
+          return error instanceof UnsupportedDatabase ? error.message : `not UnsupportedDatabase: ${String(error)}`
+        }
+      })
+    )
+
+  it.scoped("is refused before it is opened, byte for byte untouched, nothing created beside it", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      makeGoFile(file, 5)
+      const db = new Database(file)
+      db.exec("ALTER TABLE task_results ADD COLUMN lease_owner TEXT")
+      db.pragma("user_version = 6")
+      db.close()
+      const hash = sha256(file)
+      const files = filesBeside(file)
+      expect(files).toEqual(["sidecar.db"])
+
+      expect(yield* refused(file)).toBe(refusal(file, 6))
+      expect(sha256(file)).toBe(hash)
+      expect(filesBeside(file)).toEqual(files)
+    }))
+
+  it.scoped("in WAL mode too: no -wal or -shm appears beside it", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      makeGoFile(file, 5, { journal: "wal" })
+      const db = new Database(file)
+      db.pragma("user_version = 7")
+      db.close() // the last connection checkpoints and removes -wal and -shm
+      const hash = sha256(file)
+      expect(filesBeside(file)).toEqual(["sidecar.db"])
+
+      expect(yield* refused(file)).toBe(refusal(file, 7))
+      expect(sha256(file)).toBe(hash)
+      expect(filesBeside(file)).toEqual(["sidecar.db"])
+    }))
+
+  it.scoped("when the new version is committed only to the -wal file of a writer still open, it is still refused", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      makeGoFile(file, 5, { journal: "wal" })
+      const writer = new Database(file)
+      yield* Effect.addFinalizer(() => Effect.sync(() => writer.close()))
+      writer.pragma("wal_autocheckpoint = 0")
+      writer.pragma("user_version = 6")
+      expect(readFileSync(file).readUInt32BE(60)).toBe(5) // the header alone would say 5
+      const hash = sha256(file)
+
+      expect(yield* refused(file)).toBe(refusal(file, 6))
+      expect(sha256(file)).toBe(hash)
+    }))
+
+  it.scoped("a database of ours stamped with a user_version above 5 is not refused (it has the migrator's table)", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      yield* open(file, Effect.void)
+      const db = new Database(file)
+      db.pragma("user_version = 9")
+      db.close()
+      expect(filesBeside(file)).toEqual(["sidecar.db"])
+      const { value } = yield* open(file, appliedNames)
+      expect(value).toEqual(allMigrations)
+    }))
+
+  it.live("the sidecar process says so in one line on stderr and exits 1", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      makeGoFile(file, 5)
+      const db = new Database(file)
+      db.pragma("user_version = 6")
+      db.close()
+      const hash = sha256(file)
+      const { code, stderr } = yield* runToExit({ SIDECAR_DB: file })
+      expect(code).toBe(1)
+      expect(stderr).toBe(`sidecar: cannot start: ${refusal(file, 6)}\n`)
+      expect(sha256(file)).toBe(hash)
+      expect(filesBeside(file)).toEqual(["sidecar.db"])
+    }).pipe(Effect.scoped))
+})
+
+describe("a database this project created before 0004", () => {
+  it.scoped("is left exactly as it was", () =>
+    Effect.gen(function*() {
+      const file = yield* tempDb
+      // the schema as 0001 to 0003 made it, with rows written by the Store itself
+      const upTo0003 = Layer.effectDiscard(
+        SqliteMigrator.run({
+          loader: Effect.map(SqliteMigrator.fromRecord(migrations), (all) => all.filter(([n]) => n <= 3))
+        })
+      ).pipe(Layer.provideMerge(SqliteClient.layer({ filename: file })), Layer.provide(NodeContext.layer))
+      const at = (iso: string) => DateTime.unsafeMake(iso)
+      const tasks = [
+        new Task({
+          id: id(1),
+          type: "run-command",
+          status: "running",
+          run: 1,
+          params: { command: "x" },
+          submittedAt: at("2026-01-02T03:04:05.678Z")
+        }),
+        new Task({
+          id: id(2),
+          type: "run-command",
+          status: "failed",
+          run: 4,
+          params: { command: "y", args: ["a"] },
+          error: "run-command: y: exited with code 2",
+          submittedAt: at("2026-01-02T03:04:06.000Z"),
+          completedAt: at("2026-01-02T03:05:00.001Z")
+        }),
+        new Task({
+          id: id(3),
+          type: "mark-ready",
+          status: "completed",
+          run: 1,
+          result: { ok: true },
+          submittedAt: at("2026-01-02T03:04:07.100Z"),
+          completedAt: at("2026-01-02T03:04:07.200Z")
+        })
+      ]
+      // as the Store wrote them then: JSON text or NULL, RFC 3339 UTC with milliseconds, '' for no error
+      yield* Effect.forEach(tasks, (t) =>
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql`INSERT INTO task_results ${
+            sql.insert({
+              id: t.id,
+              type: t.type,
+              status: t.status,
+              run: t.run,
+              params: t.params === undefined ? null : JSON.stringify(t.params),
+              error: t.error ?? "",
+              result: t.result === undefined ? null : JSON.stringify(t.result),
+              submitted_at: DateTime.formatIso(t.submittedAt),
+              completed_at: t.completedAt === undefined ? null : DateTime.formatIso(t.completedAt)
+            })
+          }`)).pipe(Effect.provide(upTo0003))
+      const before = rawTasks(file)
+
+      const { logs, value } = yield* open(file, Effect.flatMap(Store, (s) => Effect.forEach(tasks, (t) => s.get(t.id))))
+      expect(rawTasks(file)).toEqual(before)
+      expect(value.map(Option.getOrThrow)).toEqual(tasks)
+      expect(readyLog(logs)?.annotations.migrationsApplied).toContain("0004_adopt_go_sidecar")
+      const adoption = logs.find((l) => l.message === "no Go sidecar database to adopt")
+      expect(adoption?.annotations).toMatchObject({ userVersion: 0, rowsRewritten: 0, goColumnsDropped: [] })
+      expect(logs.filter((l) => l.annotations.migration_id === "4" && l.level !== "DEBUG")).toEqual([])
+    }))
+})
+
+describe("normaliseTimestamp", () => {
+  it("reads Go's RFC 3339 forms: nanoseconds truncated, offsets applied, this project's form out", () => {
+    const cases: ReadonlyArray<readonly [string, string]> = [
+      ["2024-03-01T10:20:30.123456789Z", "2024-03-01T10:20:30.123Z"],
+      ["2024-03-01T10:20:30.999999999Z", "2024-03-01T10:20:30.999Z"],
+      ["2024-12-31T23:59:59.9999Z", "2024-12-31T23:59:59.999Z"],
+      ["2024-03-01T12:20:30.5+02:00", "2024-03-01T10:20:30.500Z"],
+      ["2024-03-01T05:30:00.25-07:00", "2024-03-01T12:30:00.250Z"],
+      ["2024-01-01T00:30:00.000001+01:00", "2023-12-31T23:30:00.000Z"],
+      ["2024-02-29T00:00:00+05:30", "2024-02-28T18:30:00.000Z"],
+      ["2024-03-01T10:20:30Z", "2024-03-01T10:20:30.000Z"],
+      ["2024-03-01 10:20:30.123456-07:00", "2024-03-01T17:20:30.123Z"],
+      ["2024-03-01t10:20:30.1z", "2024-03-01T10:20:30.100Z"],
+      ["2024-03-01T10:20:30.123456789-00:00", "2024-03-01T10:20:30.123Z"],
+      ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"],
+      ["2026-01-02T03:04:05.000Z", "2026-01-02T03:04:05.000Z"]
+    ]
+    for (const [go, ours] of cases) expect([go, normaliseTimestamp(go)]).toEqual([go, ours])
+  })
+
+  it("refuses what is not an RFC 3339 instant, rather than guess", () => {
+    for (
+      const text of [
+        "",
+        "yesterday",
+        "1709288430",
+        "2024-03-01T10:20:30",
+        "2024-03-01T10:20:30.Z",
+        "2024-03-01T10:20:30+0200",
+        "2024-03-01T10:20:30+24:00",
+        "2024-02-30T00:00:00Z",
+        "2023-02-29T00:00:00Z",
+        "2024-03-01T24:00:00Z",
+        "2024-03-01T10:60:00Z",
+        "2024-03-01T10:20:60Z",
+        "2024-03-01T10:20:30 +0000 UTC",
+        "9999-12-31T23:30:00-01:00" // year 10000 in UTC has no 24-character form
+      ]
+    ) expect([text, normaliseTimestamp(text)]).toEqual([text, undefined])
+  })
+
+  it("agrees with new Date(x).toISOString() wherever Date reads milliseconds exactly", () => {
+    for (
+      const text of [
+        "2024-03-01T10:20:30Z",
+        "2024-03-01T10:20:30.5Z",
+        "2024-03-01T10:20:30.12+02:00",
+        "2024-03-01T10:20:30.123-11:30",
+        "1970-01-01T00:00:00.000Z"
+      ]
+    ) expect(normaliseTimestamp(text)).toBe(new Date(text).toISOString())
+  })
+
+  it("any instant written as Go writes it, in any offset, reads back as that instant truncated to milliseconds", () => {
+    const pad = (n: number, width = 2) => String(n).padStart(width, "0")
+    fc.assert(
+      fc.property(
+        fc.integer({ min: -62135596800000, max: 253402300799999 }), // years 1 to 9999
+        fc.integer({ min: 0, max: 999_999 }), // nanoseconds below the millisecond
+        fc.integer({ min: -14 * 60, max: 14 * 60 }), // offset in minutes
+        (millis, subMillisNanos, offset) => {
+          const local = new Date(millis + offset * 60_000)
+          fc.pre(local.getUTCFullYear() >= 1 && local.getUTCFullYear() <= 9999)
+          const nanos = local.getUTCMilliseconds() * 1_000_000 + subMillisNanos
+          const fraction = nanos === 0 ? "" : `.${String(nanos).padStart(9, "0").replace(/0+$/, "")}`
+          const zone = offset === 0
+            ? "Z"
+            : `${offset < 0 ? "-" : "+"}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`
+          const text = `${pad(local.getUTCFullYear(), 4)}-${pad(local.getUTCMonth() + 1)}-${pad(local.getUTCDate())}T` +
+            `${pad(local.getUTCHours())}:${pad(local.getUTCMinutes())}:${pad(local.getUTCSeconds())}${fraction}${zone}`
+          expect([text, normaliseTimestamp(text)]).toEqual([text, new Date(millis).toISOString()])
+        }
+      ),
+      { numRuns: 2000 }
+    )
+  })
+})

@@ -1,0 +1,208 @@
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
+import { Clock, Effect, Either, Exit, Fiber, Layer, TestClock } from "effect"
+import { execFileSync } from "node:child_process"
+import {
+  closeSync,
+  copyFileSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync
+} from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Engine } from "../../src/engine/Engine.js"
+import { StoreError } from "../../src/Errors.js"
+import { sqlLayer } from "../../src/store/Sql.js"
+import { Store } from "../../src/store/Store.js"
+import { Metrics } from "../../src/Metrics.js"
+import { Readiness } from "../../src/engine/Readiness.js"
+import { engineOver, engineWithStore, HandlersTest, Probe, SqlTest, withFreshEngine } from "../layers.js"
+
+const ID = "7d3f1c2e-8a9b-4c5d-9e0f-1a2b3c4d5e6f"
+const dbFile = Effect.map(SqliteClient.SqliteClient, (c) => c.config.filename)
+const submit = (id?: string) =>
+  Effect.flatMap(Engine, (e) => e.submit({ ...(id === undefined ? {} : { id }), type: "mark-not-ready" }))
+const livez = Effect.flatMap(Engine, (e) => e.livez)
+/**
+ * livez once the background check of the file has seen what the test did: asked every 20 ms, on the real clock, for
+ * up to 5 s, until it fails (`failing`) or succeeds; the last answer.
+ */
+const livezOnceChecked = (failing: boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 250; i++) {
+      const answer = yield* Effect.either(livez)
+      if (Either.isLeft(answer) === failing) return yield* answer
+      yield* Effect.sleep("20 millis")
+    }
+    return yield* Effect.dieMessage(`livez did not ${failing ? "fail" : "recover"} within 5 s`)
+  }).pipe(Effect.withClock(Clock.make()))
+
+/** Mount a small tmpfs for a test, where the machine lets us (root in this sandbox; skipped elsewhere). */
+const canMount = (() => {
+  const dir = mkdtempSync(join(tmpdir(), "sidecar-mount-probe-"))
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir], { stdio: "ignore" })
+    execFileSync("umount", [dir], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})()
+const tmpfs = (size: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const dir = mkdtempSync(join(tmpdir(), "sidecar-tmpfs-"))
+      execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir])
+      return dir
+    }),
+    (dir) =>
+      Effect.sync(() => {
+        execFileSync("umount", ["-l", dir])
+        rmSync(dir, { recursive: true, force: true })
+      })
+  )
+
+describe("another connection holds the write lock", () => {
+  it.scoped("submits fail with a StoreError once the busy timeout passes, queued ones too; reads and livez go on", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine
+      const file = yield* dbFile
+      yield* submit(ID)
+      const other = yield* Effect.acquireRelease(
+        Effect.sync(() => new Database(file)),
+        (db) => Effect.sync(() => db.close())
+      )
+      other.exec("BEGIN IMMEDIATE")
+      const pending = yield* Effect.forEach([1, 2, 3], () => Effect.fork(submit()))
+      // let the first submit reach its write and the others queue on the gate
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      expect(pending.map((f) => f.unsafePoll())).toEqual([null, null, null])
+
+      // WAL lets readers through while the writer waits, without blocking the event loop
+      yield* livez
+      expect((yield* engine.get(ID)).id).toBe(ID)
+
+      // step the clock past the busy timeout (each retry schedules the next as it fails)
+      for (let i = 0; i < 120 && pending.some((f) => f.unsafePoll() === null); i++) {
+        yield* TestClock.adjust("100 millis")
+      }
+      for (const fiber of pending) {
+        const exit = yield* Fiber.await(fiber)
+        expect(Exit.isFailure(exit)).toBe(true)
+        if (Exit.isFailure(exit)) expect(String(exit.cause)).toMatch(/StoreError.*(SQLITE_BUSY|for its turn)/s)
+      }
+      expect((yield* engine.list()).length).toBe(1)
+
+      other.exec("ROLLBACK")
+      // recovers without a restart
+      expect((yield* submit())._tag).toBe("Started")
+      expect((yield* engine.list()).length).toBe(2)
+    }).pipe(Effect.provide(engineOver(SqlTest))))
+})
+
+describe("storage broken underneath the process", () => {
+  it.effect("the database file replaced: livez fails naming it, submits refuse", () =>
+    Effect.gen(function*() {
+      const file = yield* dbFile
+      yield* submit(ID)
+      yield* livez
+      copyFileSync(file, `${file}.copy`)
+      renameSync(`${file}.copy`, file)
+      expect((yield* Effect.flip(livezOnceChecked(true))).message).toMatch(/removed or replaced/)
+      expect((yield* Effect.flip(submit()))._tag).toBe("StoreError")
+    }).pipe(Effect.provide(engineOver(SqlTest))))
+
+  it.effect("the database file corrupted in place: livez fails; submits refuse until it is sound again", () =>
+    Effect.gen(function*() {
+      const file = yield* dbFile
+      yield* submit(ID)
+      const header = Buffer.alloc(16)
+      const fd = openSync(file, "r+")
+      readSync(fd, header, 0, 16, 0)
+      writeSync(fd, Buffer.from("garbage garbage!"), 0, 16, 0)
+      expect((yield* Effect.flip(livezOnceChecked(true))).message).toMatch(/corrupt/)
+      expect((yield* Effect.flip(submit()))._tag).toBe("StoreError")
+      writeSync(fd, header, 0, 16, 0)
+      closeSync(fd)
+      yield* livezOnceChecked(false)
+      expect((yield* submit())._tag).toBe("Started")
+    }).pipe(Effect.provide(engineOver(SqlTest))))
+
+  it.scoped.skipIf(!canMount)("a full volume: submits answer StoreError, livez fails, both recover when space frees", () =>
+    Effect.gen(function*() {
+      const dir = yield* tmpfs("4m")
+      yield* Effect.gen(function*() {
+        yield* submit(ID)
+        const filler = join(dir, "filler")
+        try {
+          writeFileSync(filler, Buffer.alloc(8 << 20))
+        } catch {
+          // ENOSPC: the volume is now full
+        }
+        const refused = yield* Effect.flip(Effect.forEach(Array.from({ length: 200 }), () => submit()))
+        expect(refused.message).toMatch(/SQLITE_FULL|full/)
+        expect((yield* Effect.flip(livezOnceChecked(true))).message).toMatch(/full/)
+        unlinkSync(filler)
+        yield* livezOnceChecked(false)
+        expect((yield* submit())._tag).toBe("Started")
+        expect(yield* Effect.flatMap(Engine, (e) => e.get(ID))).toMatchObject({ id: ID })
+      }).pipe(Effect.provide(engineOver(sqlLayer(join(dir, "sidecar.db")))))
+    }))
+})
+
+describe("a run whose completion cannot be written", () => {
+  /** The real Store, with its completion writes failing the first `failures` times. */
+  const flakyCompletions = (failures: number) =>
+    Layer.effect(
+      Store,
+      Effect.map(Store, (real) => {
+        let left = failures
+        return Store.make({
+          ...real,
+          completeAll: (batch) =>
+            Effect.suspend(() =>
+              left-- > 0
+                ? Effect.fail(new StoreError({ op: "complete", error: "store complete failed: injected" }))
+                : real.completeAll(batch)
+            )
+        })
+      })
+    ).pipe(Layer.provide(Store.Default))
+
+  it.effect("is retried until it is written", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine
+      const { id } = yield* submit()
+      const done = yield* Effect.fork(engine.join(id))
+      for (let i = 0; i < 20 && done.unsafePoll() === null; i++) yield* TestClock.adjust("500 millis")
+      expect((yield* engine.get(id)).status).toBe("completed")
+    }).pipe(Effect.provide(engineWithStore(flakyCompletions(3), SqlTest))))
+
+  it.effect("is left running when the retries run out, and the next start runs it again", () =>
+    Effect.gen(function*() {
+      const id = yield* Effect.gen(function*() {
+        const engine = yield* Engine
+        const { id } = yield* submit()
+        const done = yield* Effect.fork(engine.join(id))
+        for (let i = 0; i < 40 && done.unsafePoll() === null; i++) yield* TestClock.adjust("500 millis")
+        expect(done.unsafePoll()).not.toBeNull()
+        expect((yield* engine.get(id)).status).toBe("running")
+        return id
+      }).pipe(Effect.provide(Engine.DefaultWithoutDependencies.pipe(
+        Layer.provide(flakyCompletions(1000)),
+        Layer.provide(HandlersTest),
+        Layer.provide(Layer.merge(Readiness.Default, Metrics.Default))
+      )))
+      const resumed = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.zipRight(e.join(id), e.get(id))))
+      expect(resumed).toMatchObject({ status: "completed", run: 1 })
+    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
+})
