@@ -84,4 +84,46 @@ describe("the sidecar process", () => {
       expect(commands.code).not.toBe(0)
       expect(commands.stderr).toMatch(/^sidecar: cannot start: SIDECAR_COMMANDS: cannot read/)
     }))
+
+  // Swagger UI is 1.9 MB of JavaScript; parsing it on every start cost about 0.1 s here before /docs loaded it alone.
+  it.live("a start loads the server's code only: the Swagger UI page on the first GET /docs, the CLI never", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const loaded = `${dir}/loaded.txt`
+      const fs = yield* Effect.promise(() => import("node:fs/promises"))
+      // a module loader hook in the child, writing down every file Node loads
+      yield* Effect.promise(() =>
+        Promise.all([
+          fs.writeFile(
+            `${dir}/hooks.mjs`,
+            `import { appendFileSync } from "node:fs"
+export const load = (url, context, next) => { appendFileSync(${JSON.stringify(loaded)}, url + "\\n"); return next(url, context) }`
+          ),
+          fs.writeFile(
+            `${dir}/register.mjs`,
+            `import { register } from "node:module"; register(${JSON.stringify(`file://${dir}/hooks.mjs`)})`
+          )
+        ])
+      )
+      const bundleFiles = (text: string) =>
+        text.split("\n").filter((url) => url.includes("/dist/")).map((url) => url.replace(/^.*\/dist\//, ""))
+      const swaggerUi = (files: ReadonlyArray<string>) =>
+        Effect.promise(() =>
+          Promise.all(files.map((file) => fs.readFile(new URL(`../dist/${file}`, import.meta.url), "utf8")))
+        ).pipe(Effect.map((texts) => texts.some((text) => text.includes("swagger-ui-bundle.js"))))
+
+      const sidecar = yield* startSidecar({ SIDECAR_DB: ":memory:", NODE_OPTIONS: `--import=file://${dir}/register.mjs` })
+      expect((yield* request(`${sidecar.url}/v0/livez`)).status).toBe(200)
+      const atStart = bundleFiles(yield* Effect.promise(() => fs.readFile(loaded, "utf8")))
+      expect(atStart).toContain("main.mjs")
+      expect(atStart.some((file) => file.startsWith("Sidecar-")), atStart.join()).toBe(true)
+      expect(atStart.some((file) => file.startsWith("Cli-")), atStart.join()).toBe(false)
+      expect(yield* swaggerUi(atStart)).toBe(false)
+
+      const docs = yield* Effect.promise(() => fetch(`${sidecar.url}/docs`).then((res) => res.status))
+      expect(docs).toBe(200)
+      const afterDocs = bundleFiles(yield* Effect.promise(() => fs.readFile(loaded, "utf8")))
+      expect(yield* swaggerUi(afterDocs)).toBe(true)
+      expect(yield* sidecar.stop()).toBe(0)
+    }).pipe(Effect.scoped))
 })

@@ -2,7 +2,9 @@
 // CliFormat.ts, CliWait.ts. Imports http/ (the contract) and the shared modules; the server it runs for `serve` is
 // passed in by the wiring (Launch.ts).
 import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
-import { FetchHttpClient, HttpClient, HttpClientError } from "@effect/platform"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 // Not the package's index: that loads the cluster and worker modules too, about a second more at every CLI start.
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"

@@ -1,4 +1,4 @@
-import { HttpClientError } from "@effect/platform"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import { Data, Effect } from "effect"
 import { makeClient } from "./Client.js"
 

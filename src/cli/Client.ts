@@ -1,4 +1,4 @@
-import { HttpApiClient } from "@effect/platform"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import type { Effect } from "effect"
 import { Api } from "../http/Api.js"
 

@@ -1,5 +1,6 @@
-import { FetchHttpClient, HttpClient } from "@effect/platform"
-import type { HttpClientError } from "@effect/platform"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import { Clock, Duration, Effect, Schema } from "effect"
 import { TaskError } from "../Errors.js"
 import { taskHandler } from "../engine/TaskHandlers.js"

@@ -1,4 +1,7 @@
-import { HttpApi, HttpApiBuilder, HttpServerResponse, OpenApi } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as OpenApi from "@effect/platform/OpenApi"
 import type * as HttpLayerRouterModule from "@effect/platform/HttpLayerRouter"
 import { Effect, JSONSchema, Layer } from "effect"
 import type { TaskHandler } from "../engine/TaskHandlers.js"
@@ -45,7 +48,9 @@ export const describeTaskTypes = (handlers: ReadonlyMap<string, TaskHandler>) =>
 /**
  * `GET /v0/openapi.json` and `GET /docs` (Swagger UI, inline so it works offline), each made on its first request:
  * made as the server starts, the document and the page's 2 MB of assets cost every start some 50 ms for pages few
- * ever ask for. The page's module is imported only then, so a start does not even read it.
+ * ever ask for. The page's module is imported only then, so a start does not even read it; for the same reason src/
+ * imports @effect/platform's modules by their own paths, never the package's index, which re-exports this module and
+ * put its 1.9 MB in what every start loads (test/Main.test.ts checks what a start loads).
  */
 export const ApiDocsLive = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function*() {

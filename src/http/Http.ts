@@ -1,16 +1,14 @@
 // Part http/: the HTTP surface. Api.ts, the contract; Http.ts, its implementation and serving; RequestBody.ts and
 // Authn.ts, request hardening and authentication; ApiDocs.ts, the OpenAPI document and /docs. Imports engine/, the
 // registry of handlers, and the shared modules.
-import {
-  HttpApiBuilder,
-  HttpApiError,
-  HttpMiddleware,
-  HttpServer,
-  HttpServerError,
-  HttpServerRequest,
-  HttpServerResponse,
-  OpenApi
-} from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiError from "@effect/platform/HttpApiError"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Cause, Duration, Effect, Exit, Layer, Option } from "effect"
 import { Api } from "./Api.js"
 import { ApiDocsLive, describeTaskTypes } from "./ApiDocs.js"
