@@ -51,8 +51,9 @@ export const makeSubmitSemaphore = (): SubmitSemaphore => {
             // Interrupted while waiting: out of the line; or, if the permit had already come, passed on.
             Effect.onInterrupt(() =>
               Effect.sync(() => {
+                const at = waiting.indexOf(caller)
                 if (caller.holds) release()
-                else waiting.splice(waiting.indexOf(caller), 1)
+                else if (at >= 0) waiting.splice(at, 1)
               })
             ),
             Effect.zipRight(Effect.ensuring(effect, Effect.sync(release)))
