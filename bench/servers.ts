@@ -64,7 +64,7 @@ export const launchArgs = (kind: ServerKind, form: SidecarForm, build: Build): R
     : ["--import", "tsx", entryOf(kind)]
 
 /** The V8 flags the image and `npm start` give the sidecar (deploy/Dockerfile, package.json; test/Deploy.test.ts). */
-export const deployedNodeFlags = ["--max-semi-space-size=32"]
+export const deployedNodeFlags: ReadonlyArray<string> = []
 
 export interface StartOptions {
   /** The checkout to run from (a snapshot of this one; see snapshot.ts). */

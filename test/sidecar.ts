@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 /** The node flags the image and `npm start` run it with. */
-export const deployedNodeFlags = ["--max-semi-space-size=32"]
+export const deployedNodeFlags: ReadonlyArray<string> = []
 /** The sidecar's entry point, bundled by test/globalSetup.ts before the tests start. */
 export const sidecarMain = fileURLToPath(new URL("../dist/main.mjs", import.meta.url))
 
