@@ -10,9 +10,11 @@ type Handlers<E> = Layer.Layer<TaskHandlers, E, Readiness | Commands>
  * running `handlers`. Each side is imported when it is used: the client commands load neither SQLite nor the server.
  */
 export const runCli = <E>(handlers: Handlers<E>, argv: ReadonlyArray<string>) => {
-  const serve = Effect.promise(() => import("./Sidecar.js")).pipe(Effect.map(({ runSidecar }) => runSidecar(handlers)))
-  void import("./cli/Cli.js").then(({ runCommandLine }) => runCommandLine(serve, argv))
+  void import("./cli/Cli.js").then(({ runCommandLine }) => runCommandLine(Effect.promise(() => serve(handlers)), argv))
 }
+
+/** Load the server and start it; it owns the process from there (signals, logs, exit code). */
+const serve = <E>(handlers: Handlers<E>) => import("./Sidecar.js").then(({ runSidecar }) => runSidecar(handlers))
 
 /**
  * The process's main program: `sidecar` and `sidecar serve` start the server straight away; any other command (and
@@ -21,7 +23,7 @@ export const runCli = <E>(handlers: Handlers<E>, argv: ReadonlyArray<string>) =>
 export const launch = <E>(handlers: Handlers<E>, argv: ReadonlyArray<string>) => {
   const command = argv.slice(2)
   if (command.length === 0 || (command.length === 1 && command[0] === "serve")) {
-    void import("./Sidecar.js").then(({ runSidecar }) => runSidecar(handlers))
+    void serve(handlers)
   } else {
     runCli(handlers, argv)
   }

@@ -19,6 +19,7 @@ import { TaskHandlers } from "./TaskHandlers.js"
 
 /** The task types whose last successful run decides readiness. */
 export const readinessTypes = { ready: "mark-ready", notReady: "mark-not-ready" } as const
+const readinessTypeNames = [readinessTypes.ready, readinessTypes.notReady]
 
 const isTaskId = Schema.is(TaskId)
 
@@ -102,11 +103,12 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
       semaphore.withPermit(Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const inTime = batch.filter((a) => now - a.arrived < busyMillis)
+        const submittedAt = new Date(now).toISOString()
         const decided = inTime.length === 0 ? [] : yield* store.decideAll(inTime.map((a) => ({
           id: a.id,
           type: a.type,
           params: a.stored,
-          submittedAt: new Date(now).toISOString()
+          submittedAt
         })))
         const decisions = new Map(inTime.map((a, i) => [a, decided[i]!]))
         return yield* Effect.forEach(batch, (a): Effect.Effect<Effect.Effect<SubmitOutcome, StoreError>> => {
@@ -188,7 +190,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const ready = readiness.get
     /** Readiness survives restarts: whichever of mark-ready / mark-not-ready completed last decides. */
     const restoreReadiness = Effect.gen(function*() {
-      const last = yield* store.lastCompleted([readinessTypes.ready, readinessTypes.notReady])
+      const last = yield* store.lastCompleted(readinessTypeNames)
       const wasReady = Option.exists(last, (t) => t.type === readinessTypes.ready)
       yield* readiness.set(wasReady)
       return wasReady
@@ -209,7 +211,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     yield* Effect.forkScoped(recovery.resume)
     const retention = yield* Retention
     if (Option.isSome(retention)) {
-      yield* Effect.forkScoped(pruneForever(store, retention.value, [readinessTypes.ready, readinessTypes.notReady]))
+      yield* Effect.forkScoped(pruneForever(store, retention.value, readinessTypeNames))
     }
     yield* Effect.logInfo("engine started").pipe(Effect.annotateLogs({ rehydrated: recovery.found, ready: readyAtStart }))
 

@@ -133,11 +133,7 @@ export const makeAwaitHttp = (client: HttpClient.HttpClient) =>
  * `await-http`: polls a URL until it answers the expected status. Through Node's own fetch, which loads its HTTP
  * client when first used: a sidecar that never awaits a URL does not load one as it starts. Redirects are answers.
  */
-export const awaitHttp = Effect.map(HttpClient.HttpClient, (client) => {
-  const handler = makeAwaitHttp(client)
-  return {
-    ...handler,
-    run: (params: typeof AwaitHttpParams.Type) =>
-      handler.run(params).pipe(Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }))
-  }
-}).pipe(Effect.provide(FetchHttpClient.layer))
+export const awaitHttp = Effect.map(HttpClient.HttpClient, (client) =>
+  makeAwaitHttp(HttpClient.transform(client, (response) =>
+    Effect.provideService(response, FetchHttpClient.RequestInit, { redirect: "manual" })))
+).pipe(Effect.provide(FetchHttpClient.layer))

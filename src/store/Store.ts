@@ -181,12 +181,17 @@ const listSql = (hasStatus: boolean, hasType: boolean) => {
 const lastCompletedSql = (types: number) =>
   `SELECT ${columns} FROM task_results WHERE status = 'completed' AND type IN (${Array(types).fill("?").join(", ")})
     ORDER BY completed_at DESC, rowid DESC LIMIT 1`
+/** What retention may delete: ended before `?`, and none of `keep` ids. */
+const prunableWhere = (keep: number) =>
+  `status <> 'running' AND completed_at < ? ${keep === 0 ? "" : `AND id NOT IN (${Array(keep).fill("?").join(", ")})`}`
 const pruneSql = (keep: number) =>
-  `DELETE FROM task_results WHERE rowid IN (
-    SELECT rowid FROM task_results WHERE status <> 'running' AND completed_at < ?
-      ${keep === 0 ? "" : `AND id NOT IN (${Array(keep).fill("?").join(", ")})`}
-    LIMIT ?
-  ) RETURNING id`
+  `DELETE FROM task_results WHERE rowid IN (SELECT rowid FROM task_results WHERE ${prunableWhere(keep)} LIMIT ?)
+    RETURNING id`
+const countPrunableSql = (keep: number) => `SELECT count(*) AS n FROM task_results WHERE ${prunableWhere(keep)}`
+// The grace before the first prune of tasks no retention has pruned yet (migration 0008): its end, the one stored or
+// else the one proposed, stored now.
+const graceSql = "UPDATE retention_grace SET ends_at = coalesce(ends_at, ?) RETURNING history, ends_at"
+const endGraceSql = "DELETE FROM retention_grace"
 
 /**
  * How often the database file and volume are checked in the background. Liveness and writes go by the latest
@@ -246,19 +251,22 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       running: db.prepare<Array<unknown>, Pick<TaskRow, "id" | "type" | "run" | "params">>(runningSql),
       resumed: db.prepare(resumedSql),
       ping: db.prepare(pingSql).pluck(),
-      list: [false, true].flatMap((s) => [false, true].map((t) => db.prepare<Array<unknown>, TaskRow>(listSql(s, t))))
+      list: [false, true].flatMap((s) => [false, true].map((t) => db.prepare<Array<unknown>, TaskRow>(listSql(s, t)))),
+      grace: db.prepare<Array<unknown>, { history: string; ends_at: string }>(graceSql),
+      endGrace: db.prepare(endGraceSql)
     }
     // Prepared on first use: their text depends on how many values the call has.
-    const byArity = (make: (n: number) => string) => {
-      const prepared = new Map<number, ReturnType<typeof db.prepare<Array<unknown>, TaskRow>>>()
+    const byArity = <Row>(make: (n: number) => string) => {
+      const prepared = new Map<number, ReturnType<typeof db.prepare<Array<unknown>, Row>>>()
       return (n: number) => {
         let statement = prepared.get(n)
-        if (statement === undefined) prepared.set(n, statement = db.prepare<Array<unknown>, TaskRow>(make(n)))
+        if (statement === undefined) prepared.set(n, statement = db.prepare<Array<unknown>, Row>(make(n)))
         return statement
       }
     }
-    const lastCompletedOf = byArity(lastCompletedSql)
-    const pruneOf = byArity(pruneSql)
+    const lastCompletedOf = byArity<TaskRow>(lastCompletedSql)
+    const pruneOf = byArity<{ id: string }>(pruneSql)
+    const countPrunableOf = byArity<{ n: number }>(countPrunableSql)
 
     const decideOne = (s: Submission): Decision => {
       const started = statements.decide.get(s.id, s.type, s.params, s.submittedAt)
@@ -370,31 +378,22 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       if (fileProblem !== undefined) throw fileProblem
     })
 
-    // The grace before the first prune of tasks no retention has pruned yet (migration 0008). Rarely run, so
-    // prepared per call and kept out of `statements`.
     /**
-     * The grace, when there is one to wait for: where the tasks came from, and its end, the one stored or else
-     * `proposed`, stored now, so that a restart neither restarts nor skips it.
+     * The grace before the first prune of tasks no retention has pruned yet (migration 0008), when there is one to
+     * wait for: where the tasks came from, and its end, the one stored or else `proposed`, stored now, so that a
+     * restart neither restarts nor skips it.
      */
     const grace = (proposed: DateTime.Utc) =>
       step("grace", () =>
         Option.map(
-          Option.fromNullable(
-            db.prepare<Array<unknown>, { history: string; ends_at: string }>(
-              "UPDATE retention_grace SET ends_at = coalesce(ends_at, ?) RETURNING history, ends_at"
-            ).get(DateTime.formatIso(proposed))
-          ),
+          Option.fromNullable(statements.grace.get(DateTime.formatIso(proposed))),
           (row) => ({ history: row.history, endsAt: DateTime.unsafeMake(row.ends_at) })
         ))
     /** The grace is over: later starts prune without waiting. */
-    const endGrace = step("endGrace", () => void db.prepare("DELETE FROM retention_grace").run())
+    const endGrace = step("endGrace", () => void statements.endGrace.run())
     /** How many tasks `prune` would delete with these arguments, all batches together. */
     const countPrunable = (before: DateTime.Utc, keep: ReadonlyArray<string>) =>
-      step("countPrunable", () =>
-        db.prepare<Array<unknown>, number>(
-          `SELECT count(*) FROM task_results WHERE status <> 'running' AND completed_at < ?
-            ${keep.length === 0 ? "" : `AND id NOT IN (${Array(keep.length).fill("?").join(", ")})`}`
-        ).pluck().get(DateTime.formatIso(before), ...keep)!)
+      step("countPrunable", () => countPrunableOf(keep.length).get(DateTime.formatIso(before), ...keep)!.n)
 
     return {
       save,

@@ -12,6 +12,10 @@ import { migrations } from "../../migrations/index.js"
 import { sqlLayer } from "../../src/store/Sql.js"
 import { Store } from "../../src/store/Store.js"
 
+/** task_results as migration 0001 (and the Go sidecar's first schema) made it. */
+const table0001 = `CREATE TABLE task_results (id TEXT PRIMARY KEY, type TEXT, status TEXT, params TEXT,
+  error TEXT NOT NULL DEFAULT '', submitted_at TEXT, completed_at TEXT)`
+
 const tempDb = Effect.map(
   Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-migrate-" })),
   (dir) => `${dir}/sidecar.db`
@@ -88,8 +92,7 @@ describe("migrations", () => {
     Effect.gen(function*() {
       const file = yield* tempDb
       const db = new Database(file)
-      db.exec(`CREATE TABLE task_results (id TEXT PRIMARY KEY, type TEXT, status TEXT, params TEXT,
-        error TEXT NOT NULL DEFAULT '', submitted_at TEXT, completed_at TEXT)`)
+      db.exec(table0001)
       db.prepare("INSERT INTO task_results VALUES (?, ?, ?, ?, ?, ?, ?)").run(
         "11111111-1111-4111-8111-111111111111",
         "run-command",
@@ -189,8 +192,7 @@ describe("0008: the grace before retention first prunes a file", () => {
     Effect.gen(function*() {
       const file = yield* tempDb
       const db = new Database(file)
-      db.exec(`CREATE TABLE task_results (id TEXT PRIMARY KEY, type TEXT, status TEXT, params TEXT,
-        error TEXT NOT NULL DEFAULT '', submitted_at TEXT, completed_at TEXT)`)
+      db.exec(table0001)
       db.close()
       insertTask(file)
       yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))
