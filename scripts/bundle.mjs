@@ -5,6 +5,7 @@
 //   node scripts/bundle.mjs [entry ...] [--outdir DIR]      (default: src/main.ts into dist/)
 import { build } from "esbuild"
 import { rmSync } from "node:fs"
+import { readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -28,6 +29,37 @@ const undiciOnDemand = {
     })
 }
 
+/**
+ * `import { Effect, Schema } from "effect"` (the house style) names the package's index, whose `export * as Effect`
+ * makes esbuild keep every export of every module named so: the whole of effect's Schema, Stream... in each start.
+ * Rewritten, while bundling, to one `import * as Effect from "effect/Effect"` per module, esbuild keeps only what is
+ * used (the start loads 1.1 MB instead of 1.8). Only the barrels below, only their capitalised module names; the
+ * rewritten imports stay on the line they came from, so the source map still points at the right lines.
+ */
+const barrels = ["effect", "@effect/sql", "@effect/sql-sqlite-node", "@effect/cli"]
+const barrelImport = new RegExp(`^import (type )?\\{([^}]*)\\} from "(${barrels.join("|")})"`, "gm")
+export const importModulesNotBarrels = (source) =>
+  source.replace(barrelImport, (whole, allTypes, names, pkg) => {
+    const kept = []
+    const modules = []
+    for (const spec of names.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+      const type = allTypes !== undefined || spec.startsWith("type ")
+      const name = spec.replace(/^type /, "")
+      if (/^[A-Z]\w*$/.test(name)) modules.push(`import ${type ? "type " : ""}* as ${name} from "${pkg}/${name}"`)
+      else kept.push(spec)
+    }
+    if (kept.length > 0) modules.push(`import ${allTypes ?? ""}{ ${kept.join(", ")} } from "${pkg}"`)
+    return modules.join("; ") + "\n".repeat(whole.split("\n").length - 1)
+  })
+const modulesNotBarrels = {
+  name: "modules-not-barrels",
+  setup: (build) =>
+    build.onLoad({ filter: /\.ts$/ }, async (args) => {
+      if (args.path.includes("/node_modules/")) return undefined
+      return { contents: importModulesNotBarrels(await readFile(args.path, "utf8")), loader: "ts" }
+    })
+}
+
 /** Bundle `entryPoints` (paths relative to `cwd`) into `outdir`, each entry `<name>.mjs`. */
 export const bundle = (entryPoints, outdir, cwd = process.cwd()) => {
   // chunks are named by content: those of an earlier build would pile up
@@ -48,7 +80,7 @@ export const bundle = (entryPoints, outdir, cwd = process.cwd()) => {
     banner: { js: "import { createRequire as __sidecarRequire } from \"node:module\"; const require = __sidecarRequire(import.meta.url);" },
     logLevel: "warning",
     metafile: true,
-    plugins: [undiciOnDemand]
+    plugins: [undiciOnDemand, modulesNotBarrels]
   })
 }
 
