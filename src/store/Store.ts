@@ -178,8 +178,10 @@ const listSql = (hasStatus: boolean, hasType: boolean) => {
   return `SELECT ${columns} FROM task_results ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
     ORDER BY submitted_at DESC, rowid DESC LIMIT ?`
 }
+// `+status`: with two types or more, SQLite otherwise picks the status index and sorts every completed task (100 ms on
+// 100k rows, at each start and each retention pass); the type index reads only the tasks of these types.
 const lastCompletedSql = (types: number) =>
-  `SELECT ${columns} FROM task_results WHERE status = 'completed' AND type IN (${Array(types).fill("?").join(", ")})
+  `SELECT ${columns} FROM task_results WHERE +status = 'completed' AND type IN (${Array(types).fill("?").join(", ")})
     ORDER BY completed_at DESC, rowid DESC LIMIT 1`
 /** What retention may delete: ended before `?`, and none of `keep` ids. */
 const prunableWhere = (keep: number) =>

@@ -2,6 +2,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { DateTime, Effect, Layer, Option } from "effect"
 import type { TaskId } from "../../src/Domain.js"
 import { Task } from "../../src/Domain.js"
+import { Sqlite } from "../../src/store/Sqlite.js"
 import { Store } from "../../src/store/Store.js"
 import { SqlMemory } from "../layers.js"
 
@@ -107,4 +108,28 @@ describe("Store listing", () => {
       const last = yield* store.lastCompleted(["mark-ready", "mark-not-ready"])
       expect(Option.map(last, (t) => t.id)).toEqual(Option.some(id(2)))
     }).pipe(Effect.provide(Store.Default.pipe(Layer.provide(SqlMemory)))))
+
+  // Every start and every retention pass asks this; a plan through the status index sorted every completed task.
+  it.effect("lastCompleted reads the given types' rows through the type index, not every completed task", () =>
+    Effect.gen(function*() {
+      const db = yield* Sqlite
+      const prepared: Array<string> = []
+      const recording = new Proxy(db, {
+        get: (target, key) =>
+          key === "prepare"
+            ? (text: string) => {
+              prepared.push(text)
+              return target.prepare(text)
+            }
+            : Reflect.get(target, key, target)
+      })
+      const store = yield* Store.pipe(Effect.provide(Store.Default.pipe(Layer.provide(Layer.succeed(Sqlite, recording)))))
+      prepared.length = 0
+      yield* store.lastCompleted(["mark-ready", "mark-not-ready"])
+      expect(prepared).toHaveLength(1)
+      const plan = (db.prepare(`EXPLAIN QUERY PLAN ${prepared[0]}`).all("a", "b") as Array<{ detail: string }>)
+        .map((row) => row.detail).join("; ")
+      expect(plan).toMatch(/SEARCH task_results USING INDEX idx_task_results_type_submitted_at \(type=\?\)/)
+      expect(plan).not.toMatch(/status/)
+    }).pipe(Effect.scoped, Effect.provide(SqlMemory)))
 })
