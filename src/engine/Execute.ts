@@ -1,7 +1,21 @@
-import { Cause, Clock, DateTime, Duration, Effect, Either, Exit, Option, ParseResult, Schedule, Schema } from "effect"
+import {
+  Cause,
+  Clock,
+  DateTime,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  LogLevel,
+  Option,
+  ParseResult,
+  Schedule,
+  Schema
+} from "effect"
 import type { TaskId } from "../Domain.js"
 import { formatIssues, InvalidParams, TaskError } from "../Errors.js"
 import { groupCommit } from "./GroupCommit.js"
+import { logAnnotated } from "../Logging.js"
 import type { Metrics } from "../Metrics.js"
 import type { Completion, Store } from "../store/Store.js"
 import type { TaskHandler } from "./TaskHandlers.js"
@@ -84,7 +98,6 @@ const runnerOf = (handler: TaskHandler) => {
 }
 
 const startedLine = Effect.logDebug("task started")
-const completedLine = Effect.logInfo("task completed")
 // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
 const interruptedLine = Effect.logInfo("task interrupted; it stays running until resumed or deleted")
 
@@ -125,14 +138,15 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
         if (Option.isNone(failure) && Cause.isDie(cause)) yield* metrics.crashed(task.type)
         yield* Option.match(failure, {
           onSome: (e) =>
-            Effect.logWarning("task failed").pipe(Effect.annotateLogs(
-              "taskError",
-              e._tag === "TaskError"
+            logAnnotated(LogLevel.Warning, "task failed", {
+              elapsedMs,
+              error,
+              taskError: e._tag === "TaskError"
                 ? { task: e.task, operation: e.operation, message: e.message, hint: e.hint, retryable: e.retryable }
                 : { message: e.error }
-            )),
-          onNone: () => Effect.logError("task failed: handler crashed", cause)
-        }).pipe(Effect.annotateLogs({ elapsedMs, error }))
+            }),
+          onNone: () => logAnnotated(LogLevel.Error, "task failed: handler crashed", { elapsedMs, error }, cause)
+        })
       })
     }
 
@@ -143,7 +157,7 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
         if (Exit.isFailure(exit)) return failed(task, exit.cause, completedAt, elapsedMs)
         return finish(task, { status: "completed", result: exit.value, completedAt }).pipe(
           Effect.zipRight(metrics.finished(task.type, "completed", elapsedMs / 1000)),
-          Effect.zipRight(Effect.annotateLogs(completedLine, "elapsedMs", elapsedMs))
+          Effect.zipRight(logAnnotated(LogLevel.Info, "task completed", { elapsedMs }))
         )
       })
 

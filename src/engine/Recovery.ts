@@ -1,5 +1,6 @@
-import { DateTime, Effect } from "effect"
+import { DateTime, Effect, LogLevel } from "effect"
 import type { TaskId } from "../Domain.js"
+import { logAnnotated } from "../Logging.js"
 import type { Completion, RunningTask, Store } from "../store/Store.js"
 import type { TaskHandler } from "./TaskHandlers.js"
 
@@ -36,9 +37,11 @@ export const recoverRuns = (options: {
           error: `no handler registered for task type: ${task.type}`,
           completedAt: yield* DateTime.now
         })
-        yield* Effect.logWarning("task could not be resumed: no handler registered for task type").pipe(
-          Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
-        )
+        yield* logAnnotated(LogLevel.Warning, "task could not be resumed: no handler registered for task type", {
+          taskId: task.id,
+          type: task.type,
+          run: task.run
+        })
       }), { concurrency: "unbounded", discard: true })
     if (resumable.length > 0) yield* store.resumedRunning
 
@@ -64,8 +67,7 @@ export const recoverRuns = (options: {
       Effect.flatMap(turns.take(1), () => {
         // deleted while it waited: nothing to resume
         if (!line.has(task.id)) return turns.release(1)
-        return Effect.logInfo("task resumed").pipe(
-          Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run }),
+        return logAnnotated(LogLevel.Info, "task resumed", { taskId: task.id, type: task.type, run: task.run }).pipe(
           Effect.zipRight(Effect.sync(() => start(task, handler, turns.release(1)))),
           Effect.zipRight(forget(task.id))
         )
