@@ -10,6 +10,7 @@ import { loggerFor } from "./Logging.js"
 import { Metrics } from "./Metrics.js"
 import { Shutdown } from "./Shutdown.js"
 import { Readiness } from "./engine/Readiness.js"
+import { ResumeGate } from "./engine/Recovery.js"
 import { Commands } from "./handlers/RunCommand.js"
 import { SqlLive } from "./store/Sql.js"
 import type { TaskHandlers } from "./engine/TaskHandlers.js"
@@ -129,15 +130,19 @@ const ShutdownWatchdog = Layer.scopedDiscard(
  * Readiness and Commands services the sidecar provides).
  */
 export const SidecarLive = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness | Commands>) =>
-  // Provided outermost, the engine is built before the server listens and closed after it has drained.
-  HttpFromConfig.pipe(
-    Layer.provide(ServerLive),
-    Layer.provide(Engine.Default),
-    Layer.provide(handlers),
-    Layer.provide([Readiness.Default, Commands.Live, SqlLive, MetricsLive]),
-    Layer.provide(StartupLog),
-    Layer.provide(ShutdownWatchdog),
-    Layer.provide(Shutdown.Default)
+  // Provided outermost, the engine is built before the server listens and closed after it has drained; the runs a
+  // previous process left resume once the server listens.
+  ResumeGate.open.pipe(
+    Layer.provide(HttpFromConfig.pipe(
+      Layer.provide(ServerLive),
+      Layer.provide(Engine.Default),
+      Layer.provide(handlers),
+      Layer.provide([Readiness.Default, Commands.Live, SqlLive, MetricsLive]),
+      Layer.provideMerge(ResumeGate.layer),
+      Layer.provide(StartupLog),
+      Layer.provide(ShutdownWatchdog),
+      Layer.provide(Shutdown.Default)
+    ))
   )
 
 /** One line: the error's message, then its causes' (a failed migration says why only in its cause). */

@@ -67,7 +67,11 @@ describe("the sidecar process", () => {
       // readiness comes back from the store before anything is submitted
       expect((yield* request(`${second.url}/v0/healthz`)).status).toBe(200)
       expect((yield* request(`${second.url}/v0/status`)).json).toEqual({ status: "Ready" })
-      expect(second.logs().find((l) => l.message === "task resumed")?.annotations).toMatchObject({ taskId: ID, run: 1 })
+      // the run resumes once the server listens, not before
+      const logs = yield* pollUntil(Effect.sync(second.logs), (ls) => ls.some((l) => l.message === "task resumed"))
+      const resumedAt = logs.findIndex((l) => l.message === "task resumed")
+      expect(logs[resumedAt]?.annotations).toMatchObject({ taskId: ID, run: 1 })
+      expect(logs.findIndex((l) => l.message.startsWith("Listening on"))).toBeLessThan(resumedAt)
       expect((yield* request(`${second.url}/v0/tasks/${ID}`)).json).toMatchObject({ status: "running", run: 1 })
       expect((yield* request(`${second.url}/v0/tasks/${ID}`, { method: "DELETE" })).status).toBe(204)
       expect(yield* second.stop("SIGINT")).toBe(0)

@@ -1,8 +1,19 @@
-import { DateTime, Effect, LogLevel } from "effect"
+import { Context, DateTime, Deferred, Effect, Layer, LogLevel } from "effect"
 import type { TaskId } from "../Domain.js"
 import { logAnnotated } from "../Logging.js"
 import type { Completion, RunningTask, Store } from "../store/Store.js"
 import type { TaskHandler } from "./TaskHandlers.js"
+
+/**
+ * Where there is one, crash recovery resumes runs only once it is open: the server opens it once it listens, so that
+ * the probes answer at a start as on an empty database instead of after thousands of resumed runs have raced the
+ * server's own start for the CPU. Without one (the engine alone), runs resume at once.
+ */
+export class ResumeGate extends Context.Tag("sidecar/ResumeGate")<ResumeGate, Deferred.Deferred<void>>() {
+  static readonly layer = Layer.effect(ResumeGate, Deferred.make<void>())
+  /** Open the gate (a layer, built after the server's). */
+  static readonly open = Layer.effectDiscard(Effect.flatMap(ResumeGate, (gate) => Deferred.succeed(gate, undefined)))
+}
 
 /** Runs left by a previous process that are resumed at once; the rest wait for one of them to end. */
 const resumeConcurrency = 64

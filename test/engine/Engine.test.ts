@@ -5,6 +5,7 @@ import type { SubmitTask } from "../../src/Domain.js"
 import { Engine } from "../../src/engine/Engine.js"
 import { TaskError } from "../../src/Errors.js"
 import { Readiness } from "../../src/engine/Readiness.js"
+import { ResumeGate } from "../../src/engine/Recovery.js"
 import { Store } from "../../src/store/Store.js"
 import { engineOver, engineWithStore, InterleavingStore, Probe, SqlMemory, SqlTest, withFreshEngine } from "../layers.js"
 
@@ -302,6 +303,25 @@ describe("shutdown and recovery", () => {
       const resumed = yield* withFreshEngine(settled(ID))
       expect(resumed).toMatchObject({ status: "completed", run: 1 })
       expect(probe.runs("resume")).toBe(2)
+    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
+
+  it.effect("with a resume gate (the server's), runs left running resume only once it opens", () =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      yield* probe.hold("gated")
+      yield* withFreshEngine(probeTask("gated", { hold: true }, ID))
+      yield* probe.release("gated")
+      const gate = yield* Deferred.make<void>()
+      const resumed = yield* withFreshEngine(Effect.gen(function*() {
+        // the engine has started; had it forked the resumption unconditionally, these turns would have run it
+        for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+        expect(probe.runs("gated")).toBe(1)
+        expect(yield* Effect.flatMap(Engine, (e) => e.get(ID))).toMatchObject({ status: "running", run: 1 })
+        yield* Deferred.succeed(gate, undefined)
+        return yield* settled(ID)
+      })).pipe(Effect.provideService(ResumeGate, gate))
+      expect(resumed).toMatchObject({ status: "completed", run: 1 })
+      expect(probe.runs("gated")).toBe(2)
     }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
 
   it.effect("a resumed re-execution keeps its run number", () =>

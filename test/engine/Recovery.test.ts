@@ -66,7 +66,7 @@ describe("crash recovery (kill -9)", () => {
       const present = new Map(taskRows(ws.db).map((r) => [r.id, r]))
       for (const id of [...longIds, ...quickIds]) expect(present.has(id)).toBe(true)
       for (const id of longIds) expect(present.get(id)).toMatchObject({ status: "running", run: 1 })
-      expect(third.logs().filter((l) => l.message === "task resumed").length).toBeGreaterThanOrEqual(5)
+      yield* pollUntil(Effect.sync(third.logs), (ls) => ls.filter((l) => l.message === "task resumed").length >= 5)
 
       ws.release()
       yield* allTerminal(ws.db)
