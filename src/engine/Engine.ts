@@ -1,7 +1,7 @@
 // Part engine/: what a submit means and what a run does. Engine.ts, the service; SubmitSemaphore.ts and GroupCommit.ts,
 // how submits are decided and written; Execute.ts, one run; Recovery.ts, crash recovery; Readiness.ts, Retention.ts,
 // TaskHandlers.ts, the registry of task types. Imports store/ and the shared modules, never the parts above it.
-import { Clock, Deferred, Duration, Effect, Either, Fiber, FiberMap, LogLevel, Option, Schema } from "effect"
+import { Clock, Duration, Effect, Either, Fiber, FiberMap, LogLevel, Option, Schema } from "effect"
 import type { SubmitOutcome, TaskFilter } from "../Domain.js"
 import { type SubmitTask, TaskId } from "../Domain.js"
 import { Retention } from "../Config.js"
@@ -13,7 +13,7 @@ import { Metrics } from "../Metrics.js"
 import { Readiness } from "./Readiness.js"
 import { pruneForever } from "./Retention.js"
 import { busyTimeout, type Decision, encodeJson, Store } from "../store/Store.js"
-import { recoverRuns, ResumeGate } from "./Recovery.js"
+import { recoverRuns } from "./Recovery.js"
 import { makeSubmitSemaphore } from "./SubmitSemaphore.js"
 import type { TaskHandler } from "./TaskHandlers.js"
 import { TaskHandlers } from "./TaskHandlers.js"
@@ -209,10 +209,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
       start: (task, handler, ended) =>
         fork(task.id, Effect.ensuring(execute(task, handler, decodeParams(handler, task.params)), ended))
     })
-    const gate = yield* Effect.serviceOption(ResumeGate)
-    yield* Effect.forkScoped(
-      Option.isSome(gate) ? Effect.zipRight(Deferred.await(gate.value), recovery.resume) : recovery.resume
-    )
+    yield* Effect.forkScoped(recovery.resume)
     const retention = yield* Retention
     if (Option.isSome(retention)) {
       yield* Effect.forkScoped(pruneForever(store, retention.value, readinessTypeNames))

@@ -1,4 +1,4 @@
-import { Context, DateTime, Deferred, Effect, Layer, LogLevel } from "effect"
+import { Context, DateTime, Deferred, Effect, Layer, LogLevel, Option } from "effect"
 import type { TaskId } from "../Domain.js"
 import { logAnnotated } from "../Logging.js"
 import type { Completion, RunningTask, Store } from "../store/Store.js"
@@ -13,6 +13,11 @@ export class ResumeGate extends Context.Tag("sidecar/ResumeGate")<ResumeGate, De
   static readonly layer = Layer.effect(ResumeGate, Deferred.make<void>())
   /** Open the gate (a layer, built after the server's). */
   static readonly open = Layer.effectDiscard(Effect.flatMap(ResumeGate, (gate) => Deferred.succeed(gate, undefined)))
+  /** Until the gate is open; at once where there is none. */
+  static readonly passed = Effect.flatMap(
+    Effect.serviceOption(ResumeGate),
+    Option.match({ onNone: () => Effect.void, onSome: Deferred.await })
+  )
 }
 
 /** Runs left by a previous process that are resumed at once; the rest wait for one of them to end. */
@@ -20,9 +25,9 @@ const resumeConcurrency = 64
 
 /**
  * Crash recovery, the engine's start: the runs a previous process left `running`. Those whose type has no handler
- * any more fail at once; the resumption of the others is counted, in one statement. `resume` (forked once the server
- * can listen) then starts them again, `resumeConcurrency` at a time, with the same run number: finishing an
- * interrupted run is not a new run. Until its turn a task waits in line: `turn` waits for it, `forget` takes it out.
+ * any more fail at once; the resumption of the others is counted, in one statement. `resume` (forked by the engine)
+ * waits for the ResumeGate, then starts them again, `resumeConcurrency` at a time, with the same run number: finishing
+ * an interrupted run is not a new run. Until its turn a task waits in line: `turn` waits for it, `forget` takes it out.
  */
 export const recoverRuns = (options: {
   readonly store: Store
@@ -87,7 +92,7 @@ export const recoverRuns = (options: {
     return {
       /** How many runs the previous process left running. */
       found: running.length,
-      resume: Effect.forEach(resumable, resumeOne, { discard: true }),
+      resume: Effect.zipRight(ResumeGate.passed, Effect.forEach(resumable, resumeOne, { discard: true })),
       turn,
       forget
     } as const
