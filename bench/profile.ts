@@ -174,7 +174,7 @@ export const summarise = (profile: CpuProfile, top = 20, fromMs = 0): ProfileSum
 }
 
 /**
- * The profile with a bundle's frames (scripts/bundle.mjs's output, dist/<server>/*.mjs in the snapshot) mapped back
+ * The profile with a bundle's frames (scripts/bundle.mjs's output, dist/<server>/server.cjs in the snapshot, run by its loader under its path) mapped back
  * through the bundle's source map, while it is there, to where each function was written: the snapshot's
  * src/Engine.ts, or a package's own source (effect/src/ParseResult.ts: esbuild follows the packages' source maps),
  * so that the groups and markers see modules, not one file. tsc's output and unbundled packages are left as they
@@ -186,7 +186,7 @@ export const unbundle = (profile: CpuProfile): CpuProfile => {
     if (!maps.has(url)) {
       let map: SourceMap | undefined
       try {
-        const file = `${fileURLToPath(url)}.map`
+        const file = `${url.startsWith("file:") ? fileURLToPath(url) : url}.map`
         if (existsSync(file)) map = new SourceMap(JSON.parse(readFileSync(file, "utf8")))
       } catch {
         map = undefined
@@ -199,12 +199,12 @@ export const unbundle = (profile: CpuProfile): CpuProfile => {
     ...profile,
     nodes: profile.nodes.map((node) => {
       const frame = node.callFrame
-      if (!frame.url.startsWith("file:") || !frame.url.endsWith(".mjs") || frame.url.includes("/node_modules/")) return node
+      if (!/^(file:|\/).*\.[cm]js$/.test(frame.url) || frame.url.includes("/node_modules/")) return node
       const entry = mapOf(frame.url)?.findEntry(frame.lineNumber, frame.columnNumber)
       if (entry === undefined || !("originalSource" in entry)) return node
       return {
         ...node,
-        callFrame: { ...frame, url: new URL(entry.originalSource, frame.url).href, lineNumber: entry.originalLine, columnNumber: entry.originalColumn }
+        callFrame: { ...frame, url: new URL(entry.originalSource, frame.url.startsWith("file:") ? frame.url : pathToFileURL(frame.url)).href, lineNumber: entry.originalLine, columnNumber: entry.originalColumn }
       }
     })
   }

@@ -35,11 +35,16 @@ export const snapshot = (dir: string, commit?: string): string => {
 export const buildOf = (dir: string): Build => (existsSync(join(dir, "migrations", "index.ts")) ? "bundle" : "tsc")
 
 /** scripts/bundle.mjs's `bundle`. */
-type BundleFn = (entryPoints: ReadonlyArray<string>, outdir: string, cwd?: string) => Promise<unknown>
+type BundleFn = (
+  entryPoints: ReadonlyArray<string>,
+  outdir: string,
+  cwd?: string,
+  options?: { readonly train?: boolean }
+) => Promise<unknown>
 
 /**
  * The servers' bundles: the sidecar's entry and the floor's, each bundled alone into a folder of its own, as
- * scripts/bundle.mjs bundles src/main.ts (so neither shares chunks with the other).
+ * scripts/bundle.mjs bundles src/main.ts.
  */
 export const serverBundles: ReadonlyArray<readonly [entry: string, outdir: string]> = [
   ["bench/server.ts", bundleDirOf("sidecar")],
@@ -50,17 +55,19 @@ export const serverBundles: ReadonlyArray<readonly [entry: string, outdir: strin
  * Bundle each `[entry, outdir]` of the snapshot `dir` (paths relative to it) with this checkout's
  * scripts/bundle.mjs, one `bundle()` call per entry, exactly as `npm run build` bundles the product: the snapshot's
  * own src/ and migrations/ go into the bundle, the packages come from node_modules (linked into the snapshot),
- * better-sqlite3 stays outside. Each entry becomes `<outdir>/<name>.mjs` (plus chunks). Returns the ms it took.
+ * better-sqlite3 stays outside. Each entry becomes `<outdir>/<name>.mjs`, the loader of its bundle `<name>.cjs` and
+ * of the code cache of a training start (as the product). Returns the ms it took.
  */
 export const bundleSnapshot = async (
   dir: string,
-  bundles: ReadonlyArray<readonly [entry: string, outdir: string]>
+  bundles: ReadonlyArray<readonly [entry: string, outdir: string]>,
+  options: { readonly train?: boolean } = {}
 ): Promise<number> => {
   const started = performance.now()
   const { bundle } = (await import(pathToFileURL(join(root, "scripts", "bundle.mjs")).href)) as { bundle: BundleFn }
   for (const [entry, outdir] of bundles) {
     try {
-      await bundle([entry], outdir, dir)
+      await bundle([entry], outdir, dir, options)
     } catch (e) {
       throw new Error(`scripts/bundle.mjs could not bundle the snapshot's ${entry}:\n${e instanceof Error ? e.message : String(e)}`)
     }

@@ -1,18 +1,21 @@
-// The server as it is deployed and started: src/main.ts bundled with esbuild into dist/main.mjs, plus chunks for
-// what only some commands load (the CLI and its HTTP client, await-http's HTTP client). A start then reads one file
-// of the server's own code instead of resolving and compiling some 900 modules: most of a start on Node 20.
-// better-sqlite3 stays outside: it is a native addon, loaded from node_modules.
+// The server as it is deployed and started: src/main.ts bundled with esbuild into one CommonJS file, dist/main.cjs,
+// run by its loader dist/main.mjs from the code cache of a training start (see `loaderSource`). A start then reads
+// one file of the server's own code instead of resolving and compiling some 900 modules, and compiles none of it
+// itself. better-sqlite3 stays outside: it is a native addon, loaded from node_modules.
 //   node scripts/bundle.mjs [entry ...] [--outdir DIR]      (default: src/main.ts into dist/)
 import { build } from "esbuild"
-import { rmSync } from "node:fs"
+import { spawn } from "node:child_process"
+import { createHash } from "node:crypto"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { readFile } from "node:fs/promises"
-import { join } from "node:path"
-import { fileURLToPath } from "node:url"
+import { tmpdir } from "node:os"
+import { basename, join } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
 
 /**
  * @effect/platform-node's server module imports its client module (for its test layer), which imports undici: a
  * megabyte of CommonJS that esbuild must keep, side effects unknown, wherever it is imported. Declared free of side
- * effects, undici goes only where it is used: the chunks of the CLI's client and of await-http, loaded on demand.
+ * effects, undici goes only where it is used: nowhere (the CLI's client and await-http use Node's fetch).
  */
 const undiciOnDemand = {
   name: "undici-on-demand",
@@ -28,6 +31,28 @@ const undiciOnDemand = {
       return { ...resolved, sideEffects: false }
     })
 }
+
+/**
+ * Swagger UI's page (1.9 MB of JavaScript and CSS in @effect/platform, as one module of two strings) would be half the
+ * bundle, and a start reads the whole bundle: about 20 ms here. It goes into `<outdir>/swagger-ui.json` instead,
+ * read when GET /docs first imports it.
+ */
+const swaggerUiBeside = (outdir) => ({
+  name: "swagger-ui-beside",
+  setup: (build) =>
+    build.onLoad({ filter: /[\\/]@effect[\\/]platform[\\/]dist[\\/]esm[\\/]internal[\\/]httpApiSwagger\.js$/ }, async (args) => {
+      const { javascript, css } = await import(pathToFileURL(args.path).href)
+      writeFileSync(join(outdir, "swagger-ui.json"), JSON.stringify({ javascript, css }))
+      return {
+        contents: `import { readFileSync } from "node:fs"
+import { join } from "node:path"
+const page = JSON.parse(readFileSync(join(__dirname, "swagger-ui.json"), "utf8"))
+export const javascript = page.javascript
+export const css = page.css`,
+        loader: "js"
+      }
+    })
+})
 
 /**
  * `import { Effect, Schema } from "effect"` (the house style) names the package's index, whose `export * as Effect`
@@ -60,28 +85,126 @@ const modulesNotBarrels = {
     })
 }
 
-/** Bundle `entryPoints` (paths relative to `cwd`) into `outdir`, each entry `<name>.mjs`. */
-export const bundle = (entryPoints, outdir, cwd = process.cwd()) => {
-  // chunks are named by content: those of an earlier build would pile up
-  rmSync(join(cwd, outdir), { recursive: true, force: true })
-  return build({
-    absWorkingDir: cwd,
-    entryPoints,
-    outdir,
-    outExtension: { ".js": ".mjs" },
-    bundle: true,
-    splitting: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    external: ["better-sqlite3"],
-    sourcemap: "linked",
-    // CommonJS packages in the bundle (prom-client, ws...) require Node's built-in modules.
-    banner: { js: "import { createRequire as __sidecarRequire } from \"node:module\"; const require = __sidecarRequire(import.meta.url);" },
-    logLevel: "warning",
-    metafile: true,
-    plugins: [undiciOnDemand, modulesNotBarrels]
+/**
+ * The entry's loader, `<name>.mjs`: what `node dist/main.mjs` runs. It compiles the bundle `<name>.cjs` from the code
+ * cache V8 wrote at the end of a training start (`trainCodeCache`), so that a start neither parses the bundle nor
+ * compiles, function by function, the code a start runs: on Node 20 a cache can only be given to a classic script
+ * (`vm.Script`), hence the CommonJS bundle. V8 refuses a cache made by another node or with other V8 flags, and the
+ * loader then compiles from source as before, saying so on stderr. The cache's name carries the bundle's hash, so
+ * a cache is only ever read with the bundle it was made from.
+ */
+const loaderSource = (name, cacheName) => `// Written by scripts/bundle.mjs: runs ${name}.cjs from V8's code cache when there is a usable one.
+import { readFileSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import { Script } from "node:vm"
+
+const bundle = fileURLToPath(new URL(${JSON.stringify(`./${name}.cjs`)}, import.meta.url))
+const cache = fileURLToPath(new URL(${JSON.stringify(`./${cacheName}`)}, import.meta.url))
+let cachedData
+try {
+  cachedData = readFileSync(cache)
+} catch {
+  cachedData = undefined
+}
+// the prefix stays on the bundle's first line: line numbers (stack traces, the source map) are the bundle's own
+const script = new Script(\`(function (require, module, exports, __filename, __dirname) {\${readFileSync(bundle, "utf8")}\n})\`, {
+  filename: bundle,
+  cachedData
+})
+if (script.cachedDataRejected === true) {
+  process.stderr.write(${JSON.stringify(`${name}.cjs: its code cache (${cacheName}) was made by another node or with other V8 flags; compiling from source (a slower start)\n`)})
+}
+if (process.env[${JSON.stringify(trainingVariable)}] === "1") {
+  process.once("exit", () => writeFileSync(cache, script.createCachedData()))
+}
+const module = { exports: {} }
+script.runInThisContext()(createRequire(bundle), module, module.exports, bundle, fileURLToPath(new URL(".", import.meta.url)))
+`
+
+/** Set for a training start: its loader writes the code cache when the process exits. */
+const trainingVariable = "SIDECAR_CODE_CACHE_TRAINING"
+
+/**
+ * Start `loader` once as a server on a fresh database in a temporary folder (as a first start in a pod), ask it for
+ * /v0/livez once it listens, and stop it with SIGTERM: its loader writes the code cache of everything that start
+ * compiled. Servers print `Listening on <url>` (the sidecar and the bench's floor alike). A start that fails leaves
+ * no cache (the loader then compiles from source), and says why; the build goes on.
+ */
+export const trainCodeCache = (loader, cwd) =>
+  new Promise((resolve) => {
+    const dir = mkdtempSync(join(tmpdir(), "sidecar-code-cache-"))
+    const child = spawn(process.execPath, [loader], {
+      cwd,
+      env: {
+        ...process.env,
+        [trainingVariable]: "1",
+        SIDECAR_HOST: "127.0.0.1",
+        SIDECAR_PORT: "0",
+        SIDECAR_DB: join(dir, "training.db")
+      },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    let asked = false
+    const giveUp = setTimeout(() => child.kill("SIGKILL"), 30_000)
+    const onOutput = (chunk) => {
+      output += chunk
+      const listening = /Listening on (http:\/\/[^"\s]+)/.exec(output)
+      if (listening === null || asked) return
+      asked = true
+      fetch(`${listening[1]}/v0/livez`).then((res) => res.arrayBuffer()).catch(() => undefined).finally(() =>
+        child.kill("SIGTERM")
+      )
+    }
+    child.stdout.setEncoding("utf8").on("data", onOutput)
+    child.stderr.setEncoding("utf8").on("data", onOutput)
+    child.on("exit", (code, signal) => {
+      clearTimeout(giveUp)
+      rmSync(dir, { recursive: true, force: true })
+      const trained = asked && signal === null
+      if (!trained) {
+        process.stderr.write(`scripts/bundle.mjs: no code cache for ${loader} (its training start ended: code ${code}, ${signal}):\n${output}\n`)
+      }
+      resolve(trained)
+    })
   })
+
+/**
+ * Bundle each of `entryPoints` (paths relative to `cwd`) into `outdir` as one CommonJS file, `<name>.cjs`, with its
+ * loader `<name>.mjs` and, after a training start, its code cache. Code that only some commands use (the CLI,
+ * Swagger UI's page) is in the bundle but neither compiled nor run by a start: esbuild runs a dynamically imported
+ * module when it is first imported, and V8 compiles a function when it is first called.
+ */
+export const bundle = async (entryPoints, outdir, cwd = process.cwd(), { train = true } = {}) => {
+  rmSync(join(cwd, outdir), { recursive: true, force: true })
+  mkdirSync(join(cwd, outdir), { recursive: true })
+  const results = []
+  for (const entry of entryPoints) {
+    const name = basename(entry).replace(/\.[cm]?[jt]s$/, "")
+    const result = await build({
+      absWorkingDir: cwd,
+      entryPoints: [entry],
+      outfile: join(outdir, `${name}.cjs`),
+      bundle: true,
+      format: "cjs",
+      platform: "node",
+      target: "node20",
+      external: ["better-sqlite3"],
+      sourcemap: "linked",
+      // The sources are ES modules, always strict: so is their bundle (the ES module bundle was, CommonJS packages in it included).
+      banner: { js: "\"use strict\";" },
+      logLevel: "warning",
+      metafile: true,
+      plugins: [undiciOnDemand, modulesNotBarrels, swaggerUiBeside(join(cwd, outdir))]
+    })
+    const hash = createHash("sha256").update(readFileSync(join(cwd, outdir, `${name}.cjs`))).digest("hex").slice(0, 16)
+    const loader = join(outdir, `${name}.mjs`)
+    writeFileSync(join(cwd, loader), loaderSource(name, `${name}.${hash}.codecache`))
+    if (train) await trainCodeCache(loader, cwd)
+    results.push(result)
+  }
+  return results
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

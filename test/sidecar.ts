@@ -16,6 +16,8 @@ export interface Sidecar {
   readonly child: ChildProcess
   /** Every JSON log line printed so far. */
   readonly logs: () => ReadonlyArray<{ message: string; annotations: Record<string, unknown> }>
+  /** Everything printed on stderr so far. */
+  readonly stderr: () => string
   /** Send `signal` and wait (bounded) for the exit code. */
   readonly stop: (signal?: NodeJS.Signals) => Effect.Effect<number | null>
 }
@@ -69,7 +71,7 @@ export const startSidecar = (env: Record<string, string>) =>
           Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("sidecar did not exit") }),
           Effect.orDie
         )
-      return { url, child, logs: () => lines, stop } satisfies Sidecar
+      return { url, child, logs: () => lines, stderr: () => stderr, stop } satisfies Sidecar
     }),
     (sidecar) => Effect.sync(() => sidecar.child.exitCode === null && sidecar.child.kill("SIGKILL"))
   )
