@@ -33,7 +33,7 @@ const undiciOnDemand = {
 }
 
 /**
- * Swagger UI's page (1.9 MB of JavaScript and CSS in @effect/platform, as one module of two strings) would be half the
+ * Swagger UI's page (1.9 MB of JavaScript and CSS in @effect/platform, one module of two strings) would be half the
  * bundle, and a start reads the whole bundle: about 20 ms here. It goes into `<outdir>/swagger-ui.json` instead,
  * read when GET /docs first imports it.
  */
@@ -96,7 +96,7 @@ const modulesNotBarrels = {
 const loaderSource = (name, cacheName) => `// Written by scripts/bundle.mjs: runs ${name}.cjs from V8's code cache when there is a usable one.
 import { readFileSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { fileURLToPath } from "node:url"
 import { Script } from "node:vm"
 
 const bundle = fileURLToPath(new URL(${JSON.stringify(`./${name}.cjs`)}, import.meta.url))
@@ -164,7 +164,9 @@ export const trainCodeCache = (loader, cwd) =>
       rmSync(dir, { recursive: true, force: true })
       const trained = asked && signal === null
       if (!trained) {
-        process.stderr.write(`scripts/bundle.mjs: no code cache for ${loader} (its training start ended: code ${code}, ${signal}):\n${output}\n`)
+        process.stderr.write(
+          `scripts/bundle.mjs: no code cache for ${loader} (its training start ended: code ${code}, ${signal}):\n${output}\n`
+        )
       }
       resolve(trained)
     })
@@ -192,7 +194,8 @@ export const bundle = async (entryPoints, outdir, cwd = process.cwd(), { train =
       target: "node20",
       external: ["better-sqlite3"],
       sourcemap: "linked",
-      // The sources are ES modules, always strict: so is their bundle (the ES module bundle was, CommonJS packages in it included).
+      // The sources are ES modules, always strict: so is their bundle (as the ES module bundle was, CommonJS packages
+      // in it included).
       banner: { js: "\"use strict\";" },
       logLevel: "warning",
       metafile: true,
