@@ -127,7 +127,7 @@ const trainingVariable = "SIDECAR_CODE_CACHE_TRAINING"
  * compiled. Servers print `Listening on <url>` (the sidecar and the bench's floor alike). A start that fails leaves
  * no cache (the loader then compiles from source), and says why; the build goes on.
  */
-export const trainCodeCache = (loader, cwd) =>
+const trainCodeCache = (loader, cwd) =>
   new Promise((resolve) => {
     const dir = mkdtempSync(join(tmpdir(), "sidecar-code-cache-"))
     const child = spawn(process.execPath, [loader], {
