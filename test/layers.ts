@@ -70,6 +70,7 @@ export const probeHandler = taskHandler({
     Effect.gen(function*() {
       const probe = yield* Probe
       yield* probe.started(key)
+      yield* Effect.logDebug("test handler ran")
       if (hold === true) yield* probe.wait(key).pipe(Effect.onInterrupt(() => probe.interrupted(key)))
       if (crash !== undefined) throw new Error(crash)
       if (fail !== undefined) {

@@ -5,7 +5,7 @@ import { Clock, Duration, Effect, Either, Fiber, FiberMap, LogLevel, Option, Sch
 import type { SubmitOutcome, TaskFilter } from "../Domain.js"
 import { type SubmitTask, TaskId } from "../Domain.js"
 import { Retention } from "../Config.js"
-import { decodeParams, makeExecute, type RunOf } from "./Execute.js"
+import { decodeParams, makeExecute, type RunOf, runFiber } from "./Execute.js"
 import { InvalidParams, InvalidRequest, InvalidTaskId, StoreError, TaskNotFound, UnknownTaskType } from "../Errors.js"
 import { groupCommit } from "./GroupCommit.js"
 import { logAnnotated } from "../Logging.js"
@@ -55,7 +55,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const fork = yield* FiberMap.runtime(runs)()
     // A fiber that already wrote its completion may still be in the map, so a newer run replaces it.
     const start = (task: RunOf, handler: TaskHandler, params: Admitted["params"]) =>
-      fork(task.id, execute(task, handler, params))
+      fork(task.id, execute(task, handler, params), runFiber(task))
 
     /** The submit, checked: a 400 for a bad id, type or params, before anything is stored. */
     const admit = (
@@ -207,7 +207,11 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
       handlers,
       finish,
       start: (task, handler, ended) =>
-        fork(task.id, Effect.ensuring(execute(task, handler, decodeParams(handler, task.params)), ended))
+        fork(
+          task.id,
+          Effect.ensuring(execute(task, handler, decodeParams(handler, task.params)), ended),
+          runFiber(task)
+        )
     })
     yield* Effect.forkScoped(recovery.resume)
     const retention = yield* Retention

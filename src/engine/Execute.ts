@@ -6,9 +6,13 @@ import {
   Effect,
   Either,
   Exit,
+  FiberRef,
+  FiberRefs,
+  HashMap,
   LogLevel,
   Option,
   ParseResult,
+  type Runtime,
   Schedule,
   Schema
 } from "effect"
@@ -101,6 +105,22 @@ const startedLine = Effect.logDebug("task started")
 // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
 const interruptedLine = Effect.logInfo("task interrupted; it stays running until resumed or deleted")
 
+/**
+ * How a run's fiber is forked: its log lines, the handler's own included, carry the task's id, type and run from its
+ * first effect on. Set in the fiber's refs as it is made, not by `Effect.annotateLogs` around the run, which copies
+ * the refs twice more and restores them at the end of a fiber that ends there anyway.
+ */
+export const runFiber = (task: RunOf): Runtime.RunForkOptions => ({
+  updateRefs: (refs, fiberId) => {
+    const annotations = FiberRefs.getOrDefault(refs, FiberRef.currentLogAnnotations)
+    return FiberRefs.updateAs(refs, {
+      fiberId,
+      fiberRef: FiberRef.currentLogAnnotations,
+      value: HashMap.set(HashMap.set(HashMap.set(annotations, "taskId", task.id), "type", task.type), "run", task.run)
+    })
+  }
+})
+
 /** What runs one run of a task and records how it ended, over the engine's store and metrics. */
 export const makeExecute = (store: Store, metrics: Metrics) =>
   Effect.gen(function*() {
@@ -161,7 +181,10 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
         )
       })
 
-    /** One run of `task`, with its params decoded (by the submit that started it, or from the stored ones). */
+    /**
+     * One run of `task`, with its params decoded (by the submit that started it, or from the stored ones); forked with
+     * `runFiber(task)`.
+     */
     const execute = (task: RunOf, handler: TaskHandler, params: Either.Either<unknown, InvalidParams>) =>
       Effect.zipRight(
         startedLine,
@@ -174,8 +197,7 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
           ))
       ).pipe(
         Effect.onInterrupt(() => interruptedLine),
-        (run) => Effect.zipRight(metrics.runStarted, Effect.ensuring(run, metrics.runEnded)),
-        Effect.annotateLogs({ taskId: task.id, type: task.type, run: task.run })
+        (run) => Effect.zipRight(metrics.runStarted, Effect.ensuring(run, metrics.runEnded))
       )
 
     return { execute, finish } as const

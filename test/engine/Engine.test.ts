@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Logger, LogLevel, Option, TestClock } from "effect"
 import type { SubmitTask } from "../../src/Domain.js"
 import { Engine } from "../../src/engine/Engine.js"
 import { TaskError } from "../../src/Errors.js"
@@ -343,6 +343,56 @@ describe("shutdown and recovery", () => {
       expect(task).toMatchObject({ status: "failed", run: 3, error: "no handler registered for task type: retired-type" })
       expect(task.completedAt).toBeDefined()
     }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.Default))))
+})
+
+describe("a run's log lines", () => {
+  /** `program`, with every line logged (debug included) collected: message and annotations. */
+  interface Line {
+    readonly message: unknown
+    readonly annotations: Record<string, unknown>
+  }
+  const logged = <A, E, R>(program: Effect.Effect<A, E, R>) =>
+    Effect.gen(function*() {
+      const lines: Array<Line> = []
+      const capture = Logger.make(({ annotations, message }) =>
+        lines.push({
+          message: Array.isArray(message) ? message[0] : message,
+          annotations: Object.fromEntries(annotations)
+        })
+      )
+      const result = yield* program.pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, capture)),
+        Logger.withMinimumLogLevel(LogLevel.Debug)
+      )
+      return { result, lines }
+    })
+  const ofRun = (lines: ReadonlyArray<Line>) =>
+    lines.filter((l) => ["task started", "test handler ran", "task completed"].includes(l.message as string))
+
+  it.effect("carry the task's id, type and run, the handler's own included, and nothing of the submitting fiber's", () =>
+    Effect.gen(function*() {
+      const submitted = probeTask("logged", {}, ID).pipe(Effect.annotateLogs("request", "r-1"))
+      const { lines } = yield* logged(Effect.zipRight(submitted, settled(ID)).pipe(Effect.provide(EngineTest)))
+      const run = ofRun(lines)
+      expect(run.map((l) => l.message)).toEqual(["task started", "test handler ran", "task completed"])
+      for (const line of run) {
+        expect(line.annotations).toMatchObject({ taskId: ID, type: "test", run: 1 })
+        expect(line.annotations).not.toHaveProperty("request")
+      }
+    }))
+
+  it.effect("of a run resumed at a start carry them too", () =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      yield* withFreshEngine(Effect.zipRight(probeTask("resumed", { fail: "x" }, ID), settled(ID)))
+      yield* probe.hold("resumed")
+      yield* withFreshEngine(probeTask("resumed", { hold: true }, ID))
+      yield* probe.release("resumed")
+      const { lines } = yield* logged(withFreshEngine(settled(ID)))
+      const run = ofRun(lines)
+      expect(run.map((l) => l.message)).toEqual(["task started", "test handler ran", "task completed"])
+      for (const line of run) expect(line.annotations).toMatchObject({ taskId: ID, type: "test", run: 2 })
+    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
 })
 
 describe("TaskError", () => {
