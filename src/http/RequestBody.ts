@@ -108,19 +108,24 @@ const parseJson = (text: string): unknown => {
   return value
 }
 
-/** `request` as read as JSON: its `text` and `json` come from `text`, and it says it is JSON whatever it said. */
-const withBody = (request: HttpServerRequest.HttpServerRequest, text: string) => {
+/**
+ * Make `request` read as JSON: its `text` and `json` come from `text`, and it says it is JSON whatever it said.
+ * Defined on the request itself, which is this request's own object, rather than provided to the app as a new
+ * HttpServerRequest: providing a service around the app sets and restores the fiber's context, two copies of all
+ * its refs and an acquire/release on every request with a body.
+ */
+const readAsJson = (request: HttpServerRequest.HttpServerRequest, text: string) => {
   const json = Effect.try({
     try: () => parseJson(text),
     catch: (cause) => new HttpServerError.RequestError({ request, reason: "Decode", cause })
   })
   const headers = Headers.set(request.headers, "content-type", "application/json")
-  // Everything else (url, method, the response it is bound to) stays the request's own.
-  return Object.create(request, {
+  // Everything else (url, method, the response it is bound to) stays as it was.
+  Object.defineProperties(request, {
     text: { value: Effect.succeed(text) },
     json: { value: json },
     headers: { value: headers }
-  }) as HttpServerRequest.HttpServerRequest
+  })
 }
 
 const unreadable = (e: unknown) =>
@@ -147,10 +152,11 @@ export const hardenRequests = HttpMiddleware.make((app) =>
     const declaredTooLarge = Number(source.headers["content-length"]) > maxBodyBytes
     return Effect.matchEffect(readBody(source, declaredTooLarge), {
       onFailure: (e) => Effect.succeed(unreadable(e)),
-      onSuccess: (text) =>
-        declaredTooLarge
-          ? Effect.succeed(tooLarge(true))
-          : Effect.provideService(app, HttpServerRequest.HttpServerRequest, withBody(request, text))
+      onSuccess: (text) => {
+        if (declaredTooLarge) return Effect.succeed(tooLarge(true))
+        readAsJson(request, text)
+        return app
+      }
     })
   })
 )
