@@ -1,7 +1,7 @@
 // Part engine/: what a submit means and what a run does. Engine.ts, the service; SubmitSemaphore.ts and GroupCommit.ts,
 // how submits are decided and written; Execute.ts, one run; Recovery.ts, crash recovery; Readiness.ts, Retention.ts,
 // TaskHandlers.ts, the registry of task types. Imports store/ and the shared modules, never the parts above it.
-import { Clock, Duration, Effect, Either, Fiber, FiberMap, LogLevel, Option, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Either, Fiber, FiberMap, LogLevel, Option, Schema } from "effect"
 import type { SubmitOutcome, TaskFilter } from "../Domain.js"
 import { type SubmitTask, TaskId } from "../Domain.js"
 import { Retention } from "../Config.js"
@@ -15,7 +15,7 @@ import { pruneForever } from "./Retention.js"
 import { busyTimeout, type Decision, encodeJson, Store } from "../store/Store.js"
 import { recoverRuns } from "./Recovery.js"
 import { makeSubmitSemaphore } from "./SubmitSemaphore.js"
-import type { TaskHandler } from "./TaskHandlers.js"
+import type { RegisteredHandler } from "./TaskHandlers.js"
 import { TaskHandlers } from "./TaskHandlers.js"
 
 /** The task types whose last successful run decides readiness. */
@@ -31,7 +31,7 @@ type Rejected = InvalidTaskId | InvalidRequest | UnknownTaskType | InvalidParams
 interface Admitted {
   readonly id: TaskId
   readonly type: string
-  readonly handler: TaskHandler
+  readonly handler: RegisteredHandler
   readonly params: Either.Either<unknown, InvalidParams>
   /** The params as stored: the request's own, as JSON. */
   readonly stored: string | null
@@ -43,7 +43,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
   scoped: Effect.gen(function*() {
     const store = yield* Store
     const metrics = yield* Metrics
-    const handlers = yield* TaskHandlers
+    const { context: handlersContext, handlers } = yield* TaskHandlers
     const readiness = yield* Readiness
     const runs = yield* FiberMap.make<TaskId>() // one fiber per running task, interrupted when the layer closes
     const semaphore = makeSubmitSemaphore()
@@ -51,10 +51,13 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const { execute, finish } = yield* makeExecute(store, metrics)
 
     // Runs are forked from the engine's own runtime, not the submitting request's: they outlive the request, and
-    // must not inherit its scope, its log annotations or the cost of copying its fiber state.
-    const fork = yield* FiberMap.runtime(runs)()
+    // must not inherit its scope, its log annotations or the cost of copying its fiber state. That runtime has the
+    // services the handlers were registered with (see TaskHandlers).
+    const fork = yield* FiberMap.runtime(runs)<unknown>().pipe(
+      Effect.mapInputContext((engine: Context.Context<never>) => Context.merge(engine, handlersContext))
+    )
     // A fiber that already wrote its completion may still be in the map, so a newer run replaces it.
-    const start = (task: RunOf, handler: TaskHandler, params: Admitted["params"]) =>
+    const start = (task: RunOf, handler: RegisteredHandler, params: Admitted["params"]) =>
       fork(task.id, execute(task, handler, params), runFiber(task))
 
     /** The submit, checked: a 400 for a bad id, type or params, before anything is stored. */

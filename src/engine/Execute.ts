@@ -22,7 +22,7 @@ import { groupCommit } from "./GroupCommit.js"
 import { logAnnotated } from "../Logging.js"
 import type { Metrics } from "../Metrics.js"
 import type { Completion, Store } from "../store/Store.js"
-import type { TaskHandler } from "./TaskHandlers.js"
+import type { RegisteredHandler } from "./TaskHandlers.js"
 
 /** What a run needs of its task. */
 export interface RunOf {
@@ -31,13 +31,13 @@ export interface RunOf {
   readonly run: number
 }
 
-const paramsDecoders = new WeakMap<TaskHandler, (params: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+const paramsDecoders = new WeakMap<RegisteredHandler, (params: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
 
 /**
  * Decode `params` with the handler's schema; a mismatch names the field and the problem. Stops at the first problem:
  * collecting them all costs time in proportion to the input (seconds, for a megabyte of bad array elements).
  */
-export const decodeParams = (handler: TaskHandler, params: unknown): Either.Either<unknown, InvalidParams> => {
+export const decodeParams = (handler: RegisteredHandler, params: unknown): Either.Either<unknown, InvalidParams> => {
   let decode = paramsDecoders.get(handler)
   if (decode === undefined) {
     decode = Schema.decodeUnknownEither(handler.params, { errors: "first", onExcessProperty: "error" })
@@ -56,7 +56,7 @@ const describeDefect = (cause: Cause.Cause<unknown>) => {
 }
 
 /** A run that outlives its handler's timeout is interrupted and fails; trying again may well help. */
-const withTimeout = (handler: TaskHandler) => <A, E, R>(run: Effect.Effect<A, E, R>) =>
+const withTimeout = (handler: RegisteredHandler) => <A, E, R>(run: Effect.Effect<A, E, R>) =>
   handler.timeout === undefined ? run : run.pipe(
     Effect.timeoutFail({
       duration: handler.timeout,
@@ -71,7 +71,7 @@ const withTimeout = (handler: TaskHandler) => <A, E, R>(run: Effect.Effect<A, E,
   )
 
 /** The result as stored: encoded with the handler's result schema when it declares one. */
-const encodeResult = (handler: TaskHandler): ((value: unknown) => Effect.Effect<unknown, TaskError>) => {
+const encodeResult = (handler: RegisteredHandler): ((value: unknown) => Effect.Effect<unknown, TaskError>) => {
   if (handler.result === undefined) return Effect.succeed
   const encode = Schema.encodeUnknown(handler.result)
   return (value) =>
@@ -88,9 +88,9 @@ const encodeResult = (handler: TaskHandler): ((value: unknown) => Effect.Effect<
     )
 }
 
-const runners = new WeakMap<TaskHandler, (params: unknown) => Effect.Effect<unknown, TaskError>>()
+const runners = new WeakMap<RegisteredHandler, (params: unknown) => Effect.Effect<unknown, TaskError, unknown>>()
 /** What running `handler` on decoded params is, up to the result as stored; made once per handler. */
-const runnerOf = (handler: TaskHandler) => {
+const runnerOf = (handler: RegisteredHandler) => {
   let runner = runners.get(handler)
   if (runner === undefined) {
     const encode = encodeResult(handler)
@@ -183,14 +183,14 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
 
     /**
      * One run of `task`, with its params decoded (by the submit that started it, or from the stored ones); forked with
-     * `runFiber(task)`.
+     * `runFiber(task)`, from a runtime with the services the handlers were registered with (see TaskHandlers).
      */
-    const execute = (task: RunOf, handler: TaskHandler, params: Either.Either<unknown, InvalidParams>) =>
+    const execute = (task: RunOf, handler: RegisteredHandler, params: Either.Either<unknown, InvalidParams>) =>
       Effect.zipRight(
         startedLine,
         Effect.flatMap(Clock.currentTimeMillis, (started) =>
           Effect.flatMap(
-            Effect.exit<unknown, TaskError | InvalidParams, never>(
+            Effect.exit<unknown, TaskError | InvalidParams, unknown>(
               Either.isRight(params) ? runnerOf(handler)(params.right) : Effect.fail(params.left)
             ),
             (exit) => record(task, exit, started)

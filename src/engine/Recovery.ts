@@ -2,7 +2,7 @@ import { Context, DateTime, Deferred, Effect, Layer, LogLevel, Option } from "ef
 import type { TaskId } from "../Domain.js"
 import { logAnnotated } from "../Logging.js"
 import type { Completion, RunningTask, Store } from "../store/Store.js"
-import type { TaskHandler } from "./TaskHandlers.js"
+import type { RegisteredHandler } from "./TaskHandlers.js"
 
 /**
  * Where there is one, crash recovery resumes runs only once it is open: the server opens it once it listens, so that
@@ -31,15 +31,15 @@ const resumeConcurrency = 64
  */
 export const recoverRuns = (options: {
   readonly store: Store
-  readonly handlers: ReadonlyMap<string, TaskHandler>
+  readonly handlers: ReadonlyMap<string, RegisteredHandler>
   readonly finish: (task: RunningTask, completion: Completion) => Effect.Effect<void>
   /** Start the run again; `ended` must run when it ends, however it ends. */
-  readonly start: (task: RunningTask, handler: TaskHandler, ended: Effect.Effect<void>) => void
+  readonly start: (task: RunningTask, handler: RegisteredHandler, ended: Effect.Effect<void>) => void
 }) =>
   Effect.gen(function*() {
     const { finish, handlers, start, store } = options
     const running = yield* store.listRunning
-    const resumable: Array<readonly [RunningTask, TaskHandler]> = []
+    const resumable: Array<readonly [RunningTask, RegisteredHandler]> = []
     const orphans: Array<RunningTask> = []
     for (const task of running) {
       const handler = handlers.get(task.type)
@@ -79,7 +79,7 @@ export const recoverRuns = (options: {
       })
 
     const turns = yield* Effect.makeSemaphore(resumeConcurrency)
-    const resumeOne = ([task, handler]: readonly [RunningTask, TaskHandler]) =>
+    const resumeOne = ([task, handler]: readonly [RunningTask, RegisteredHandler]) =>
       Effect.flatMap(turns.take(1), () => {
         // deleted while it waited: nothing to resume
         if (!line.has(task.id)) return turns.release(1)

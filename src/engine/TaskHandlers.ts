@@ -33,11 +33,21 @@ type Needs<H> = H extends Effect.Effect<TaskHandler<any, infer R1>, any, infer R
   : never
 type Fails<H> = H extends Effect.Effect<any, infer E, any> ? E : never
 
-/** The registry of task types: type name -> handler. There is no default; the application supplies one. */
-export class TaskHandlers extends Context.Tag("sidecar/TaskHandlers")<
-  TaskHandlers,
-  ReadonlyMap<string, TaskHandler>
->() {
+/** A handler as registered: its `run` needs the registry's `context`. */
+export type RegisteredHandler = TaskHandler<any, unknown>
+
+/**
+ * The registry of task types: each type's handler by name, and what their runs need, the services the layer was
+ * built with. The engine forks every run with `context`: provided to each run instead, it would be merged into the
+ * run's and set and restored around it, which took a tenth of a resumed run's time.
+ */
+export interface Registry {
+  readonly handlers: ReadonlyMap<string, RegisteredHandler>
+  readonly context: Context.Context<unknown>
+}
+
+/** The registry of task types. There is no default; the application supplies one. */
+export class TaskHandlers extends Context.Tag("sidecar/TaskHandlers")<TaskHandlers, Registry>() {
   /** A registry of `handlers`; the services they need are taken once, when the layer is built. */
   static layer = <const Hs extends ReadonlyArray<HandlerSource>>(
     ...handlers: Hs
@@ -45,17 +55,17 @@ export class TaskHandlers extends Context.Tag("sidecar/TaskHandlers")<
     Layer.effect(
       TaskHandlers,
       Effect.gen(function*() {
-        const context = yield* Effect.context<any>()
+        const context = yield* Effect.context<unknown>()
         const built = yield* Effect.forEach(
           handlers as ReadonlyArray<HandlerSource>,
           (h) => Effect.isEffect(h) ? h : Effect.succeed(h)
         )
-        const registry = new Map<string, TaskHandler>()
+        const registered = new Map<string, RegisteredHandler>()
         for (const h of built) {
-          if (registry.has(h.name)) return yield* Effect.dieMessage(`task type ${h.name} registered twice`)
-          registry.set(h.name, { ...h, run: (params: unknown) => Effect.provide(h.run(params), context) as Effect.Effect<unknown, TaskError> })
+          if (registered.has(h.name)) return yield* Effect.dieMessage(`task type ${h.name} registered twice`)
+          registered.set(h.name, h)
         }
-        return registry
+        return { handlers: registered, context }
       })
     ) as any
 }

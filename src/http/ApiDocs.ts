@@ -13,10 +13,10 @@ type Json = Record<string, any>
  * (and its result schema as `x-result`). The HttpApi contract types params as unknown, since which types exist is
  * up to the application; this fills in the ones this sidecar has.
  */
-export const describeTaskTypes = (handlers: ReadonlyMap<string, TaskHandler>) => (spec: Json): Json => {
+export const describeTaskTypes = (handlers: ReadonlyMap<string, TaskHandler<any, unknown>>) => (spec: Json): Json => {
   const document = structuredClone(spec)
   const definitions: Json = {}
-  const schemaOf = (handler: TaskHandler, which: "params" | "result"): Json => {
+  const schemaOf = (handler: TaskHandler<any, unknown>, which: "params" | "result"): Json => {
     const schema = handler[which]
     if (schema === undefined) return {}
     try {

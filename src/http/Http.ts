@@ -57,7 +57,7 @@ const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
       .handle("metrics", () => metrics.exposition)
   }))
 
-export const HttpApiLive = Layer.unwrapEffect(Effect.map(TaskHandlers, (handlers) =>
+export const HttpApiLive = Layer.unwrapEffect(Effect.map(TaskHandlers, ({ handlers }) =>
   // The served OpenAPI document (and /docs) describes the task types this sidecar actually has.
   HttpApiBuilder.api(Api.annotate(OpenApi.Transform, describeTaskTypes(handlers))).pipe(
     Layer.provide([TasksLive, HealthLive])

@@ -6,6 +6,10 @@ import { Engine } from "../../src/engine/Engine.js"
 import { TaskError } from "../../src/Errors.js"
 import { Readiness } from "../../src/engine/Readiness.js"
 import { ResumeGate } from "../../src/engine/Recovery.js"
+import { TaskHandlers, taskHandler } from "../../src/engine/TaskHandlers.js"
+import { NoParams } from "../../src/handlers/Builtins.js"
+import { Metrics } from "../../src/Metrics.js"
+import { Shutdown } from "../../src/Shutdown.js"
 import { Store } from "../../src/store/Store.js"
 import { engineOver, engineWithStore, InterleavingStore, Probe, SqlMemory, SqlTest, withFreshEngine } from "../layers.js"
 
@@ -393,6 +397,24 @@ describe("a run's log lines", () => {
       expect(run.map((l) => l.message)).toEqual(["task started", "test handler ran", "task completed"])
       for (const line of run) expect(line.annotations).toMatchObject({ taskId: ID, type: "test", run: 2 })
     }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
+})
+
+describe("task handlers", () => {
+  class Greeting extends Context.Tag("test/Greeting")<Greeting, string>() {}
+  const greet = taskHandler({ name: "greet", params: NoParams, run: () => Greeting })
+  const handlers = TaskHandlers.layer(greet).pipe(Layer.provide(Layer.succeed(Greeting, "the handlers' layer's")))
+
+  it.effect("a run has the services its handlers' layer was given, over the engine's own of the same tag", () =>
+    Effect.gen(function*() {
+      const { id } = yield* submit({ type: "greet" })
+      expect(yield* settled(id)).toMatchObject({ status: "completed", result: "the handlers' layer's" })
+    }).pipe(Effect.provide(Engine.Default.pipe(
+      Layer.provideMerge(handlers),
+      Layer.provideMerge(
+        Layer.mergeAll(Readiness.Default, Metrics.Default, Shutdown.Default, Layer.succeed(Greeting, "the engine's"))
+      ),
+      Layer.provideMerge(SqlMemory)
+    ))))
 })
 
 describe("TaskError", () => {

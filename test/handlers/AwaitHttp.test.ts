@@ -156,9 +156,10 @@ describe("await-http", () => {
   it.scoped("the timeout's TaskError is retryable and names the URL as its operation", () =>
     Effect.gen(function*() {
       const url = `http://127.0.0.1:${yield* closedPort}/health`
-      const handler = (yield* TaskHandlers).get("await-http")!
+      const { context, handlers } = yield* TaskHandlers
+      const handler = handlers.get("await-http")!
       const params = yield* Schema.decodeUnknown(handler.params)({ url, intervalSeconds: 20, timeoutSeconds: 20 })
-      const run = yield* Effect.fork(Effect.flip(handler.run(params)))
+      const run = yield* Effect.fork(Effect.flip(Effect.provide(handler.run(params), context)))
       const clock = yield* TestClock.testClock()
       yield* eventually(Effect.map(clock.sleeps, Chunk.some((t) => t === 20_000)))
       yield* TestClock.adjust("20 seconds")

@@ -37,7 +37,7 @@ describe("API description", () => {
       const spec = JSON.parse(res.text)
       expect(spec.openapi).toMatch(/^3\./)
       expect(spec.info).toMatchObject({ title: "Sidecar task engine", version: expect.any(String) })
-      const handlers = yield* TaskHandlers
+      const { handlers } = yield* TaskHandlers
       expect(spec).toEqual(JSON.parse(JSON.stringify(describeTaskTypes(handlers)(OpenApi.fromApi(Api)))))
 
       expect(Object.keys(spec.paths).sort()).toEqual(Object.keys(operations).sort())
