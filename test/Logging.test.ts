@@ -1,6 +1,7 @@
 import { expect, it } from "@effect/vitest"
 import { Cause, Effect, FiberRef, HashMap, Logger, LogLevel, TestClock } from "effect"
-import { logAnnotated } from "../src/Logging.js"
+import * as Headers from "@effect/platform/Headers"
+import { jsonLines, logAnnotated } from "../src/Logging.js"
 
 interface Line {
   readonly level: string
@@ -73,4 +74,66 @@ it.effect("logAnnotated keeps to the level filter", () =>
       LogLevel.Info
     )
     expect(lines.map((l) => [l.level, l.message])).toEqual([["WARN", ["w"]]])
+  }))
+
+/** What `program` writes to stdout with jsonLines as the only logger, as JSON objects (lines jsonLines writes). */
+const jsonLinesOf = <E>(program: Effect.Effect<void, E>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const original = process.stdout.write
+      const chunks: Array<string> = []
+      process.stdout.write = ((chunk: unknown) => chunks.push(String(chunk)) > 0) as typeof process.stdout.write
+      return { original, chunks }
+    }),
+    ({ chunks }) =>
+      program.pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, jsonLines)),
+        // jsonLines writes in a microtask: whatever the program logged is out once the next macrotask runs
+        Effect.zipRight(Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))),
+        Effect.map(() =>
+          chunks.join("").split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as unknown)
+        )
+      ),
+    ({ original }) => Effect.sync(() => void (process.stdout.write = original))
+  )
+
+it.effect("with jsonLines alone (as deployed), logAnnotated writes the JSON line annotateLogs around a log does", () =>
+  Effect.gen(function*() {
+    yield* TestClock.setTime(86_400_000)
+    const failure = Cause.fail("boom")
+    // Redactable, which only loggers that print with Inspectable redact: the same line either way
+    const headers = Headers.fromInput({ authorization: "Bearer secret", accept: "*/*" })
+    const withEffect = Effect.annotateLogs(
+      Effect.all([
+        Effect.logInfo("task submitted").pipe(Effect.annotateLogs({ taskId: "t-1", run: 2 })),
+        Effect.logError("task failed", failure).pipe(Effect.annotateLogs({ elapsedMs: 5, service: "overridden" })),
+        Effect.logWarning("headers").pipe(Effect.annotateLogs({ headers })),
+        Effect.annotateLogs(Effect.logInfo("bare"), {})
+      ]),
+      "service",
+      "sidecar"
+    )
+    const withOurs = Effect.annotateLogs(
+      Effect.all([
+        logAnnotated(LogLevel.Info, "task submitted", { taskId: "t-1", run: 2 }),
+        logAnnotated(LogLevel.Error, "task failed", { elapsedMs: 5, service: "overridden" }, failure),
+        logAnnotated(LogLevel.Warning, "headers", { headers }),
+        logAnnotated(LogLevel.Info, "bare", {})
+      ]),
+      "service",
+      "sidecar"
+    )
+    const expected = yield* jsonLinesOf(withEffect)
+    expect(expected).toHaveLength(4)
+    expect(expected[0]).toEqual({
+      message: "task submitted",
+      logLevel: "INFO",
+      timestamp: "1970-01-02T00:00:00.000Z",
+      annotations: { service: "sidecar", taskId: "t-1", run: 2 }
+    })
+    expect(yield* jsonLinesOf(withOurs)).toEqual(expected)
+    // no annotations at all: no annotations field
+    const alone = { message: "alone", logLevel: "INFO", timestamp: "1970-01-02T00:00:00.000Z" }
+    expect(yield* jsonLinesOf(Effect.zipRight(Effect.logInfo("alone"), logAnnotated(LogLevel.Info, "alone", {}))))
+      .toEqual([alone, alone])
   }))
