@@ -210,11 +210,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
       handlers,
       finish,
       start: (task, handler, ended) =>
-        fork(
-          task.id,
-          Effect.ensuring(execute(task, handler, decodeParams(handler, task.params)), ended),
-          runFiber(task)
-        )
+        fork(task.id, execute(task, handler, decodeParams(handler, task.params), ended), runFiber(task))
     })
     yield* Effect.forkScoped(recovery.resume)
     const retention = yield* Retention

@@ -101,9 +101,9 @@ const runnerOf = (handler: RegisteredHandler) => {
   return runner
 }
 
-const startedLine = Effect.logDebug("task started")
+const startedLine = logAnnotated(LogLevel.Debug, "task started", {})
 // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
-const interruptedLine = Effect.logInfo("task interrupted; it stays running until resumed or deleted")
+const interruptedLine = logAnnotated(LogLevel.Info, "task interrupted; it stays running until resumed or deleted", {})
 
 /**
  * How a run's fiber is forked: its log lines, the handler's own included, carry the task's id, type and run from its
@@ -184,20 +184,35 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
     /**
      * One run of `task`, with its params decoded (by the submit that started it, or from the stored ones); forked with
      * `runFiber(task)`, from a runtime with the services the handlers were registered with (see TaskHandlers).
+     * `ended` runs last, however the run ends: with what the run does when it ends, in one finalizer.
      */
-    const execute = (task: RunOf, handler: RegisteredHandler, params: Either.Either<unknown, InvalidParams>) =>
+    const execute = (
+      task: RunOf,
+      handler: RegisteredHandler,
+      params: Either.Either<unknown, InvalidParams>,
+      ended: Effect.Effect<void> = Effect.void
+    ) =>
       Effect.zipRight(
-        startedLine,
-        Effect.flatMap(Clock.currentTimeMillis, (started) =>
-          Effect.flatMap(
-            Effect.exit<unknown, TaskError | InvalidParams, unknown>(
-              Either.isRight(params) ? runnerOf(handler)(params.right) : Effect.fail(params.left)
-            ),
-            (exit) => record(task, exit, started)
-          ))
-      ).pipe(
-        Effect.onInterrupt(() => interruptedLine),
-        (run) => Effect.zipRight(metrics.runStarted, Effect.ensuring(run, metrics.runEnded))
+        metrics.runStarted,
+        Effect.onExit(
+          Effect.zipRight(
+            startedLine,
+            Effect.flatMap(Clock.currentTimeMillis, (started) =>
+              Effect.flatMap(
+                Effect.exit<unknown, TaskError | InvalidParams, unknown>(
+                  Either.isRight(params) ? runnerOf(handler)(params.right) : Effect.fail(params.left)
+                ),
+                (exit) => record(task, exit, started)
+              ))
+          ),
+          (exit) =>
+            Effect.zipRight(
+              Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)
+                ? Effect.zipRight(interruptedLine, metrics.runEnded)
+                : metrics.runEnded,
+              ended
+            )
+        )
       )
 
     return { execute, finish } as const

@@ -347,6 +347,18 @@ describe("shutdown and recovery", () => {
       expect(task).toMatchObject({ status: "failed", run: 3, error: "no handler registered for task type: retired-type" })
       expect(task.completedAt).toBeDefined()
     }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.Default))))
+
+  it.effect("more runs left running than resume at once all resume: each one that ends lets the next in", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const ids = Array.from({ length: 150 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`)
+      for (const [i, id] of ids.entries()) {
+        yield* sql`INSERT INTO task_results (id, type, status, params, submitted_at, run)
+          VALUES (${id}, 'test', 'running', ${JSON.stringify({ key: `k${i}` })}, '2026-01-01T00:00:00.000Z', 1)`
+      }
+      const tasks = yield* withFreshEngine(Effect.forEach(ids, settled))
+      expect(tasks.every((t) => t.status === "completed" && t.run === 1)).toBe(true)
+    }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.Default))))
 })
 
 describe("a run's log lines", () => {
