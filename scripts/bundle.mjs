@@ -193,8 +193,13 @@ export const bundle = async (entryPoints, outdir, cwd = process.cwd(), { train =
       // The bundle is the function its loader calls, written so by esbuild (wrapped by the loader, its 2 MB text was
       // copied once more at every start: 7 ms here). The sources are ES modules, always strict: so is their bundle
       // (as the ES module bundle was, CommonJS packages in it included).
-      banner: { js: "(function (require, module, exports, __filename, __dirname) {\"use strict\";" },
+      banner: {
+        js: "(function (require, module, exports, __filename, __dirname) {\"use strict\";" +
+          "const __bundleUrl = require(\"node:url\").pathToFileURL(__filename).href;"
+      },
       footer: { js: "})" },
+      // a module's own URL is the bundle's (for resolving a package from where the code is, as the sources do)
+      define: { "import.meta.url": "__bundleUrl" },
       logLevel: "warning",
       metafile: true,
       plugins: [undiciOnDemand, modulesNotBarrels, swaggerUiBeside(join(cwd, outdir))]

@@ -12,6 +12,7 @@ import { Shutdown } from "./Shutdown.js"
 import { Readiness } from "./engine/Readiness.js"
 import { ResumeGate } from "./engine/Recovery.js"
 import { Commands } from "./handlers/RunCommand.js"
+import { BackgroundCheckpoints } from "./store/Checkpointer.js"
 import { SqlLive } from "./store/Sql.js"
 import type { TaskHandlers } from "./engine/TaskHandlers.js"
 
@@ -131,13 +132,15 @@ const ShutdownWatchdog = Layer.scopedDiscard(
  */
 export const SidecarLive = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness | Commands>) =>
   // Provided outermost, the engine is built before the server listens and closed after it has drained; the runs a
-  // previous process left resume once the server listens.
-  ResumeGate.open.pipe(
+  // previous process left resume once the server listens, and checkpoints move off the event loop then too (they
+  // stop before the database closes).
+  Layer.merge(ResumeGate.open, BackgroundCheckpoints).pipe(
     Layer.provide(HttpFromConfig.pipe(
       Layer.provide(ServerLive),
       Layer.provide(Engine.Default),
       Layer.provide(handlers),
-      Layer.provide([Readiness.Default, Commands.Live, SqlLive, MetricsLive]),
+      Layer.provide([Readiness.Default, Commands.Live, MetricsLive]),
+      Layer.provideMerge(SqlLive),
       Layer.provideMerge(ResumeGate.layer),
       Layer.provide(StartupLog),
       Layer.provide(ShutdownWatchdog),

@@ -8,6 +8,7 @@ import { Data, Duration, Effect, Layer } from "effect"
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs"
 import { migrations } from "../../migrations/index.js"
 import { AppConfig } from "../Config.js"
+import { mainConnectionCheckpoint } from "./Checkpointer.js"
 import { isPlainFile, sqliteHeader } from "./DatabaseFile.js"
 import { sqliteLayer } from "./Sqlite.js"
 import { busyTimeout } from "./Store.js"
@@ -104,8 +105,10 @@ const setup = Effect.gen(function*() {
   yield* sql`PRAGMA synchronous = NORMAL`
   // A submit and its completion append ~10 pages to the WAL, so SQLite's default checkpoint (every 1,000 pages) ran
   // every ~100 submits, copying and fsyncing the same hot index pages over and over: a third of a write's cost here.
-  // Ten times fewer checkpoints copy each such page once; the WAL is cut back after each to bound the volume.
-  yield* sql`PRAGMA wal_autocheckpoint = 10000`
+  // Ten times fewer checkpoints copy each such page once; the WAL is cut back after each to bound the volume. Once
+  // the server runs, checkpoints move off the event loop (see Checkpointer); this is what the connection does until
+  // then, and should that stop.
+  yield* sql`PRAGMA wal_autocheckpoint = ${sql.literal(String(mainConnectionCheckpoint))}`
   yield* sql`PRAGMA journal_size_limit = ${sql.literal(String(16 * 1024 * 1024))}`
   // While migrating, nothing else is served, so SQLite may wait for another writer the blocking way. Afterwards
   // the Store waits asynchronously instead (see busyTimeout), so the connection must not block at all.

@@ -1,5 +1,6 @@
-// Part store/: the database. Sqlite.ts, the one SQLite connection; Sql.ts, its setup and the migrator; DatabaseFile.ts,
-// checks of the file itself; Store.ts, the only module that speaks SQL. Imports only the shared modules of src/
+// Part store/: the database. Sqlite.ts, the one SQLite connection; Sql.ts, its setup and the migrator; Checkpointer.ts,
+// WAL checkpoints off the event loop; DatabaseFile.ts, checks of the file itself; Store.ts, the only module that
+// speaks SQL. Imports only the shared modules of src/
 // (Config, Domain, Errors, Logging, Metrics, Shutdown).
 import { Clock, DateTime, Duration, Effect, Option, Schedule } from "effect"
 import { fileChecks } from "./DatabaseFile.js"
