@@ -31,7 +31,10 @@ export interface RunOf {
   readonly run: number
 }
 
-const paramsDecoders = new WeakMap<RegisteredHandler, (params: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+const paramsDecoders = new WeakMap<
+  RegisteredHandler,
+  (params: unknown) => Either.Either<unknown, ParseResult.ParseError>
+>()
 
 /**
  * Decode `params` with the handler's schema; a mismatch names the field and the problem. Stops at the first problem:

@@ -38,8 +38,8 @@ export type RegisteredHandler = TaskHandler<any, unknown>
 
 /**
  * The registry of task types: each type's handler by name, and what their runs need, the services the layer was
- * built with. The engine forks every run with `context`: provided to each run instead, it would be merged into the
- * run's and set and restored around it, which took a tenth of a resumed run's time.
+ * built with. The engine forks every run with `context`: provided to each run instead, it was merged into the run's
+ * and set and restored around it, 15 % of crash recovery's time after listening (10k runs).
  */
 export interface Registry {
   readonly handlers: ReadonlyMap<string, RegisteredHandler>

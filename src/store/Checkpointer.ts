@@ -56,7 +56,7 @@ parentPort.postMessage({ started: true })
  * sidecar answered nothing (submit-new c=64: p99 40 ms, against 24 ms with no checkpoint at all). So a worker thread,
  * with a connection of its own, checkpoints every 200 ms (PASSIVE: it never waits for, nor holds up, a writer), and
  * the main connection stops checkpointing once the worker runs. Should a steady stream of writes keep the WAL from
- * ever being checkpointed to its end (it restarts only then: measured, it grew to 65 MB in 2 s of submits), a WAL over
+ * ever being checkpointed to its end (it restarts only then: measured, it grew by up to 40 MB a second), a WAL over
  * 16 MB is checkpointed in full and restarted (RESTART), so that the next commit writes it from its start again (and
  * the connection's journal_size_limit cuts it back): that holds writers off while it runs, which the Store waits out
  * as it waits out any other writer's lock. Under steady submits the WAL then stays at 17-20 MB.

@@ -292,6 +292,19 @@ describe("readiness", () => {
     }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.Default))))
 })
 
+/**
+ * Task ID's run 1 fails in one engine; its run 2 is still running when a second engine shuts down. The next engine
+ * (with `key`'s latch open) resumes run 2.
+ */
+const reExecutionLeftRunning = (key: string) =>
+  Effect.gen(function*() {
+    const probe = yield* Probe
+    yield* withFreshEngine(Effect.zipRight(probeTask(key, { fail: "x" }, ID), settled(ID)))
+    yield* probe.hold(key)
+    yield* withFreshEngine(probeTask(key, { hold: true }, ID))
+    yield* probe.release(key)
+  })
+
 describe("shutdown and recovery", () => {
   it.effect("shutdown interrupts runs and leaves them running; the next start resumes them with run unchanged", () =>
     Effect.gen(function*() {
@@ -330,11 +343,7 @@ describe("shutdown and recovery", () => {
 
   it.effect("a resumed re-execution keeps its run number", () =>
     Effect.gen(function*() {
-      const probe = yield* Probe
-      yield* withFreshEngine(Effect.zipRight(probeTask("again", { fail: "x" }, ID), settled(ID)))
-      yield* probe.hold("again")
-      yield* withFreshEngine(probeTask("again", { hold: true }, ID))
-      yield* probe.release("again")
+      yield* reExecutionLeftRunning("again")
       expect(yield* withFreshEngine(settled(ID))).toMatchObject({ status: "completed", run: 2 })
     }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
 
@@ -399,11 +408,7 @@ describe("a run's log lines", () => {
 
   it.effect("of a run resumed at a start carry them too", () =>
     Effect.gen(function*() {
-      const probe = yield* Probe
-      yield* withFreshEngine(Effect.zipRight(probeTask("resumed", { fail: "x" }, ID), settled(ID)))
-      yield* probe.hold("resumed")
-      yield* withFreshEngine(probeTask("resumed", { hold: true }, ID))
-      yield* probe.release("resumed")
+      yield* reExecutionLeftRunning("resumed")
       const { lines } = yield* logged(withFreshEngine(settled(ID)))
       const run = ofRun(lines)
       expect(run.map((l) => l.message)).toEqual(["task started", "test handler ran", "task completed"])

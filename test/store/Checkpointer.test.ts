@@ -50,7 +50,9 @@ describe("background checkpoints", () => {
         const db = yield* Sqlite
         // once the worker runs
         expect(yield* polled(() => autocheckpoint(db), (n) => n === 0)).toBe(0)
-        const insert = db.prepare(`INSERT INTO task_results (id, type, status, submitted_at) VALUES (?, 'x', 'running', '')`)
+        const insert = db.prepare(
+          `INSERT INTO task_results (id, type, status, submitted_at) VALUES (?, 'x', 'running', '')`
+        )
         for (let i = 0; i < 500; i++) insert.run(`task-${i}`)
         expect(yield* polled(rowsInFile(file, dir), (n) => n === 500)).toBe(500)
       }).pipe(Effect.provide(BackgroundCheckpoints.pipe(Layer.provideMerge(sqlLayer(file))))))
