@@ -69,7 +69,7 @@ export const checkpointInBackground = Effect.gen(function*() {
   if (!isPlainFile(db.name) || db.memory) return
   const fallBack = (why: string) =>
     Effect.zipRight(
-      Effect.sync(() => db.pragma(`wal_autocheckpoint = ${mainConnectionCheckpoint}`)),
+      Effect.sync(() => db.open && db.pragma(`wal_autocheckpoint = ${mainConnectionCheckpoint}`)),
       Effect.logWarning(`background checkpoints stopped (${why}); the database connection checkpoints itself again`)
     )
   const run = Runtime.runFork(yield* Effect.runtime<never>())
@@ -96,7 +96,7 @@ export const checkpointInBackground = Effect.gen(function*() {
       // a failure that repeats at every tick (a full volume, say) is said once
       let lastFailure: string | undefined
       worker.on("message", (message: { started?: true; failed?: string }) => {
-        if (message.started && running) db.pragma("wal_autocheckpoint = 0")
+        if (message.started && running && db.open) db.pragma("wal_autocheckpoint = 0")
         else if (message.failed !== undefined && message.failed !== lastFailure) {
           lastFailure = message.failed
           run(Effect.logWarning(`background checkpoint failed: ${message.failed}`))
@@ -111,6 +111,8 @@ export const checkpointInBackground = Effect.gen(function*() {
       )
       const stop = () => {
         running = false
+        // what the server still writes while it drains is checkpointed as before the worker ran
+        if (db.open) db.pragma(`wal_autocheckpoint = ${mainConnectionCheckpoint}`)
         // the worker closes its connection, so that the main one, closing last, checkpoints and removes the WAL
         worker.postMessage("stop")
         return exited

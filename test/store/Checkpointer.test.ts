@@ -48,14 +48,20 @@ describe("background checkpoints", () => {
       const file = join(dir, "sidecar.db")
       yield* Effect.scoped(Effect.gen(function*() {
         const db = yield* Sqlite
-        // once the worker runs
-        expect(yield* polled(() => autocheckpoint(db), (n) => n === 0)).toBe(0)
-        const insert = db.prepare(
-          `INSERT INTO task_results (id, type, status, submitted_at) VALUES (?, 'x', 'running', '')`
-        )
-        for (let i = 0; i < 500; i++) insert.run(`task-${i}`)
-        expect(yield* polled(rowsInFile(file, dir), (n) => n === 500)).toBe(500)
-      }).pipe(Effect.provide(BackgroundCheckpoints.pipe(Layer.provideMerge(sqlLayer(file))))))
+        yield* Effect.scoped(Effect.gen(function*() {
+          const scope = yield* Effect.scope
+          yield* Layer.buildWithScope(BackgroundCheckpoints, scope).pipe(Effect.provideService(Sqlite, db))
+          // once the worker runs
+          expect(yield* polled(() => autocheckpoint(db), (n) => n === 0)).toBe(0)
+          const insert = db.prepare(
+            `INSERT INTO task_results (id, type, status, submitted_at) VALUES (?, 'x', 'running', '')`
+          )
+          for (let i = 0; i < 500; i++) insert.run(`task-${i}`)
+          expect(yield* polled(rowsInFile(file, dir), (n) => n === 500)).toBe(500)
+        }))
+        // stopped before the connection closes (the server drains meanwhile): the connection checkpoints again
+        expect(autocheckpoint(db)).toBe(mainConnectionCheckpoint)
+      }).pipe(Effect.provide(sqlLayer(file))))
       // the worker's connection closed first: the main one, closing last, folded the WAL in and removed it
       expect(existsSync(`${file}-wal`)).toBe(false)
       expect(rowsInFile(file, dir)()).toBe(500)
