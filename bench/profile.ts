@@ -176,8 +176,9 @@ export const summarise = (profile: CpuProfile, top = 20, fromMs = 0): ProfileSum
 /**
  * The profile with a bundle's frames (scripts/bundle.mjs's output, dist/<server>/server.cjs in the snapshot, run by
  * its loader, or the ES module bundles of earlier builds) mapped back through the bundle's source map, while it is
- * there, to where each function was written: the snapshot's src/Engine.ts, or a package's own source (effect/src/ParseResult.ts: esbuild follows the packages' source maps),
- * so that the groups and markers see modules, not one file. tsc's output and unbundled packages are left as they
+ * there, to where each function was written: the snapshot's src/Engine.ts, or a package's own source
+ * (effect/src/ParseResult.ts: esbuild follows the packages' source maps), so that the groups and markers see
+ * modules, not one file. tsc's output and unbundled packages are left as they
  * are. Frames the map does not cover keep the bundle's location.
  */
 export const unbundle = (profile: CpuProfile): CpuProfile => {

@@ -58,8 +58,9 @@ export const css = page.css`,
  * `import { Effect, Schema } from "effect"` (the house style) names the package's index, whose `export * as Effect`
  * makes esbuild keep every export of every module named so: the whole of effect's Schema, Stream... in each start.
  * Rewritten, while bundling, to one `import * as Effect from "effect/Effect"` per module, esbuild keeps only what is
- * used (0.8 MB less, measured when the bundle was ES modules). Only the barrels below, only their capitalised module names; the
- * rewritten imports stay on the line they came from, so the source map still points at the right lines.
+ * used (0.8 MB less, measured when the bundle was ES modules). Only the barrels below, only their capitalised
+ * module names; the rewritten imports stay on the line they came from, so the source map still points at the right
+ * lines.
  */
 const barrels = ["effect", "@effect/sql", "@effect/sql-sqlite-node", "@effect/cli"]
 const barrelImport = new RegExp(`^import (type )?\\{([^}]*)\\} from "(${barrels.join("|")})"`, "gm")

@@ -4,7 +4,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as OpenApi from "@effect/platform/OpenApi"
 import type * as HttpLayerRouterModule from "@effect/platform/HttpLayerRouter"
 import { Effect, JSONSchema, Layer } from "effect"
-import type { TaskHandler } from "../engine/TaskHandlers.js"
+import type { RegisteredHandler } from "../engine/TaskHandlers.js"
 
 type Json = Record<string, any>
 
@@ -13,10 +13,10 @@ type Json = Record<string, any>
  * (and its result schema as `x-result`). The HttpApi contract types params as unknown, since which types exist is
  * up to the application; this fills in the ones this sidecar has.
  */
-export const describeTaskTypes = (handlers: ReadonlyMap<string, TaskHandler<any, unknown>>) => (spec: Json): Json => {
+export const describeTaskTypes = (handlers: ReadonlyMap<string, RegisteredHandler>) => (spec: Json): Json => {
   const document = structuredClone(spec)
   const definitions: Json = {}
-  const schemaOf = (handler: TaskHandler<any, unknown>, which: "params" | "result"): Json => {
+  const schemaOf = (handler: RegisteredHandler, which: "params" | "result"): Json => {
     const schema = handler[which]
     if (schema === undefined) return {}
     try {

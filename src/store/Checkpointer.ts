@@ -67,9 +67,13 @@ parentPort.postMessage({ started: true })
 export const checkpointInBackground = Effect.gen(function*() {
   const db = yield* Sqlite
   if (!isPlainFile(db.name) || db.memory) return
+  /** The connection checkpoints itself again, as it did before the worker ran. */
+  const handBack = () => {
+    if (db.open) db.pragma(`wal_autocheckpoint = ${mainConnectionCheckpoint}`)
+  }
   const fallBack = (why: string) =>
     Effect.zipRight(
-      Effect.sync(() => db.open && db.pragma(`wal_autocheckpoint = ${mainConnectionCheckpoint}`)),
+      Effect.sync(handBack),
       Effect.logWarning(`background checkpoints stopped (${why}); the database connection checkpoints itself again`)
     )
   const run = Runtime.runFork(yield* Effect.runtime<never>())
@@ -111,8 +115,8 @@ export const checkpointInBackground = Effect.gen(function*() {
       )
       const stop = () => {
         running = false
-        // what the server still writes while it drains is checkpointed as before the worker ran
-        if (db.open) db.pragma(`wal_autocheckpoint = ${mainConnectionCheckpoint}`)
+        // what the server still writes while it drains
+        handBack()
         // the worker closes its connection, so that the main one, closing last, checkpoints and removes the WAL
         worker.postMessage("stop")
         return exited

@@ -1,34 +1,25 @@
+import { FileSystem } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import { Effect, Layer, Logger } from "effect"
-import { copyFileSync, existsSync, mkdtempSync, rmSync, unlinkSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { copyFileSync, existsSync, rmSync, unlinkSync } from "node:fs"
 import { join } from "node:path"
 import { BackgroundCheckpoints, mainConnectionCheckpoint } from "../../src/store/Checkpointer.js"
 import { sqlLayer } from "../../src/store/Sql.js"
 import { Sqlite } from "../../src/store/Sqlite.js"
+import { pollUntil } from "../sidecar.js"
 
 /** A folder for one test's database, removed afterwards. */
-const folder = Effect.acquireRelease(
-  Effect.sync(() => mkdtempSync(join(tmpdir(), "sidecar-checkpoint-"))),
-  (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-)
-
-/** Ask `probe` every 10 ms, on the real clock, for up to 5 s, until `done`; its last answer. */
-const polled = <A>(probe: () => A, done: (a: A) => boolean) =>
-  Effect.gen(function*() {
-    let answer = probe()
-    for (let i = 0; i < 500 && !done(answer); i++) {
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
-      answer = probe()
-    }
-    return answer
-  })
+const folder = Effect.flatMap(
+  FileSystem.FileSystem,
+  (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-checkpoint-" })
+).pipe(Effect.provide(NodeContext.layer))
 
 const autocheckpoint = (db: Database.Database) => db.pragma("wal_autocheckpoint", { simple: true }) as number
 
 /** The rows of task_results in the database file alone: what checkpoints have copied there from the WAL. */
-const rowsInFile = (file: string, dir: string) => () => {
+const rowsInFile = (file: string, dir: string) => {
   const copy = join(dir, "copy.db")
   copyFileSync(file, copy)
   const db = new Database(copy, { readonly: true })
@@ -52,19 +43,19 @@ describe("background checkpoints", () => {
           const scope = yield* Effect.scope
           yield* Layer.buildWithScope(BackgroundCheckpoints, scope).pipe(Effect.provideService(Sqlite, db))
           // once the worker runs
-          expect(yield* polled(() => autocheckpoint(db), (n) => n === 0)).toBe(0)
+          expect(yield* pollUntil(Effect.sync(() => autocheckpoint(db)), (n) => n === 0)).toBe(0)
           const insert = db.prepare(
             `INSERT INTO task_results (id, type, status, submitted_at) VALUES (?, 'x', 'running', '')`
           )
           for (let i = 0; i < 500; i++) insert.run(`task-${i}`)
-          expect(yield* polled(rowsInFile(file, dir), (n) => n === 500)).toBe(500)
+          expect(yield* pollUntil(Effect.sync(() => rowsInFile(file, dir)), (n) => n === 500)).toBe(500)
         }))
         // stopped before the connection closes (the server drains meanwhile): the connection checkpoints again
         expect(autocheckpoint(db)).toBe(mainConnectionCheckpoint)
       }).pipe(Effect.provide(sqlLayer(file))))
       // the worker's connection closed first: the main one, closing last, folded the WAL in and removed it
       expect(existsSync(`${file}-wal`)).toBe(false)
-      expect(rowsInFile(file, dir)()).toBe(500)
+      expect(rowsInFile(file, dir)).toBe(500)
     }).pipe(Effect.scoped))
 
   it.live("if the worker cannot run, the connection checkpoints itself again and a warning says so", () =>
@@ -80,7 +71,7 @@ describe("background checkpoints", () => {
         // the worker opens the file only if it exists: gone, the worker fails at its start
         unlinkSync(file)
         yield* Layer.buildWithScope(BackgroundCheckpoints, yield* Effect.scope).pipe(Effect.provideService(Sqlite, db))
-        yield* polled(() => warnings.length, (n) => n > 0)
+        yield* pollUntil(Effect.sync(() => warnings.length), (n) => n > 0)
         expect(String(warnings)).toMatch(/background checkpoints stopped .*the database connection checkpoints itself/)
         expect(autocheckpoint(db)).toBe(mainConnectionCheckpoint)
       }).pipe(Effect.provide(sqlLayer(file)), Effect.provide(Logger.replace(Logger.defaultLogger, capture))))
