@@ -6,6 +6,7 @@ import m0005 from "./0005_create_task_runs.js"
 import m0006 from "./0006_index_task_filters.js"
 import m0007 from "./0007_keep_past_runs_only.js"
 import m0008 from "./0008_create_retention_grace.js"
+import m0009 from "./0009_fewer_index_writes_per_task.js"
 
 /**
  * Every migration, keyed `<id>_<name>` as its file is named, imported statically so that the bundled server carries
@@ -19,5 +20,6 @@ export const migrations = {
   "5_create_task_runs": m0005,
   "6_index_task_filters": m0006,
   "7_keep_past_runs_only": m0007,
-  "8_create_retention_grace": m0008
+  "8_create_retention_grace": m0008,
+  "9_fewer_index_writes_per_task": m0009
 }

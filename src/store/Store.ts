@@ -171,11 +171,21 @@ const completeSql = `UPDATE task_results SET status = ?, error = ?, result = ?, 
 const removeSql = `DELETE FROM task_results WHERE id = ? RETURNING ${columns}`
 const runsSql = `SELECT run, status, error, result, started_at, completed_at, started_by, resumes FROM task_runs
   WHERE task_id = ? ORDER BY run`
-const runningSql = `SELECT id, type, run, params FROM task_results WHERE status = 'running' ORDER BY submitted_at, rowid`
-const resumedSql = `UPDATE task_results SET resumes = resumes + 1 WHERE status = 'running'`
+// SQLite uses a partial index only for a query whose WHERE has the index's own condition among its terms (it does not
+// infer `status <> 'completed'` from `status = 'running'`): queries by a status other than completed carry it too.
+const notCompleted = "status <> 'completed'"
+const runningSql = `SELECT id, type, run, params FROM task_results WHERE status = 'running' AND ${notCompleted}
+  ORDER BY submitted_at, rowid`
+const resumedSql = `UPDATE task_results SET resumes = resumes + 1 WHERE status = 'running' AND ${notCompleted}`
 const pingSql = `SELECT count(*) FROM (SELECT 1 FROM task_results LIMIT 1)`
-const listSql = (hasStatus: boolean, hasType: boolean) => {
-  const where = [...(hasStatus ? ["status = ?"] : []), ...(hasType ? ["type = ?"] : [])]
+/** How a list filters by status: not at all, for completed (the submitted_at index), or for another (the status index). */
+type StatusFilter = "any" | "completed" | "other"
+const listSql = (status: StatusFilter, hasType: boolean) => {
+  const where = [
+    ...(status === "any" ? [] : ["status = ?"]),
+    ...(status === "other" ? [notCompleted] : []),
+    ...(hasType ? ["type = ?"] : [])
+  ]
   return `SELECT ${columns} FROM task_results ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
     ORDER BY submitted_at DESC, rowid DESC LIMIT ?`
 }
@@ -184,9 +194,14 @@ const listSql = (hasStatus: boolean, hasType: boolean) => {
 const lastCompletedSql = (types: number) =>
   `SELECT ${columns} FROM task_results WHERE +status = 'completed' AND type IN (${Array(types).fill("?").join(", ")})
     ORDER BY completed_at DESC, rowid DESC LIMIT 1`
-/** What retention may delete: ended before `?`, and none of `keep` ids. */
+/**
+ * What retention may delete: ended before the cutoff (given twice), and none of `keep` ids. Found through the
+ * submitted_at index: a task that ended before the cutoff was submitted before it.
+ */
 const prunableWhere = (keep: number) =>
-  `status <> 'running' AND completed_at < ? ${keep === 0 ? "" : `AND id NOT IN (${Array(keep).fill("?").join(", ")})`}`
+  `submitted_at < ? AND status <> 'running' AND completed_at < ? ${
+    keep === 0 ? "" : `AND id NOT IN (${Array(keep).fill("?").join(", ")})`
+  }`
 const pruneSql = (keep: number) =>
   `DELETE FROM task_results WHERE rowid IN (SELECT rowid FROM task_results WHERE ${prunableWhere(keep)} LIMIT ?)
     RETURNING id`
@@ -254,7 +269,9 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       running: db.prepare<Array<unknown>, Pick<TaskRow, "id" | "type" | "run" | "params">>(runningSql),
       resumed: db.prepare(resumedSql),
       ping: db.prepare(pingSql).pluck(),
-      list: [false, true].flatMap((s) => [false, true].map((t) => db.prepare<Array<unknown>, TaskRow>(listSql(s, t)))),
+      list: (["any", "completed", "other"] as const).flatMap((s) =>
+        [false, true].map((t) => db.prepare<Array<unknown>, TaskRow>(listSql(s, t)))
+      ),
       grace: db.prepare<Array<unknown>, { history: string; ends_at: string }>(graceSql),
       endGrace: db.prepare(endGraceSql)
     }
@@ -335,7 +352,9 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
 
     const listRows = (filter: TaskFilter) =>
       step("list", () =>
-        statements.list[(filter.status === undefined ? 0 : 2) + (filter.type === undefined ? 0 : 1)]!.all(
+        statements.list[
+          (filter.status === undefined ? 0 : filter.status === "completed" ? 2 : 4) + (filter.type === undefined ? 0 : 1)
+        ]!.all(
           ...(filter.status === undefined ? [] : [filter.status]),
           ...(filter.type === undefined ? [] : [filter.type]),
           filter.limit
@@ -373,7 +392,10 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
      * `keep`. Answers how many went; the caller repeats while batches come back full.
      */
     const prune = (before: DateTime.Utc, keep: ReadonlyArray<string>, batch: number) =>
-      step("prune", () => pruneOf(keep.length).all(DateTime.formatIso(before), ...keep, batch).length)
+      step("prune", () => {
+        const cutoff = DateTime.formatIso(before)
+        return pruneOf(keep.length).all(cutoff, cutoff, ...keep, batch).length
+      })
 
     /** Succeeds when the database answers a query on the task table and the file's latest check found it sound. */
     const ping = step("ping", () => {
@@ -396,7 +418,10 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
     const endGrace = step("endGrace", () => void statements.endGrace.run())
     /** How many tasks `prune` would delete with these arguments, all batches together. */
     const countPrunable = (before: DateTime.Utc, keep: ReadonlyArray<string>) =>
-      step("countPrunable", () => countPrunableOf(keep.length).get(DateTime.formatIso(before), ...keep)!.n)
+      step("countPrunable", () => {
+        const cutoff = DateTime.formatIso(before)
+        return countPrunableOf(keep.length).get(cutoff, cutoff, ...keep)!.n
+      })
 
     return {
       save,

@@ -183,19 +183,6 @@ describe("list that scales", () => {
         expect(typeof res.json.error, query).toBe("string")
       }
     }).pipe(Effect.provide(HttpTest)))
-
-  it.effect("the filtered lists are served from indexes", () =>
-    Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      const plan = (where: string) =>
-        sql.unsafe<{ detail: string }>(
-          `EXPLAIN QUERY PLAN SELECT id FROM task_results WHERE ${where} ORDER BY submitted_at DESC, rowid DESC LIMIT 100`
-        ).pipe(Effect.map((rows) => rows.map((r) => r.detail).join("; ")))
-      expect(yield* plan("1=1")).toMatch(/USING INDEX idx_task_results_submitted_at/)
-      expect(yield* plan("status = 'failed'")).toMatch(/USING INDEX idx_task_results_status_submitted_at/)
-      expect(yield* plan("type = 'x'")).toMatch(/USING INDEX idx_task_results_type_submitted_at/)
-      expect(yield* plan("status = 'failed'")).not.toMatch(/SCAN task_results\b(?! USING)/)
-    }).pipe(Effect.provide(EngineTest)))
 })
 
 describe("handler timeouts and typed results", () => {

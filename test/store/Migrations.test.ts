@@ -63,7 +63,8 @@ describe("migrations", () => {
         "create_task_runs",
         "index_task_filters",
         "keep_past_runs_only",
-        "create_retention_grace"
+        "create_retention_grace",
+        "fewer_index_writes_per_task"
       ])
       expect(columnsOf(file)).toEqual([
         "id",
@@ -78,13 +79,18 @@ describe("migrations", () => {
         "resumes"
       ])
       // second start: the same rows, no error from re-running anything
-      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(8)
+      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(9)
       const db = new Database(file, { readonly: true })
       const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'task_results'")
         .all()
       const pragmas = { journal: db.pragma("journal_mode", { simple: true }) }
       db.close()
-      expect(indexes).toContainEqual({ name: "idx_task_results_submitted_at" })
+      expect(indexes.map((row) => (row as { name: string }).name).filter((name) => name.startsWith("idx_")).sort())
+        .toEqual([
+          "idx_task_results_submitted_at",
+          "idx_task_results_type_submitted_at",
+          "idx_task_results_unfinished_submitted_at"
+        ])
       expect(pragmas.journal).toBe("wal")
     }).pipe(Effect.provide(NodeContext.layer)))
 
@@ -213,7 +219,7 @@ describe("0008: the grace before retention first prunes a file", () => {
       const db = new Database(file)
       db.exec("UPDATE effect_sql_migrations SET created_at = '2025-01-01 00:00:00'")
       db.close()
-      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(8)
+      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(9)
       expect(graceRows(file)).toEqual([])
     }).pipe(Effect.provide(NodeContext.layer)))
 })

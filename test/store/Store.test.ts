@@ -112,24 +112,80 @@ describe("Store listing", () => {
   // Every start and every retention pass asks this; a plan through the status index sorted every completed task.
   it.effect("lastCompleted reads the given types' rows through the type index, not every completed task", () =>
     Effect.gen(function*() {
-      const db = yield* Sqlite
-      const prepared: Array<string> = []
-      const recording = new Proxy(db, {
-        get: (target, key) =>
-          key === "prepare"
-            ? (text: string) => {
-              prepared.push(text)
-              return target.prepare(text)
-            }
-            : Reflect.get(target, key, target)
-      })
-      const store = yield* Store.pipe(Effect.provide(Store.Default.pipe(Layer.provide(Layer.succeed(Sqlite, recording)))))
+      const { plan, prepared, store } = yield* recordingStore
       prepared.length = 0
       yield* store.lastCompleted(["mark-ready", "mark-not-ready"])
       expect(prepared).toHaveLength(1)
-      const plan = (db.prepare(`EXPLAIN QUERY PLAN ${prepared[0]}`).all("a", "b") as Array<{ detail: string }>)
-        .map((row) => row.detail).join("; ")
-      expect(plan).toMatch(/SEARCH task_results USING INDEX idx_task_results_type_submitted_at \(type=\?\)/)
-      expect(plan).not.toMatch(/status/)
+      expect(plan(prepared[0]!)).toMatch(/SEARCH task_results USING INDEX idx_task_results_type_submitted_at \(type=\?\)/)
+      expect(plan(prepared[0]!)).not.toMatch(/status/)
+    }).pipe(Effect.scoped, Effect.provide(SqlMemory)))
+
+  // Migration 0009 left the status index with the tasks not completed only, and retention without an index of its
+  // own: each query must still find its rows through an index, never by reading the whole table.
+  it.effect("lists by every filter, crash recovery and retention read through an index", () =>
+    Effect.gen(function*() {
+      const { plan, prepared, store } = yield* recordingStore
+      const planOf = <A, E>(query: Effect.Effect<A, E>) =>
+        Effect.map(Effect.zipRight(Effect.sync(() => (prepared.length = 0)), query), () => {
+          expect(prepared).toHaveLength(1)
+          return plan(prepared[0]!)
+        })
+      // the statements prepared as the store was made, found by their text
+      const made = [...prepared]
+      const preparedOnce = (marker: RegExp) => plan(made.find((text) => marker.test(text))!)
+      const list = (status: "" | "completed" | "failed", type: "" | "x") =>
+        plan(made.find((text) =>
+          text.includes("ORDER BY submitted_at DESC, rowid DESC LIMIT ?") &&
+          text.includes("status = ?") === (status !== "") &&
+          text.includes("<> 'completed'") === (status === "failed") &&
+          text.includes("type = ?") === (type !== "")
+        )!)
+      expect(list("", "")).toMatch(/SCAN task_results USING INDEX idx_task_results_submitted_at\b/)
+      expect(list("completed", "")).toMatch(/SCAN task_results USING INDEX idx_task_results_submitted_at\b/)
+      expect(list("failed", "")).toMatch(/SEARCH task_results USING INDEX idx_task_results_unfinished_submitted_at/)
+      expect(list("", "x")).toMatch(/SEARCH task_results USING INDEX idx_task_results_type_submitted_at/)
+      expect(list("completed", "x")).toMatch(/SEARCH task_results USING INDEX idx_task_results_type_submitted_at/)
+      expect(list("failed", "x")).toMatch(/SEARCH task_results USING INDEX idx_task_results_(unfinished|type)_submitted/)
+      expect(preparedOnce(/^SELECT id, type, run, params/)).toMatch(
+        /SEARCH task_results USING INDEX idx_task_results_unfinished_submitted_at \(status=\?\)/
+      )
+      expect(preparedOnce(/^UPDATE task_results SET resumes/)).toMatch(
+        /SEARCH task_results USING INDEX idx_task_results_unfinished_submitted_at \(status=\?\)/
+      )
+      const before = at(100)
+      for (const keep of [[], ["mark-ready"]]) {
+        expect(yield* planOf(store.prune(before, keep, 10))).toMatch(
+          /SEARCH task_results USING INDEX idx_task_results_submitted_at \(submitted_at<\?\)/
+        )
+        expect(yield* planOf(store.countPrunable(before, keep))).toMatch(
+          /SEARCH task_results USING INDEX idx_task_results_submitted_at \(submitted_at<\?\)/
+        )
+      }
     }).pipe(Effect.scoped, Effect.provide(SqlMemory)))
 })
+
+/** A Store over the test's connection that records every statement it prepares, and the query plan of one. */
+const recordingStore = Effect.gen(function*() {
+  const db = yield* Sqlite
+  const prepared: Array<string> = []
+  const recording = new Proxy(db, {
+    get: (target, key) =>
+      key === "prepare"
+        ? (text: string) => {
+          prepared.push(text)
+          return target.prepare(text)
+        }
+        : Reflect.get(target, key, target)
+  })
+  const store = yield* Store.pipe(Effect.provide(Store.Default.pipe(Layer.provide(Layer.succeed(Sqlite, recording)))))
+  const plan = (text: string) => {
+    const values = Array.from({ length: parameterCount(text) }, () => "x")
+    return (db.prepare(`EXPLAIN QUERY PLAN ${text}`).all(...values) as Array<{ detail: string }>)
+      .map((row) => row.detail).join("; ")
+  }
+  return { plan, prepared, store }
+})
+
+/** How many values a statement takes: `?N` is the N-th, a bare `?` the one after the highest so far (SQLite's rule). */
+const parameterCount = (text: string) =>
+  [...text.matchAll(/\?(\d*)/g)].reduce((n, [, digits]) => digits === "" ? n + 1 : Math.max(n, Number(digits)), 0)
