@@ -50,6 +50,17 @@ describe("Engine.submit", () => {
       expect(task.error).toBeUndefined()
     }).pipe(Effect.provide(EngineTest)))
 
+  // A client that sends one request at a time waits for each answer: the run must not hold it up.
+  it.effect("a submit alone is answered before its run begins; the run follows", () =>
+    Effect.gen(function*() {
+      const probe = yield* Probe
+      const outcome = yield* probeTask("order")
+      expect(outcome._tag).toBe("Started")
+      expect(probe.runs("order")).toBe(0)
+      expect(yield* settled(outcome.id)).toMatchObject({ status: "completed", run: 1 })
+      expect(probe.runs("order")).toBe(1)
+    }).pipe(Effect.provide(EngineTest)))
+
   it.effect("absent, null and empty ids each get a distinct generated UUID", () =>
     Effect.gen(function*() {
       const ids = yield* Effect.all([
@@ -248,6 +259,9 @@ describe("Engine.remove", () => {
       const probe = yield* Probe
       yield* probe.hold("del")
       yield* probeTask("del", { hold: true }, ID)
+      // the run starts once the submit has answered
+      for (let i = 0; i < 50 && probe.runs("del") === 0; i++) yield* Effect.yieldNow()
+      expect(probe.runs("del")).toBe(1)
       yield* engine.remove(ID)
       expect(probe.interruptions("del")).toBe(1)
       expect((yield* Effect.flip(engine.get(ID)))._tag).toBe("TaskNotFound")
