@@ -189,14 +189,16 @@ const listSql = (status: StatusFilter, hasType: boolean) => {
   return `SELECT ${columns} FROM task_results ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
     ORDER BY submitted_at DESC, rowid DESC LIMIT ?`
 }
-// `+status`: with two types or more, SQLite otherwise picks the status index and sorts every completed task (100 ms on
-// 100k rows, at each start and each retention pass); the type index reads only the tasks of these types.
+// `+status` keeps the plan on the type index, which reads only the tasks of these types: with a full status index
+// (before migration 0009) and two types or more, SQLite picked that index and sorted every completed task (100 ms on
+// 100k rows, at each start and each retention pass).
 const lastCompletedSql = (types: number) =>
   `SELECT ${columns} FROM task_results WHERE +status = 'completed' AND type IN (${Array(types).fill("?").join(", ")})
     ORDER BY completed_at DESC, rowid DESC LIMIT 1`
 /**
  * What retention may delete: ended before the cutoff (given twice), and none of `keep` ids. Found through the
- * submitted_at index: a task that ended before the cutoff was submitted before it.
+ * submitted_at index: a task that ended before the cutoff was submitted before it (should the clock have stepped
+ * back between the two, the task goes once the cutoff passes its submission instead).
  */
 const prunableWhere = (keep: number) =>
   `submitted_at < ? AND status <> 'running' AND completed_at < ? ${
