@@ -55,7 +55,12 @@ describe("the sidecar process", () => {
         body: { id: ID, type: "run-command", params: { command: "wait" } }
       })
       expect(submitted).toEqual({ status: 201, json: { id: ID } })
-      const submitLog = first.logs().find((l) => l.message === "task submitted" && l.annotations.taskId === ID)
+      // Written to stdout before the answer to the socket; this process may still read the two in either order.
+      const submitLog = yield* pollUntil(
+        Effect.sync(() => first.logs().find((l) => l.message === "task submitted" && l.annotations.taskId === ID)),
+        (line) => line !== undefined,
+        "2 seconds"
+      )
       expect(submitLog?.annotations).toMatchObject({ type: "run-command", run: 1 })
 
       expect(yield* first.stop("SIGTERM")).toBe(0)

@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Fiber, Layer, Logger, LogLevel, Option, TestClock } from "effect"
+import { Context, Deferred, Effect, Fiber, HashMap, Layer, Logger, LogLevel, Option, TestClock } from "effect"
 import type { SubmitTask } from "../../src/Domain.js"
 import { Engine } from "../../src/engine/Engine.js"
 import { TaskError } from "../../src/Errors.js"
@@ -418,6 +418,28 @@ describe("a run's log lines", () => {
         expect(line.annotations).toMatchObject({ taskId: ID, type: "test", run: 1 })
         expect(line.annotations).not.toHaveProperty("request")
       }
+    }))
+
+  // A controller that has its 201 must find the line: it is logged before the submit answers, alone or in a batch.
+  it.effect("a submit's line is logged before its answer", () =>
+    Effect.gen(function*() {
+      const seen: Array<unknown> = []
+      const capture = Logger.make(({ annotations, message }) => {
+        if ((Array.isArray(message) ? message[0] : message) === "task submitted") {
+          seen.push(HashMap.unsafeGet(annotations, "taskId"))
+        }
+      })
+      const answeredAfterLine = (id: string) =>
+        Effect.map(submit({ id, type: "test", params: { key: id } }), (outcome) => seen.includes(outcome.id))
+      const { alone, together } = yield* Effect.gen(function*() {
+        const alone = yield* answeredAfterLine(ID)
+        const together = yield* Effect.all([1, 2, 3].map((n) => answeredAfterLine(`${ID.slice(0, -1)}${n}`)), {
+          concurrency: "unbounded"
+        })
+        return { alone, together }
+      }).pipe(Effect.provide(EngineTest), Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
+      expect(alone).toBe(true)
+      expect(together).toEqual([true, true, true])
     }))
 
   it.effect("of a run resumed at a start carry them too", () =>
