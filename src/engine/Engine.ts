@@ -56,9 +56,13 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const fork = yield* FiberMap.runtime(runs)<unknown>().pipe(
       Effect.mapInputContext((engine: Context.Context<never>) => Context.merge(engine, handlersContext))
     )
-    // A fiber that already wrote its completion may still be in the map, so a newer run replaces it.
+    // A fiber that already wrote its completion may still be in the map, so a newer run replaces it. The fiber
+    // starts once the submit that forks it yields (`immediate: false`), not inside the fork: the submit answers first,
+    // and its run (a handler that ends at once, with its completion) comes after. A client that waits for each answer
+    // before its next request got the answer later by the whole run. A run interrupted before it starts (a DELETE
+    // right after the 201) does nothing at all. Resumed runs start at once: their `ended` must run however they end.
     const start = (task: RunOf, handler: RegisteredHandler, params: Admitted["params"]) =>
-      fork(task.id, execute(task, handler, params), runFiber(task))
+      fork(task.id, execute(task, handler, params), { ...runFiber(task), immediate: false })
 
     /** The submit, checked: a 400 for a bad id, type or params, before anything is stored. */
     const admit = (

@@ -112,13 +112,9 @@ const interruptedLine = logAnnotated(LogLevel.Info, "task interrupted; it stays 
  * How a run's fiber is forked: its log lines, the handler's own included, carry the task's id, type and run from its
  * first effect on. Set in the fiber's refs as it is made, not by `Effect.annotateLogs` around the run, which copies
  * the refs twice more and restores them at the end of a fiber that ends there anyway.
- *
- * The fiber starts once whoever forks it yields (`immediate: false`), not at once inside the fork: a submit answers
- * first, and its run (and a handler that finishes at once, with its completion) comes after. A client that waits for
- * each answer before it sends the next request got its answer later by the whole run.
+
  */
 export const runFiber = (task: RunOf): Runtime.RunForkOptions => ({
-  immediate: false,
   updateRefs: (refs, fiberId) => {
     const annotations = FiberRefs.getOrDefault(refs, FiberRef.currentLogAnnotations)
     return FiberRefs.updateAs(refs, {

@@ -270,6 +270,19 @@ describe("Engine.remove", () => {
       expect(yield* probeTask("del", {}, ID)).toEqual({ _tag: "Started", id: ID, run: 1 })
       expect(yield* settled(ID)).toMatchObject({ status: "completed", run: 1 })
     }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("a DELETE right after the answer, before the run began, stops the run before its handler", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine
+      const probe = yield* Probe
+      yield* probeTask("early", {}, ID)
+      yield* engine.remove(ID)
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      expect(probe.runs("early")).toBe(0)
+      expect((yield* Effect.flip(engine.get(ID)))._tag).toBe("TaskNotFound")
+      // neither counted as started nor as ended
+      expect(yield* Effect.flatMap(Metrics, (m) => m.exposition)).toMatch(/^sidecar_tasks_running 0$/m)
+    }).pipe(Effect.provide(EngineTest)))
 })
 
 describe("readiness", () => {
