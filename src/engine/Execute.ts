@@ -112,7 +112,6 @@ const interruptedLine = logAnnotated(LogLevel.Info, "task interrupted; it stays 
  * How a run's fiber is forked: its log lines, the handler's own included, carry the task's id, type and run from its
  * first effect on. Set in the fiber's refs as it is made, not by `Effect.annotateLogs` around the run, which copies
  * the refs twice more and restores them at the end of a fiber that ends there anyway.
-
  */
 export const runFiber = (task: RunOf): Runtime.RunForkOptions => ({
   updateRefs: (refs, fiberId) => {
