@@ -3,6 +3,7 @@ import {
   Clock,
   Context,
   Effect,
+  type Fiber,
   FiberRef,
   HashMap,
   HashSet,
@@ -106,42 +107,53 @@ export const logAnnotated = (
   cause: Cause.Cause<unknown> = Cause.empty
 ): Effect.Effect<void> =>
   Effect.withFiberRuntime((fiber) => {
-    if (LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), level)) return Effect.void
-    const loggers = fiber.getFiberRef(FiberRef.currentLoggers)
-    if (HashSet.size(loggers) === 0) return Effect.void
-    const own = fiber.getFiberRef(FiberRef.currentLogAnnotations)
-    const date = new Date(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
-    if (onlyJsonLines(loggers) && Option.isNone(Context.getOption(fiber.currentContext, Tracer.ParentSpan))) {
-      const fields: Record<string, unknown> = {}
-      let any = false
-      HashMap.forEach(own, (value, key) => {
-        fields[key] = value
-        any = true
-      })
-      for (const key in annotations) {
-        fields[key] = annotations[key]
-        any = true
-      }
-      writeLine(message, level, date, any ? fields : undefined, cause)
-      return Effect.void
-    }
-    let all = own
-    for (const [key, value] of Object.entries(annotations)) all = HashMap.set(all, key, value)
-    const options = {
-      fiberId: fiber.id(),
-      logLevel: level,
-      message: [message],
-      cause,
-      context: fiber.getFiberRefs(),
-      spans: fiber.getFiberRef(FiberRef.currentLogSpan),
-      annotations: all,
-      date
-    }
-    Inspectable.withRedactableContext(options.context, () => {
-      for (const logger of loggers) logger.log(options)
-    })
+    logFrom(fiber, level, message, annotations, cause)
     return Effect.void
   })
+
+/** `logAnnotated`'s line, written at once on behalf of `fiber` (by code that already runs in it, synchronously). */
+export const logFrom = (
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  level: LogLevel.LogLevel,
+  message: string,
+  annotations: Readonly<Record<string, unknown>>,
+  cause: Cause.Cause<unknown> = Cause.empty
+): void => {
+  if (LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), level)) return
+  const loggers = fiber.getFiberRef(FiberRef.currentLoggers)
+  if (HashSet.size(loggers) === 0) return
+  const own = fiber.getFiberRef(FiberRef.currentLogAnnotations)
+  const date = new Date(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
+  if (onlyJsonLines(loggers) && Option.isNone(Context.getOption(fiber.currentContext, Tracer.ParentSpan))) {
+    const fields: Record<string, unknown> = {}
+    let any = false
+    HashMap.forEach(own, (value, key) => {
+      fields[key] = value
+      any = true
+    })
+    for (const key in annotations) {
+      fields[key] = annotations[key]
+      any = true
+    }
+    writeLine(message, level, date, any ? fields : undefined, cause)
+    return
+  }
+  let all = own
+  for (const [key, value] of Object.entries(annotations)) all = HashMap.set(all, key, value)
+  const options = {
+    fiberId: fiber.id(),
+    logLevel: level,
+    message: [message],
+    cause,
+    context: fiber.getFiberRefs(),
+    spans: fiber.getFiberRef(FiberRef.currentLogSpan),
+    annotations: all,
+    date
+  }
+  Inspectable.withRedactableContext(options.context, () => {
+    for (const logger of loggers) logger.log(options)
+  })
+}
 
 /** The logger SIDECAR_LOG_FORMAT and SIDECAR_LOG_LEVEL ask for. */
 export const loggerFor = ({ format, level }: Config.Config.Success<typeof LogConfig>) =>

@@ -42,10 +42,16 @@ export const makeSubmitSemaphore = (): SubmitSemaphore => {
         caller.wake = () => resume(Effect.void)
       })
     })
+  const released = Effect.sync(release)
   return {
     withPermit: (effect) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.suspend(() => {
+          // Free: taken at once, with nothing to wait for and so nothing to undo.
+          if (!held) {
+            held = true
+            return Effect.ensuring(effect, released)
+          }
           const caller: Caller = { holds: false }
           return restore(acquire(caller)).pipe(
             // Interrupted while waiting: out of the line; or, if the permit had already come, passed on.
@@ -56,7 +62,7 @@ export const makeSubmitSemaphore = (): SubmitSemaphore => {
                 else if (at >= 0) waiting.splice(at, 1)
               })
             ),
-            Effect.zipRight(Effect.ensuring(effect, Effect.sync(release)))
+            Effect.zipRight(Effect.ensuring(effect, released))
           )
         })
       )
