@@ -5,7 +5,7 @@ import { Clock, Context, Duration, Effect, Either, Fiber, FiberMap, LogLevel, Op
 import type { SubmitOutcome, TaskFilter } from "../Domain.js"
 import { type SubmitTask, TaskId } from "../Domain.js"
 import { Retention } from "../Config.js"
-import { decodeParams, makeExecute, type RunOf, runFiber } from "./Execute.js"
+import { decodeParams, makeExecute, type RunOf } from "./Execute.js"
 import { InvalidParams, InvalidRequest, InvalidTaskId, StoreError, TaskNotFound, UnknownTaskType } from "../Errors.js"
 import { groupCommit } from "./GroupCommit.js"
 import { logAnnotated, logFrom } from "../Logging.js"
@@ -62,7 +62,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     // before its next request got the answer later by the whole run. A run interrupted before it starts (a DELETE
     // right after the 201) does nothing at all. Resumed runs start at once: their `ended` must run however they end.
     const start = (task: RunOf, handler: RegisteredHandler, params: Admitted["params"]) =>
-      fork(task.id, execute(task, handler, params), { ...runFiber(task), immediate: false })
+      fork(task.id, execute(task, handler, params), { immediate: false })
 
     /** The submit, checked: a 400 for a bad id, type or params, before anything is stored. */
     const admit = (
@@ -214,7 +214,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
       handlers,
       finish,
       start: (task, handler, ended) =>
-        fork(task.id, execute(task, handler, decodeParams(handler, task.params), ended), runFiber(task))
+        fork(task.id, execute(task, handler, decodeParams(handler, task.params), ended))
     })
     yield* Effect.forkScoped(recovery.resume)
     const retention = yield* Retention

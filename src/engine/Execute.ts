@@ -7,12 +7,10 @@ import {
   Either,
   Exit,
   FiberRef,
-  FiberRefs,
   HashMap,
   LogLevel,
   Option,
   ParseResult,
-  type Runtime,
   Schedule,
   Schema
 } from "effect"
@@ -109,20 +107,16 @@ const startedLine = logAnnotated(LogLevel.Debug, "task started", {})
 const interruptedLine = logAnnotated(LogLevel.Info, "task interrupted; it stays running until resumed or deleted", {})
 
 /**
- * How a run's fiber is forked: its log lines, the handler's own included, carry the task's id, type and run from its
- * first effect on. Set in the fiber's refs as it is made, not by `Effect.annotateLogs` around the run, which copies
- * the refs twice more and restores them at the end of a fiber that ends there anyway.
+ * The run's log lines, the handler's own included, carry the task's id, type and run: set as the run's first step, in
+ * the fiber that is the run's own and ends with it. Not by `Effect.annotateLogs` around the run, which copies the
+ * fiber's refs twice more to restore them where the fiber ends anyway; nor in the refs the fiber is forked with,
+ * which is on the submit's path before its answer, where a run starts only after it.
  */
-export const runFiber = (task: RunOf): Runtime.RunForkOptions => ({
-  updateRefs: (refs, fiberId) => {
-    const annotations = FiberRefs.getOrDefault(refs, FiberRef.currentLogAnnotations)
-    return FiberRefs.updateAs(refs, {
-      fiberId,
-      fiberRef: FiberRef.currentLogAnnotations,
-      value: HashMap.set(HashMap.set(HashMap.set(annotations, "taskId", task.id), "type", task.type), "run", task.run)
-    })
-  }
-})
+const annotated = (task: RunOf) =>
+  FiberRef.update(
+    FiberRef.currentLogAnnotations,
+    (annotations) => HashMap.set(HashMap.set(HashMap.set(annotations, "taskId", task.id), "type", task.type), "run", task.run)
+  )
 
 /** What runs one run of a task and records how it ended, over the engine's store and metrics. */
 export const makeExecute = (store: Store, metrics: Metrics) =>
@@ -185,8 +179,8 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
       })
 
     /**
-     * One run of `task`, with its params decoded (by the submit that started it, or from the stored ones); forked with
-     * `runFiber(task)`, from a runtime with the services the handlers were registered with (see TaskHandlers).
+     * One run of `task`, with its params decoded (by the submit that started it, or from the stored ones); forked
+     * from a runtime with the services the handlers were registered with (see TaskHandlers).
      * `ended` runs last, however the run ends: with what the run does when it ends, in one finalizer.
      */
     const execute = (
@@ -196,7 +190,7 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
       ended: Effect.Effect<void> = Effect.void
     ) =>
       Effect.zipRight(
-        metrics.runStarted,
+        Effect.zipRight(annotated(task), metrics.runStarted),
         Effect.onExit(
           Effect.zipRight(
             startedLine,
