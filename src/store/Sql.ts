@@ -8,7 +8,7 @@ import { Data, Duration, Effect, Layer } from "effect"
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs"
 import { migrations } from "../../migrations/index.js"
 import { AppConfig } from "../Config.js"
-import { mainConnectionCheckpoint } from "./Checkpointer.js"
+import { mainConnectionCheckpoint, restartBytes } from "./Checkpointer.js"
 import { isPlainFile, sqliteHeader } from "./DatabaseFile.js"
 import { sqliteLayer } from "./Sqlite.js"
 import { busyTimeout } from "./Store.js"
@@ -109,7 +109,7 @@ const setup = Effect.gen(function*() {
   // the server runs, checkpoints move off the event loop (see Checkpointer); this is what the connection does until
   // then, and should that stop.
   yield* sql`PRAGMA wal_autocheckpoint = ${sql.literal(String(mainConnectionCheckpoint))}`
-  yield* sql`PRAGMA journal_size_limit = ${sql.literal(String(16 * 1024 * 1024))}`
+  yield* sql`PRAGMA journal_size_limit = ${sql.literal(String(restartBytes))}`
   // While migrating, nothing else is served, so SQLite may wait for another writer the blocking way. Afterwards
   // the Store waits asynchronously instead (see busyTimeout), so the connection must not block at all.
   yield* sql`PRAGMA busy_timeout = ${sql.literal(String(Duration.toMillis(busyTimeout)))}`

@@ -147,8 +147,11 @@ const isBusy = (e: unknown) => {
   const code = (e as { code?: unknown } | undefined)?.code
   return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
 }
-const whileBusy = Schedule.exponential("2 millis").pipe(
-  Schedule.union(Schedule.spaced("50 millis")),
+// Every millisecond at first: the lock is most often the checkpointer's RESTART (11-20 ms), and doubling waits from
+// 2 ms overshot its end by up to as long again, for every request in flight. Then less and less often.
+const whileBusy = Schedule.spaced("1 millis").pipe(
+  Schedule.upTo("40 millis"),
+  Schedule.andThen(Schedule.exponential("2 millis").pipe(Schedule.union(Schedule.spaced("50 millis")))),
   Schedule.upTo(busyTimeout)
 )
 
