@@ -34,8 +34,9 @@ const children = <C>(make: (...values: Array<string>) => C) => {
 }
 
 /**
- * The sidecar's Prometheus metrics, in a registry of its own. prom-client formats the exposition; the methods are
- * effects so that recording composes with the rest of the program, but for one called from synchronous code.
+ * The sidecar's Prometheus metrics, in a registry of its own. prom-client formats the exposition. What the engine
+ * records is a plain function, called within the synchronous steps in which it settles a submit or ends a run (an
+ * effect apiece cost a run more than prom-client does); the rest are effects, to compose with the HTTP layer.
  */
 export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
   sync: () => {
@@ -98,16 +99,14 @@ export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
     // Routes are few (routeOf), and so are the methods and statuses Node's parser lets through.
     const requestsOf = children((route, method, status) => requests.labels(route, method, status))
     return {
-      /** Synchronous: counted where the engine settles a batch of submits, in one step of its fiber. */
       submitted: (type: string, outcome: SubmitKind): void => submittedAs(type, outcome).inc(),
-      runStarted: Effect.sync(() => running.inc()),
-      runEnded: Effect.sync(() => running.dec()),
-      finished: (type: string, status: "completed" | "failed", seconds: number) =>
-        Effect.sync(() => {
-          finishedAs(type, status).inc()
-          durationOf(type, status).observe(seconds)
-        }),
-      crashed: (type: string) => Effect.sync(() => crashes.inc({ type })),
+      runStarted: (): void => running.inc(),
+      runEnded: (): void => running.dec(),
+      finished: (type: string, status: "completed" | "failed", seconds: number): void => {
+        finishedAs(type, status).inc()
+        durationOf(type, status).observe(seconds)
+      },
+      crashed: (type: string): void => crashes.inc({ type }),
       /** Count `wait` as a waiter while it runs, however it ends (a client that hangs up interrupts it). */
       waiting: <A, E, R>(wait: Effect.Effect<A, E, R>) =>
         Effect.acquireUseRelease(Effect.sync(() => waiters.inc()), () => wait, () => Effect.sync(() => waiters.dec())),

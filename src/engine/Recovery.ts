@@ -1,6 +1,6 @@
 import { Context, DateTime, Deferred, Effect, Layer, LogLevel, Option } from "effect"
 import type { TaskId } from "../Domain.js"
-import { logAnnotated } from "../Logging.js"
+import { logAnnotated, logFrom } from "../Logging.js"
 import type { Completion, RunningTask, Store } from "../store/Store.js"
 import type { RegisteredHandler } from "./TaskHandlers.js"
 
@@ -64,12 +64,11 @@ export const recoverRuns = (options: {
     // The tasks waiting for their turn, each with whoever waits for that turn.
     const line = new Map<TaskId, Array<() => void>>(resumable.map(([task]) => [task.id, []]))
     /** `id` no longer waits to be resumed (it is resumed, or deleted); whoever waited for its turn goes on. */
-    const forget = (id: TaskId) =>
-      Effect.sync(() => {
-        const waiting = line.get(id)
-        line.delete(id)
-        waiting?.forEach((go) => go())
-      })
+    const forgetNow = (id: TaskId) => {
+      const waiting = line.get(id)
+      line.delete(id)
+      waiting?.forEach((go) => go())
+    }
     /** Until `id` is resumed or forgotten, if it waits to be resumed. */
     const turn = (id: TaskId) =>
       Effect.async<void>((resume) => {
@@ -80,20 +79,23 @@ export const recoverRuns = (options: {
 
     const turns = yield* Effect.makeSemaphore(resumeConcurrency)
     const resumeOne = ([task, handler]: readonly [RunningTask, RegisteredHandler]) =>
-      Effect.flatMap(turns.take(1), () => {
-        // deleted while it waited: nothing to resume
-        if (!line.has(task.id)) return turns.release(1)
-        return logAnnotated(LogLevel.Info, "task resumed", { taskId: task.id, type: task.type, run: task.run }).pipe(
-          Effect.zipRight(Effect.sync(() => start(task, handler, turns.release(1)))),
-          Effect.zipRight(forget(task.id))
-        )
-      })
+      Effect.zipRight(
+        turns.take(1),
+        Effect.withFiberRuntime<void>((fiber) => {
+          // deleted while it waited: nothing to resume
+          if (!line.has(task.id)) return turns.release(1)
+          logFrom(fiber, LogLevel.Info, "task resumed", { taskId: task.id, type: task.type, run: task.run })
+          start(task, handler, turns.release(1))
+          forgetNow(task.id)
+          return Effect.void
+        })
+      )
 
     return {
       /** How many runs the previous process left running. */
       found: running.length,
       resume: Effect.zipRight(ResumeGate.passed, Effect.forEach(resumable, resumeOne, { discard: true })),
       turn,
-      forget
+      forget: (id: TaskId) => Effect.sync(() => forgetNow(id))
     } as const
   })
