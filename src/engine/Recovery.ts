@@ -77,24 +77,44 @@ export const recoverRuns = (options: {
         else waiting.push(() => resume(Effect.void))
       })
 
-    const turns = yield* Effect.makeSemaphore(resumeConcurrency)
-    const resumeOne = ([task, handler]: readonly [RunningTask, RegisteredHandler]) =>
-      Effect.zipRight(
-        turns.take(1),
-        Effect.withFiberRuntime<void>((fiber) => {
+    // Runs resumed and not yet ended, and how to wake `resume` when it waits for one to end.
+    let resumed = 0
+    let wake: (() => void) | undefined
+    /** What a resumed run does last, however it ends: it makes room for the next. */
+    const ended = Effect.sync(() => {
+      resumed--
+      const go = wake
+      wake = undefined
+      go?.()
+    })
+    const room = Effect.async<void>((resume) => {
+      if (resumed < resumeConcurrency) return resume(Effect.void)
+      wake = () => resume(Effect.void)
+      return Effect.sync(() => (wake = undefined))
+    })
+    // In line order, as many at a time as there is room for: one step of this fiber starts them all, and it waits
+    // for room once a batch, not once a run (with a Semaphore's permit a run, resuming 10k runs took a sixth longer).
+    let next = 0
+    const resumeAll: Effect.Effect<void> = Effect.zipRight(
+      room,
+      Effect.withFiberRuntime((fiber) => {
+        while (resumed < resumeConcurrency && next < resumable.length) {
+          const [task, handler] = resumable[next++]!
           // deleted while it waited: nothing to resume
-          if (!line.has(task.id)) return turns.release(1)
+          if (!line.has(task.id)) continue
+          resumed++
           logFrom(fiber, LogLevel.Info, "task resumed", { taskId: task.id, type: task.type, run: task.run })
-          start(task, handler, turns.release(1))
+          start(task, handler, ended)
           forgetNow(task.id)
-          return Effect.void
-        })
-      )
+        }
+        return next < resumable.length ? resumeAll : Effect.void
+      })
+    )
 
     return {
       /** How many runs the previous process left running. */
       found: running.length,
-      resume: Effect.zipRight(ResumeGate.passed, Effect.forEach(resumable, resumeOne, { discard: true })),
+      resume: Effect.zipRight(ResumeGate.passed, resumeAll),
       turn,
       forget: (id: TaskId) => Effect.sync(() => forgetNow(id))
     } as const
