@@ -7,6 +7,7 @@ import m0006 from "./0006_index_task_filters.js"
 import m0007 from "./0007_keep_past_runs_only.js"
 import m0008 from "./0008_create_retention_grace.js"
 import m0009 from "./0009_fewer_index_writes_per_task.js"
+import m0010 from "./0010_lists_in_index_order.js"
 
 /**
  * Every migration, keyed `<id>_<name>` as its file is named, imported statically so that the bundled server carries
@@ -21,5 +22,6 @@ export const migrations = {
   "6_index_task_filters": m0006,
   "7_keep_past_runs_only": m0007,
   "8_create_retention_grace": m0008,
-  "9_fewer_index_writes_per_task": m0009
+  "9_fewer_index_writes_per_task": m0009,
+  "10_lists_in_index_order": m0010
 }

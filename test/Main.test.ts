@@ -43,7 +43,8 @@ describe("the sidecar process", () => {
         "0006_index_task_filters",
         "0007_keep_past_runs_only",
         "0008_create_retention_grace",
-        "0009_fewer_index_writes_per_task"
+        "0009_fewer_index_writes_per_task",
+        "0010_lists_in_index_order"
       ])
       expect((yield* request(`${first.url}/v0/livez`)).status).toBe(200)
       expect((yield* request(`${first.url}/v0/healthz`)).status).toBe(503)

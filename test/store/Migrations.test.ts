@@ -64,7 +64,8 @@ describe("migrations", () => {
         "index_task_filters",
         "keep_past_runs_only",
         "create_retention_grace",
-        "fewer_index_writes_per_task"
+        "fewer_index_writes_per_task",
+        "lists_in_index_order"
       ])
       expect(columnsOf(file)).toEqual([
         "id",
@@ -79,7 +80,7 @@ describe("migrations", () => {
         "resumes"
       ])
       // second start: the same rows, no error from re-running anything
-      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(9)
+      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(10)
       const db = new Database(file, { readonly: true })
       const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'task_results'")
         .all()
@@ -219,7 +220,7 @@ describe("0008: the grace before retention first prunes a file", () => {
       const db = new Database(file)
       db.exec("UPDATE effect_sql_migrations SET created_at = '2025-01-01 00:00:00'")
       db.close()
-      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(9)
+      expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(10)
       expect(graceRows(file)).toEqual([])
     }).pipe(Effect.provide(NodeContext.layer)))
 })

@@ -162,6 +162,16 @@ describe("Store listing", () => {
         )
       }
     }).pipe(Effect.scoped, Effect.provide(SqlMemory)))
+
+  // Migration 0010: an index in the order a list reads it, backwards for newest first, so no list sorts its rows.
+  it.effect("lists by every filter and crash recovery read their rows in index order, with no sort", () =>
+    Effect.gen(function*() {
+      const { plan, prepared } = yield* recordingStore
+      const reads = prepared.filter((text) => text.includes("ORDER BY submitted_at"))
+      // six lists (by status: any, completed, another; by type or not) and crash recovery's query
+      expect(reads).toHaveLength(7)
+      for (const text of reads) expect(plan(text)).not.toMatch(/TEMP B-TREE/)
+    }).pipe(Effect.scoped, Effect.provide(SqlMemory)))
 })
 
 /** A Store over the test's connection that records every statement it prepares, and the query plan of one. */
