@@ -1,4 +1,4 @@
-import { Effect, Schema } from "effect"
+import { Schema } from "effect"
 
 interface Issue {
   readonly path: ReadonlyArray<PropertyKey>
@@ -83,8 +83,8 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   op: Schema.String,
   error: Schema.String
 }) {
-  /** Wrap any failure of one storage step. */
-  static wrap = (op: string) => Effect.mapError((cause: unknown) => new StoreError({ op, error: `store ${op} failed: ${driverMessage(cause)}` }))
+  /** Any failure of one storage step, named. */
+  static of = (op: string, cause: unknown) => new StoreError({ op, error: `store ${op} failed: ${driverMessage(cause)}` })
   override get message() {
     return this.error
   }

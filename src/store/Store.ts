@@ -268,16 +268,22 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
     }
 
     /**
-     * Run one storage step: wait out another writer's lock (up to busyTimeout), name the step in errors. The retry
-     * is set up only once a statement found the database busy: most never do.
+     * Run one storage step: wait out another writer's lock (up to busyTimeout), name the step in errors. One step of
+     * the fiber, as the statement itself is: the retry comes in only once a statement found the database busy, which
+     * most never do.
      */
-    const step = <A>(op: string, run: () => A) => {
-      const effect = Effect.try({ try: run, catch: (e) => e })
-      return effect.pipe(
-        Effect.catchIf(isBusy, () => Effect.retry(effect, { schedule: whileBusy, while: isBusy })),
-        StoreError.wrap(op)
-      )
-    }
+    const step = <A>(op: string, run: () => A): Effect.Effect<A, StoreError> =>
+      Effect.suspend(() => {
+        try {
+          return Effect.succeed(run())
+        } catch (e) {
+          if (!isBusy(e)) return Effect.fail(StoreError.of(op, e))
+          return Effect.try({ try: run, catch: (e) => e }).pipe(
+            Effect.retry({ schedule: whileBusy, while: isBusy }),
+            Effect.mapError((e) => StoreError.of(op, e))
+          )
+        }
+      })
 
     const statements = {
       save: db.prepare(saveSql),
