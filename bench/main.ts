@@ -195,8 +195,11 @@ const main = async () => {
             "```",
             "",
             plan.indexServed
-              ? "Index-served: the table is read in index order and the read stops at the limit. The temp B-tree \"for" +
-                " last term\" only orders rows with equal submitted_at by rowid; it never sorts the table."
+              ? "Index-served: the table is read in index order and the read stops at the limit." +
+                (plan.plan.some((d) => d.includes("TEMP B-TREE FOR LAST TERM"))
+                  ? " The temp B-tree \"for last term\" only orders rows with equal submitted_at by rowid; it never" +
+                    " sorts the table."
+                  : "")
               : "NOT index-served: the plan scans or sorts the whole table.",
             ""
           )

@@ -19,7 +19,7 @@ const recording = (db: Database.Database, ran: Array<readonly [string, ReadonlyA
     get: (target, key) =>
       key !== "prepare" ? Reflect.get(target, key, target) : (text: string) => {
         const statement = target.prepare(text)
-        return new Proxy(statement, {
+        const recorded: Database.Statement = new Proxy(statement, {
           get: (s, k) => {
             const value = Reflect.get(s, k, s)
             return typeof value === "function" && (k === "all" || k === "get" || k === "run")
@@ -27,9 +27,16 @@ const recording = (db: Database.Database, ran: Array<readonly [string, ReadonlyA
                 ran.push([text, params])
                 return value.apply(s, params)
               }
-              : typeof value === "function" ? value.bind(s) : value
+              // `raw(true)`, `pluck()`... answer the statement itself: the recording one, then
+              : typeof value === "function"
+              ? (...args: Array<unknown>) => {
+                const result = value.apply(s, args)
+                return result === s ? recorded : result
+              }
+              : value
           }
         })
+        return recorded
       }
   })
 
