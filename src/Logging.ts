@@ -111,6 +111,10 @@ export const logAnnotated = (
     return Effect.void
   })
 
+/** The time on the fiber's clock, read by code that already runs in it. */
+export const millisOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): number =>
+  Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+
 /** `logAnnotated`'s line, written at once on behalf of `fiber` (by code that already runs in it, synchronously). */
 export const logFrom = (
   fiber: Fiber.RuntimeFiber<unknown, unknown>,
@@ -123,7 +127,7 @@ export const logFrom = (
   const loggers = fiber.getFiberRef(FiberRef.currentLoggers)
   if (HashSet.size(loggers) === 0) return
   const own = fiber.getFiberRef(FiberRef.currentLogAnnotations)
-  const date = new Date(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
+  const date = new Date(millisOf(fiber))
   if (onlyJsonLines(loggers) && Option.isNone(Context.getOption(fiber.currentContext, Tracer.ParentSpan))) {
     const fields: Record<string, unknown> = {}
     let any = false

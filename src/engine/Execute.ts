@@ -1,7 +1,5 @@
 import {
   Cause,
-  Clock,
-  Context,
   DateTime,
   Duration,
   Effect,
@@ -19,7 +17,7 @@ import {
 import type { TaskId } from "../Domain.js"
 import { formatIssues, InvalidParams, TaskError } from "../Errors.js"
 import { groupCommit } from "./GroupCommit.js"
-import { logFrom } from "../Logging.js"
+import { logFrom, millisOf } from "../Logging.js"
 import type { Metrics } from "../Metrics.js"
 import type { Completion, Store } from "../store/Store.js"
 import type { RegisteredHandler } from "./TaskHandlers.js"
@@ -104,10 +102,6 @@ const runnerOf = (handler: RegisteredHandler) => {
   return runner
 }
 
-/** The time on the fiber's clock, read by a step that already runs in it. */
-const millisOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
-  Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-
 /**
  * The run's log lines, the handler's own included, carry the task's id, type and run: set as the run's first step, in
  * the fiber that is the run's own and ends with it. Not by `Effect.annotateLogs` around the run, which copies the
@@ -143,6 +137,22 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
       })
     }
 
+    /** The run's completion written (see `finish`), then counted and told of, in one more step. */
+    const recorded = (
+      task: RunOf,
+      completion: Completion,
+      elapsedMs: number,
+      tell: (fiber: Fiber.RuntimeFiber<unknown, unknown>) => void
+    ) =>
+      Effect.zipRight(
+        finish(task, completion),
+        Effect.withFiberRuntime<void>((fiber) => {
+          metrics.finished(task.type, completion.status, elapsedMs / 1000)
+          tell(fiber)
+          return Effect.void
+        })
+      )
+
     const failed = (task: RunOf, cause: Cause.Cause<TaskError | InvalidParams>, completedAt: DateTime.Utc, elapsedMs: number) => {
       const failure = Cause.failureOption(cause)
       const error = Option.match(failure, {
@@ -152,25 +162,20 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
             ? "handler interrupted itself"
             : `handler crashed: ${describeDefect(cause)}`
       })
-      return Effect.zipRight(
-        finish(task, { status: "failed", error, completedAt }),
-        Effect.withFiberRuntime<void>((fiber) => {
-          metrics.finished(task.type, "failed", elapsedMs / 1000)
-          if (Option.isNone(failure) && Cause.isDie(cause)) metrics.crashed(task.type)
-          Option.match(failure, {
-            onSome: (e) =>
-              logFrom(fiber, LogLevel.Warning, "task failed", {
-                elapsedMs,
-                error,
-                taskError: e._tag === "TaskError"
-                  ? { task: e.task, operation: e.operation, message: e.message, hint: e.hint, retryable: e.retryable }
-                  : { message: e.error }
-              }),
-            onNone: () => logFrom(fiber, LogLevel.Error, "task failed: handler crashed", { elapsedMs, error }, cause)
-          })
-          return Effect.void
+      return recorded(task, { status: "failed", error, completedAt }, elapsedMs, (fiber) => {
+        if (Option.isNone(failure) && Cause.isDie(cause)) metrics.crashed(task.type)
+        Option.match(failure, {
+          onSome: (e) =>
+            logFrom(fiber, LogLevel.Warning, "task failed", {
+              elapsedMs,
+              error,
+              taskError: e._tag === "TaskError"
+                ? { task: e.task, operation: e.operation, message: e.message, hint: e.hint, retryable: e.retryable }
+                : { message: e.error }
+            }),
+          onNone: () => logFrom(fiber, LogLevel.Error, "task failed: handler crashed", { elapsedMs, error }, cause)
         })
-      )
+      })
     }
 
     // What a run does around its handler (its count, its lines, its clock) is done in as few steps of its fiber as
@@ -182,13 +187,11 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
         const completedAt = DateTime.unsafeMake(now)
         const elapsedMs = now - started
         if (Exit.isFailure(exit)) return failed(task, exit.cause, completedAt, elapsedMs)
-        return Effect.zipRight(
-          finish(task, { status: "completed", result: exit.value, completedAt }),
-          Effect.withFiberRuntime<void>((fiber) => {
-            metrics.finished(task.type, "completed", elapsedMs / 1000)
-            logFrom(fiber, LogLevel.Info, "task completed", { elapsedMs })
-            return Effect.void
-          })
+        return recorded(
+          task,
+          { status: "completed", result: exit.value, completedAt },
+          elapsedMs,
+          (fiber) => logFrom(fiber, LogLevel.Info, "task completed", { elapsedMs })
         )
       })
 
