@@ -18,7 +18,10 @@ const folder = Effect.flatMap(
 
 const autocheckpoint = (db: Database.Database) => db.pragma("wal_autocheckpoint", { simple: true }) as number
 
-/** The rows of task_results in the database file alone: what checkpoints have copied there from the WAL. */
+/**
+ * The rows of task_results in the database file alone: what checkpoints have copied there from the WAL. A copy taken
+ * while a checkpoint writes into the file can be torn (SQLite finds it malformed): that is -1, "look again".
+ */
 const rowsInFile = (file: string, dir: string) => {
   const copy = join(dir, "copy.db")
   copyFileSync(file, copy)
@@ -26,6 +29,10 @@ const rowsInFile = (file: string, dir: string) => {
   try {
     const table = db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'task_results'").pluck().get()
     return table === 0 ? 0 : db.prepare("SELECT count(*) FROM task_results").pluck().get() as number
+  } catch (e) {
+    const code = (e as { code?: unknown }).code
+    if (code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB") return -1
+    throw e
   } finally {
     db.close()
     rmSync(copy, { force: true })
