@@ -93,6 +93,12 @@ export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
       help: "Liveness checks of the database that failed",
       registers: [registry]
     })
+    const refusals = new Prometheus.Counter({
+      name: "sidecar_store_writes_refused_total",
+      help: "Database writes refused, by reason: full, read-only, replaced, corrupt, locked, io-error",
+      labelNames: ["reason"],
+      registers: [registry]
+    })
     const submittedAs = children((type, outcome) => submitted.labels(type, outcome))
     const finishedAs = children((type, status) => finished.labels(type, status))
     const durationOf = children((type, status) => duration.labels(type, status))
@@ -107,6 +113,7 @@ export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
         durationOf(type, status).observe(seconds)
       },
       crashed: (type: string): void => crashes.inc({ type }),
+      refusedWrite: (reason: string): void => refusals.inc({ reason }),
       /** Count `wait` as a waiter while it runs, however it ends (a client that hangs up interrupts it). */
       waiting: <A, E, R>(wait: Effect.Effect<A, E, R>) =>
         Effect.acquireUseRelease(Effect.sync(() => waiters.inc()), () => wait, () => Effect.sync(() => waiters.dec())),

@@ -170,18 +170,19 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const runsOf = (id: string) => Effect.zipRight(get(id), store.runs(id))
 
     /**
-     * Interrupt the task's run (a run-command child is killed) and wait for it, then delete the row; nothing
-     * is written back for the interrupted run. Under the Semaphore that serializes Submit, so that a resubmit
-     * cannot slip in between.
+     * Delete the row, then interrupt the task's run (a run-command child is killed) and wait for it; nothing is
+     * written back for the interrupted run, whose conditional completion finds no row. The row goes first so that a
+     * delete the database refuses leaves the run going. Under the Semaphore that serializes Submit, so that a
+     * resubmit cannot slip in between.
      */
     const remove = (id: string) =>
       semaphore.withPermit(Effect.gen(function*() {
+        const deleted = yield* store.remove(id)
+        if (Option.isNone(deleted)) return yield* TaskNotFound.of(id)
         if (isTaskId(id)) {
           yield* recovery.forget(id)
           yield* FiberMap.remove(runs, id)
         }
-        const deleted = yield* store.remove(id)
-        if (Option.isNone(deleted)) return yield* TaskNotFound.of(id)
         const { run, status, type } = deleted.value
         yield* logAnnotated(LogLevel.Info, "task deleted", { taskId: id, type, run, status })
       }))

@@ -11,7 +11,6 @@ import {
   LogLevel,
   Option,
   ParseResult,
-  Schedule,
   Schema
 } from "effect"
 import type { TaskId } from "../Domain.js"
@@ -19,7 +18,7 @@ import { formatIssues, InvalidParams, TaskError } from "../Errors.js"
 import { groupCommit } from "./GroupCommit.js"
 import { logFrom, millisOf } from "../Logging.js"
 import type { Metrics } from "../Metrics.js"
-import type { Completion, Store } from "../store/Store.js"
+import { type Completion, type Store, untilWritten } from "../store/Store.js"
 import type { RegisteredHandler } from "./TaskHandlers.js"
 
 /** What a run needs of its task. */
@@ -120,22 +119,19 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
     // Completions of runs that end together are written in one transaction (see GroupCommit).
     const completeGrouped = yield* groupCommit(store.completeAll)
 
-    /** Write how a run ended; a failed write is retried, then left `running` for the next start to resume. */
-    const finish = (task: RunOf, completion: Completion) => {
-      const write = completeGrouped({ id: task.id, run: task.run, completion })
-      const superseded = (written: boolean) =>
-        written ? Effect.void : Effect.logInfo("run superseded or deleted; its completion was not written")
-      return Effect.matchEffect(write, {
-        onSuccess: superseded,
-        onFailure: () =>
-          Effect.retry(write, { schedule: Schedule.exponential("200 millis"), times: 4 }).pipe(
-            Effect.flatMap(superseded),
-            Effect.catchAll((e) =>
-              Effect.logError("completion could not be written; the task stays running and resumes at next start", e)
-            )
-          )
-      })
-    }
+    /**
+     * Write how a run ended. A write the database refuses (a full or read-only volume) is retried until it is taken,
+     * the row `running` meanwhile: the run ends, and is counted and told of, only once its outcome is on disk. Should
+     * the process stop first, the run is interrupted like any other and the next start resumes it.
+     */
+    const finish = (task: RunOf, completion: Completion) =>
+      completeGrouped({ id: task.id, run: task.run, completion }).pipe(
+        Effect.retry(untilWritten),
+        Effect.orDie, // untilWritten never gives up
+        Effect.flatMap((written) =>
+          written ? Effect.void : Effect.logInfo("run superseded or deleted; its completion was not written")
+        )
+      )
 
     /** The run's completion written (see `finish`), then counted and told of, in one more step. */
     const recorded = (

@@ -1,7 +1,7 @@
 import { Context, DateTime, Deferred, Effect, Layer, LogLevel, Option } from "effect"
 import type { TaskId } from "../Domain.js"
 import { logAnnotated, logFrom } from "../Logging.js"
-import type { Completion, RunningTask, Store } from "../store/Store.js"
+import { type Completion, type RunningTask, type Store, untilWritten } from "../store/Store.js"
 import type { RegisteredHandler } from "./TaskHandlers.js"
 
 /**
@@ -24,10 +24,11 @@ export class ResumeGate extends Context.Tag("sidecar/ResumeGate")<ResumeGate, De
 const resumeConcurrency = 64
 
 /**
- * Crash recovery, the engine's start: the runs a previous process left `running`. Those whose type has no handler
- * any more fail at once; the resumption of the others is counted, in one statement. `resume` (forked by the engine)
- * waits for the ResumeGate, then starts them again, `resumeConcurrency` at a time, with the same run number: finishing
- * an interrupted run is not a new run. Until its turn a task waits in line: `turn` waits for it, `forget` takes it out.
+ * Crash recovery, the engine's start: the runs a previous process left `running`. `resume` (forked by the engine)
+ * fails those whose type has no handler any more, waits for the ResumeGate, counts the resumption of the others and
+ * starts them again, `resumeConcurrency` at a time, with the same run number: finishing an interrupted run is not a
+ * new run. Each write is retried until the database takes it (a full volume, say), and nothing is resumed before its
+ * count is written. Until its turn a task waits in line: `turn` waits for it, `forget` takes it out.
  */
 export const recoverRuns = (options: {
   readonly store: Store
@@ -46,36 +47,44 @@ export const recoverRuns = (options: {
       if (handler === undefined) orphans.push(task)
       else resumable.push([task, handler])
     }
-    yield* Effect.forEach(orphans, (task) =>
-      Effect.gen(function*() {
-        yield* finish(task, {
-          status: "failed",
-          error: `no handler registered for task type: ${task.type}`,
-          completedAt: yield* DateTime.now
-        })
-        yield* logAnnotated(LogLevel.Warning, "task could not be resumed: no handler registered for task type", {
-          taskId: task.id,
-          type: task.type,
-          run: task.run
-        })
-      }), { concurrency: "unbounded", discard: true })
-    if (resumable.length > 0) yield* store.resumedRunning
-
-    // The tasks waiting for their turn, each with whoever waits for that turn.
-    const line = new Map<TaskId, Array<() => void>>(resumable.map(([task]) => [task.id, []]))
-    /** `id` no longer waits to be resumed (it is resumed, or deleted); whoever waited for its turn goes on. */
+    // The tasks waiting for their turn (to be resumed, or failed for want of a handler), each with whoever waits for
+    // that turn.
+    const line = new Map<TaskId, Array<() => void>>(running.map((task) => [task.id, []]))
+    /** `id` no longer waits (it is resumed or failed, or deleted); whoever waited for its turn goes on. */
     const forgetNow = (id: TaskId) => {
       const waiting = line.get(id)
       line.delete(id)
       waiting?.forEach((go) => go())
     }
-    /** Until `id` is resumed or forgotten, if it waits to be resumed. */
+    /** Until `id` is resumed, failed or forgotten, if it waits for that. */
     const turn = (id: TaskId) =>
       Effect.async<void>((resume) => {
         const waiting = line.get(id)
         if (waiting === undefined) resume(Effect.void)
         else waiting.push(() => resume(Effect.void))
       })
+
+    const failOrphans = Effect.forEach(orphans, (task) =>
+      Effect.gen(function*() {
+        // deleted while it waited: nothing to fail
+        if (!line.has(task.id)) return
+        yield* finish(task, {
+          status: "failed",
+          error: `no handler registered for task type: ${task.type}`,
+          completedAt: yield* DateTime.now
+        })
+        forgetNow(task.id)
+        yield* logAnnotated(LogLevel.Warning, "task could not be resumed: no handler registered for task type", {
+          taskId: task.id,
+          type: task.type,
+          run: task.run
+        })
+      }), { concurrency: "unbounded", discard: true })
+    // Counted by id, not as "every running row": by the time it is written, new submits may have started runs.
+    const countResumed = resumable.length === 0 ? Effect.void : store.resumed(resumable.map(([task]) => task.id)).pipe(
+      Effect.retry(untilWritten),
+      Effect.orDie // untilWritten never gives up
+    )
 
     // Runs resumed and not yet ended, and how to wake `resume` when it waits for one to end.
     let resumed = 0
@@ -114,7 +123,7 @@ export const recoverRuns = (options: {
     return {
       /** How many runs the previous process left running. */
       found: running.length,
-      resume: Effect.zipRight(ResumeGate.passed, resumeAll),
+      resume: Effect.zipRight(failOrphans, Effect.zipRight(ResumeGate.passed, Effect.zipRight(countResumed, resumeAll))),
       turn,
       forget: (id: TaskId) => Effect.sync(() => forgetNow(id))
     } as const

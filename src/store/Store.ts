@@ -3,11 +3,13 @@
 // speaks SQL. Imports only the shared modules of src/
 // (Config, Domain, Errors, Logging, Metrics, Shutdown).
 import { Clock, DateTime, Duration, Effect, Option, Schedule } from "effect"
-import { fileChecks } from "./DatabaseFile.js"
+import { fileChecks, type StorageProblem } from "./DatabaseFile.js"
 import type { RunStart, TaskFilter, TaskId, TaskStatus } from "../Domain.js"
 import { Task, TaskRun } from "../Domain.js"
 import { StoreError } from "../Errors.js"
+import { Metrics } from "../Metrics.js"
 import { Sqlite } from "./Sqlite.js"
+import { makeWriteFaults } from "./WriteFaults.js"
 
 /** A row of `task_results` as SQLite returns it. */
 export type TaskRow = {
@@ -171,6 +173,12 @@ const whileBusy = Schedule.spaced("1 millis").pipe(
   Schedule.upTo(busyTimeout)
 )
 
+/**
+ * How a write the sidecar has already promised (a run's outcome, a resumption's count) is retried when the database
+ * refuses it: soon at first, then every second, until it is written or its fiber is interrupted.
+ */
+export const untilWritten = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("1 second")))
+
 const saveSql = `INSERT INTO task_results (${columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = excluded.status, run = excluded.run,
     params = excluded.params, error = excluded.error, result = excluded.result,
@@ -195,7 +203,10 @@ const runsSql = `SELECT run, status, error, result, started_at, completed_at, st
 const notCompleted = "status <> 'completed'"
 const runningSql = `SELECT id, type, run, params FROM task_results WHERE status = 'running' AND ${notCompleted}
   ORDER BY submitted_at, rowid`
-const resumedSql = `UPDATE task_results SET resumes = resumes + 1 WHERE status = 'running' AND ${notCompleted}`
+/** Ids a resumption count's statement takes at most (SQLite allows 32,766 bound values a statement). */
+const maxResumedPerStatement = 500
+const resumedSql = (ids: number) =>
+  `UPDATE task_results SET resumes = resumes + 1 WHERE id IN (${Array(ids).fill("?").join(", ")}) AND status = 'running'`
 const pingSql = `SELECT count(*) FROM (SELECT 1 FROM task_results LIMIT 1)`
 /** How a list filters by status: not at all, for completed (the submitted_at index), or for another (the status index). */
 type StatusFilter = "any" | "completed" | "other"
@@ -246,8 +257,9 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
   scoped: Effect.gen(function*() {
     const db = yield* Sqlite
     const file = fileChecks(db.name)
+    const faults = makeWriteFaults(yield* Metrics, file.volumeProblem)
     // The last verdict on the file: writes refuse while it is bad, rather than land somewhere no restart will find.
-    let fileProblem: unknown = undefined
+    let fileProblem: StorageProblem | undefined = undefined
     const checkFile = Effect.matchEffect(file.healthy, {
       onFailure: (e) => Effect.sync(() => (fileProblem = e)),
       onSuccess: () => Effect.sync(() => (fileProblem = undefined))
@@ -267,23 +279,39 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       if (fileProblem !== undefined) throw fileProblem
     }
 
+    /** A write that failed: counted and told of as a refused write, and the volume's problem kept when found. */
+    const refuse = (op: string, e: unknown) =>
+      Effect.flatMap(faults.refused(e), (problem) => {
+        if (problem !== undefined) fileProblem = problem
+        return Effect.fail(StoreError.of(op, e))
+      })
+    const wrote = <A>(a: A) => (faults.failing() ? Effect.as(faults.accepted, a) : Effect.succeed(a))
+
     /**
      * Run one storage step: wait out another writer's lock (up to busyTimeout), name the step in errors. One step of
      * the fiber, as the statement itself is: the retry comes in only once a statement found the database busy, which
-     * most never do.
+     * most never do. A write (`write`) is refused while the file's last check found it unwritable, and its
+     * failures and recovery are counted and told of (see WriteFaults).
      */
-    const step = <A>(op: string, run: () => A): Effect.Effect<A, StoreError> =>
+    const step = <A>(op: string, run: () => A, write = false): Effect.Effect<A, StoreError> =>
       Effect.suspend(() => {
         try {
-          return Effect.succeed(run())
+          if (!write) return Effect.succeed(run())
+          assertWritable()
+          return wrote(run())
         } catch (e) {
-          if (!isBusy(e)) return Effect.fail(StoreError.of(op, e))
+          if (!isBusy(e)) return write ? refuse(op, e) : Effect.fail(StoreError.of(op, e))
           return Effect.try({ try: run, catch: (e) => e }).pipe(
             Effect.retry({ schedule: whileBusy, while: isBusy }),
-            Effect.mapError((e) => StoreError.of(op, e))
+            Effect.matchEffect({
+              onFailure: (e) => (write ? refuse(op, e) : Effect.fail(StoreError.of(op, e))),
+              onSuccess: (a) => (write ? wrote(a) : Effect.succeed(a))
+            })
           )
         }
       })
+    /** `step` for a statement that writes. */
+    const write = <A>(op: string, run: () => A) => step(op, run, true)
 
     const statements = {
       save: db.prepare(saveSql),
@@ -294,7 +322,6 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       remove: db.prepare<Array<unknown>, RawTaskRow>(removeSql).raw(true),
       runs: db.prepare<Array<unknown>, RunRow>(runsSql),
       running: db.prepare<Array<unknown>, Pick<TaskRow, "id" | "type" | "run" | "params">>(runningSql),
-      resumed: db.prepare(resumedSql),
       ping: db.prepare(pingSql).pluck(),
       list: (["any", "completed", "other"] as const).flatMap((s) =>
         [false, true].map((t) => db.prepare<Array<unknown>, RawTaskRow>(listSql(s, t)).raw(true))
@@ -317,9 +344,12 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
     const lastCompletedOf = byArity<RawTaskRow>(lastCompletedSql, true)
     const pruneOf = byArity<{ id: string }>(pruneSql)
     const countPrunableOf = byArity<{ n: number }>(countPrunableSql)
+    const resumedOf = byArity<never>(resumedSql)
 
+    // Statements with RETURNING are run to their end (`all`), never stepped once (`get`): outside a transaction, SQLite
+    // commits such a statement when it is reset, and a commit that fails there (a full volume) is not reported.
     const decideOne = (s: Submission): Decision => {
-      const started = statements.decide.get(s.id, s.type, s.params, s.submittedAt)
+      const started = statements.decide.all(s.id, s.type, s.params, s.submittedAt)[0]
       return started !== undefined
         ? { _tag: "Started", run: started.run }
         : { _tag: "Deduplicated", ...statements.found.get(s.id)! }
@@ -330,8 +360,7 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
      * for a task running or completed, nothing (and how it was found).
      */
     const decideAll = (batch: ReadonlyArray<Submission>) =>
-      step("submit", (): ReadonlyArray<Decision> => {
-        assertWritable()
+      write("submit", (): ReadonlyArray<Decision> => {
         // one statement commits on its own; a transaction would only add its BEGIN and COMMIT
         return batch.length === 1 ? [decideOne(batch[0]!)] : decideBatch.immediate(batch)
       })
@@ -351,7 +380,7 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
      * running: a late completion of a superseded or deleted run never overwrites anything. True where written.
      */
     const completeAll = (batch: ReadonlyArray<Finished>) =>
-      step("complete", (): ReadonlyArray<boolean> =>
+      write("complete", (): ReadonlyArray<boolean> =>
         batch.length === 1 ? [completeOne(batch[0]!)] : completeBatch.immediate(batch))
     /** `completeAll` of one run. */
     const complete = (id: TaskId, run: number, completion: Completion) =>
@@ -359,8 +388,7 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
 
     /** Insert the task, or replace every column of the row with its id (a changed `run` keeps the replaced one). */
     const save = (task: Task) =>
-      step("save", () => {
-        assertWritable()
+      write("save", () => {
         statements.save.run(
           task.id,
           task.type,
@@ -406,8 +434,14 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
         params: decodeJson(row.params)
       })))
 
-    /** Count one more resumption by crash recovery of every run still `running`, in one statement. */
-    const resumedRunning = step("resumedRunning", () => void statements.resumed.run())
+    const resumedBatch = db.transaction((ids: ReadonlyArray<TaskId>) => {
+      for (let at = 0; at < ids.length; at += maxResumedPerStatement) {
+        const chunk = ids.slice(at, at + maxResumedPerStatement)
+        resumedOf(chunk.length).run(...chunk)
+      }
+    })
+    /** Count one more resumption by crash recovery of each of these tasks that is still `running`, in one transaction. */
+    const resumed = (ids: ReadonlyArray<TaskId>) => write("resumed", () => resumedBatch.immediate(ids))
 
     /** The most recently completed task among `types` (by completedAt). */
     const lastCompleted = (types: ReadonlyArray<string>) =>
@@ -415,22 +449,28 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
 
     /** Delete the task (and, by trigger, its past runs); the task it was, if there was one. */
     const remove = (id: string) =>
-      step("remove", () => Option.map(Option.fromNullable(statements.remove.get(id)), fromRow))
+      write("remove", () => Option.map(Option.fromNullable(statements.remove.all(id)[0]), fromRow))
 
     /**
      * Delete up to `batch` tasks (and their runs) that ended before `before`, never one still running nor one of
      * `keep`. Answers how many went; the caller repeats while batches come back full.
      */
     const prune = (before: DateTime.Utc, keep: ReadonlyArray<string>, batch: number) =>
-      step("prune", () => {
+      write("prune", () => {
         const cutoff = DateTime.formatIso(before)
         return pruneOf(keep.length).all(cutoff, cutoff, ...keep, batch).length
       })
 
-    /** Succeeds when the database answers a query on the task table and the file's latest check found it sound. */
+    /**
+     * Succeeds when the database answers a query on the task table and the file's latest check found it to be the
+     * file this process opened, intact. A full or read-only volume is not a failure here: it refuses writes, but a
+     * restart would not free the volume.
+     */
     const ping = step("ping", () => {
       statements.ping.get()
-      if (fileProblem !== undefined) throw fileProblem
+      if (fileProblem !== undefined && (fileProblem.reason === "replaced" || fileProblem.reason === "corrupt")) {
+        throw fileProblem
+      }
     })
 
     /**
@@ -439,13 +479,13 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
      * restart neither restarts nor skips it.
      */
     const grace = (proposed: DateTime.Utc) =>
-      step("grace", () =>
+      write("grace", () =>
         Option.map(
-          Option.fromNullable(statements.grace.get(DateTime.formatIso(proposed))),
+          Option.fromNullable(statements.grace.all(DateTime.formatIso(proposed))[0]),
           (row) => ({ history: row.history, endsAt: DateTime.unsafeMake(row.ends_at) })
         ))
     /** The grace is over: later starts prune without waiting. */
-    const endGrace = step("endGrace", () => void statements.endGrace.run())
+    const endGrace = write("endGrace", () => void statements.endGrace.run())
     /** How many tasks `prune` would delete with these arguments, all batches together. */
     const countPrunable = (before: DateTime.Utc, keep: ReadonlyArray<string>) =>
       step("countPrunable", () => {
@@ -462,7 +502,7 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       listJson,
       runs,
       listRunning,
-      resumedRunning,
+      resumed,
       complete,
       completeAll,
       lastCompleted,
@@ -473,5 +513,7 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       endGrace,
       countPrunable
     } as const
-  })
+  }),
+  // the same Metrics as the rest of the sidecar's: layers are shared by reference within one build
+  dependencies: [Metrics.Default]
 }) {}

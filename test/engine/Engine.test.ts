@@ -374,12 +374,12 @@ describe("shutdown and recovery", () => {
       expect(yield* withFreshEngine(settled(ID))).toMatchObject({ status: "completed", run: 2 })
     }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
 
-  it.effect("a running row whose type has no handler is marked failed at startup", () =>
+  it.effect("a running row whose type has no handler is marked failed as the engine starts", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       yield* sql`INSERT INTO task_results (id, type, status, params, submitted_at, run)
         VALUES (${ID}, 'retired-type', 'running', NULL, '2026-01-01T00:00:00.000Z', 3)`
-      const task = yield* withFreshEngine(Effect.flatMap(Engine, (e) => e.get(ID)))
+      const task = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.zipRight(e.join(ID), e.get(ID))))
       expect(task).toMatchObject({ status: "failed", run: 3, error: "no handler registered for task type: retired-type" })
       expect(task.completedAt).toBeDefined()
     }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.Default))))

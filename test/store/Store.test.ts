@@ -149,8 +149,8 @@ describe("Store listing", () => {
       expect(preparedOnce(/^SELECT id, type, run, params/)).toMatch(
         /SEARCH task_results USING INDEX idx_task_results_unfinished_submitted_at \(status=\?\)/
       )
-      expect(preparedOnce(/^UPDATE task_results SET resumes/)).toMatch(
-        /SEARCH task_results USING INDEX idx_task_results_unfinished_submitted_at \(status=\?\)/
+      expect(yield* planOf(store.resumed([id(1), id(2)]))).toMatch(
+        /SEARCH task_results USING INDEX sqlite_autoindex_task_results_1 \(id=\?\)/
       )
       const before = at(100)
       for (const keep of [[], ["mark-ready"]]) {

@@ -1,0 +1,75 @@
+import { Effect } from "effect"
+import type { Metrics } from "../Metrics.js"
+import { StorageProblem, type StorageReason } from "./DatabaseFile.js"
+
+/**
+ * What kind of storage failure `error` is, from SQLite's primary result code as either driver reports it (a name such
+ * as SQLITE_FULL, or the number in `errcode`); undefined for an error that says nothing about the storage.
+ */
+const sqliteReason = (error: unknown): StorageReason | undefined => {
+  const { code, errcode } = (error ?? {}) as { code?: unknown; errcode?: unknown }
+  const name = typeof code === "string" ? code : ""
+  const primary = typeof errcode === "number" ? errcode & 0xff : undefined
+  if (primary === 13 || name === "SQLITE_FULL") return "full"
+  if (primary === 8 || name.startsWith("SQLITE_READONLY")) return "read-only"
+  if (primary === 5 || primary === 6 || name.startsWith("SQLITE_BUSY") || name.startsWith("SQLITE_LOCKED")) return "locked"
+  if (primary === 10 || name.startsWith("SQLITE_IOERR")) return "io-error"
+  if (primary === 11 || primary === 26 || name.startsWith("SQLITE_CORRUPT") || name === "SQLITE_NOTADB") return "corrupt"
+  return undefined
+}
+
+/**
+ * Refused writes, counted by reason, and the database's passage into and out of refusing them, logged once each
+ * rather than once a request. `volumeProblem` looks at the volume when SQLite reports only a failed write or a full
+ * disk: a read-only volume shows as an I/O error, and the reason said should be the one an operator acts on.
+ */
+export const makeWriteFaults = (metrics: Metrics, volumeProblem: () => StorageProblem | undefined) => {
+  let current: { reason: StorageReason; since: number; refused: number } | undefined
+
+  const reasonOf = (error: unknown): { reason: StorageReason; problem?: StorageProblem } | undefined => {
+    if (error instanceof StorageProblem) return { reason: error.reason }
+    const reason = sqliteReason(error)
+    if (reason !== "io-error" && reason !== "full") return reason === undefined ? undefined : { reason }
+    const problem = volumeProblem()
+    return problem === undefined ? { reason } : { reason: problem.reason, problem }
+  }
+
+  return {
+    /** Whether the last write was refused. */
+    failing: () => current !== undefined,
+    /**
+     * Count a write refused with `error`, and say so if it starts a fault or changes its reason. Answers the
+     * volume's problem when the check found one, for writes to refuse at once from then on.
+     */
+    refused: (error: unknown): Effect.Effect<StorageProblem | undefined> =>
+      Effect.suspend(() => {
+        const found = reasonOf(error)
+        if (found === undefined) return Effect.succeed(undefined)
+        metrics.refusedWrite(found.reason)
+        const problem = Effect.succeed(found.problem)
+        if (current !== undefined && current.reason === found.reason) {
+          current.refused++
+          return problem
+        }
+        current = { reason: found.reason, since: Date.now(), refused: 1 }
+        return Effect.zipRight(
+          Effect.logWarning("the database refuses writes; submits answer 503 until it takes them again").pipe(
+            Effect.annotateLogs({ reason: found.reason, error: error instanceof Error ? error.message : String(error) })
+          ),
+          problem
+        )
+      }),
+    /** A write went through: if writes were being refused, say that they are taken again. */
+    accepted: Effect.suspend(() => {
+      const ended = current
+      current = undefined
+      return ended === undefined ? Effect.void : Effect.logInfo("the database takes writes again").pipe(
+        Effect.annotateLogs({
+          reason: ended.reason,
+          refusedWrites: ended.refused,
+          faultSeconds: (Date.now() - ended.since) / 1000
+        })
+      )
+    })
+  } as const
+}

@@ -1,0 +1,249 @@
+// The volume under the database fills up or turns read-only while clients submit and runs complete, then recovers:
+// every answer is 201, 202 or 503 with a JSON error; submits are accepted again soon after, with no restart; every
+// task answered 201 is there and ends, in this process and the next. Only the HTTP API and the file system are used,
+// so the guarantee is checked whatever SQLite driver the sidecar runs on.
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Ref } from "effect"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync
+} from "node:fs"
+import * as Http from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { pollUntil, request, type Sidecar, startSidecar } from "../sidecar.js"
+
+/** Mount a tmpfs of `size` for the test; a test that cannot mount fails, saying why. */
+const tmpfs = (size: string) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => {
+        const dir = mkdtempSync(join(tmpdir(), "sidecar-volume-"))
+        execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir], { stdio: "pipe" })
+        return dir
+      },
+      catch: (e) => new Error(`cannot mount a tmpfs for this test (it needs root): ${String(e)}`)
+    }),
+    (dir) =>
+      Effect.sync(() => {
+        execFileSync("umount", ["-l", dir])
+        rmSync(dir, { recursive: true, force: true })
+      })
+  ).pipe(Effect.orDie)
+
+const toggleFs = fileURLToPath(new URL("../support/toggle_ro_fs.py", import.meta.url))
+const mounted = (dir: string) => readFileSync("/proc/mounts", "utf8").split("\n").some((l) => l.split(" ")[1] === dir)
+
+/**
+ * A FUSE mount of a fresh folder that is read-only while its flag file exists (see toggle_ro_fs.py); what it
+ * answers: the mount point, and how to turn it read-only and writable again. Needs root and Debian's python3-fusepy.
+ */
+const toggleReadOnlyVolume = Effect.gen(function*() {
+  const source = yield* tmpfs("64m")
+  const mountPoint = mkdtempSync(join(tmpdir(), "sidecar-fuse-"))
+  const flag = `${mountPoint}.readonly`
+  const daemon = yield* Effect.acquireRelease(
+    Effect.sync(() => spawn("/usr/bin/python3", [toggleFs, source, mountPoint, flag], { stdio: ["ignore", "ignore", "pipe"] })),
+    (child: ChildProcess) =>
+      Effect.sync(() => {
+        if (mounted(mountPoint)) execFileSync("umount", ["-l", mountPoint])
+        child.kill("SIGKILL")
+        rmSync(flag, { force: true })
+        rmSync(mountPoint, { recursive: true, force: true })
+      })
+  )
+  let stderr = ""
+  daemon.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+  yield* pollUntil(Effect.sync(() => mounted(mountPoint) || daemon.exitCode !== null), (up) => up, "10 seconds").pipe(
+    Effect.orDie
+  )
+  if (!mounted(mountPoint)) {
+    return yield* Effect.dieMessage(`cannot mount the FUSE volume for this test (needs root, /dev/fuse and python3-fusepy): ${stderr}`)
+  }
+  return {
+    dir: mountPoint,
+    enter: () => writeFileSync(flag, ""),
+    leave: () => unlinkSync(flag)
+  }
+})
+
+/**
+ * Fill the volume at `dir` with one file, up to `left` bytes short of full: what the database then appends meets a
+ * full volume of its own accord, in the middle of whatever it writes. Answers how to free the space again.
+ */
+const fillUp = (dir: string, left: number) => {
+  const filler = join(dir, "filler")
+  const fd = openSync(filler, "w")
+  const block = Buffer.alloc(4096)
+  try {
+    while (statfsSync(dir).bavail * statfsSync(dir).bsize > left + block.length) writeSync(fd, block)
+  } catch {
+    // ENOSPC: the database took the rest meanwhile
+  } finally {
+    closeSync(fd)
+  }
+  return () => unlinkSync(filler)
+}
+
+/** An HTTP server that answers 503 until `open`, then 200: a latch the await-http tasks wait on. */
+const gate = Effect.acquireRelease(
+  Effect.async<{ url: string; open: () => void; server: Http.Server }>((resume) => {
+    let isOpen = false
+    const server = Http.createServer((_req, res) => {
+      res.statusCode = isOpen ? 200 : 503
+      res.end()
+    })
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number }
+      resume(Effect.succeed({ url: `http://127.0.0.1:${port}/`, open: () => (isOpen = true), server }))
+    })
+  }),
+  ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+)
+
+interface Answer {
+  readonly status: number
+  readonly json: any
+}
+
+const submit = (url: string, body: unknown) =>
+  request(`${url}/v0/tasks`, { method: "POST", body }).pipe(
+    Effect.map((r): Answer => r),
+    Effect.catchAllDefect((e) => Effect.succeed<Answer>({ status: 0, json: String(e) }))
+  )
+
+/**
+ * `clients` concurrent clients submitting new tasks one after another until `stop`: most are mark-not-ready (done at
+ * once), every fourth await-http on `gateUrl` (done once the gate opens). Every answer is kept, with its task's id.
+ */
+const load = (url: string, gateUrl: string, clients: number, stop: Deferred.Deferred<void>) =>
+  Effect.gen(function*() {
+    const answers = yield* Ref.make<Array<Answer & { id: string; type: string }>>([])
+    let n = 0
+    const client = Effect.gen(function*() {
+      while (!(yield* Deferred.isDone(stop))) {
+        const id = crypto.randomUUID()
+        const body = n++ % 4 === 0
+          ? { id, type: "await-http", params: { url: gateUrl, intervalSeconds: 0.05, timeoutSeconds: 300 } }
+          : { id, type: "mark-not-ready" }
+        const answer = yield* submit(url, body)
+        yield* Ref.update(answers, (all) => [...all, { ...answer, id, type: body.type }])
+      }
+    })
+    const fiber = yield* Effect.fork(Effect.all(Array.from({ length: clients }, () => client), { concurrency: "unbounded" }))
+    return { answers, fiber }
+  })
+
+const count = (answers: ReadonlyArray<Answer>, status: number) => answers.filter((a) => a.status === status).length
+
+/** GET the task, waiting up to 10 s for it to end; its status code and status. */
+const settled = (url: string, id: string) =>
+  Effect.map(request(`${url}/v0/tasks/${id}?wait=10`), (r) => ({ code: r.status, status: r.json?.status as string }))
+
+/**
+ * The scenario both faults share: load, the fault while the load goes on and held runs complete, recovery, checks,
+ * a restart, checks again.
+ */
+const underFault = (
+  dir: string,
+  clients: number,
+  fault: { readonly enter: () => void; readonly leave: () => void; readonly reason: string }
+) =>
+  Effect.gen(function*() {
+    const env = { SIDECAR_DB: join(dir, "sidecar.db"), SIDECAR_RETENTION_HOURS: "0" }
+    const { open, url: gateUrl } = yield* gate
+    const sidecar: Sidecar = yield* startSidecar(env)
+    const stop = yield* Deferred.make<void>()
+    const { answers, fiber } = yield* load(sidecar.url, gateUrl, clients, stop)
+
+    const accepted = () => Effect.map(Ref.get(answers), (all) => count(all, 201))
+    yield* pollUntil(accepted(), (n) => n >= 150, "30 seconds").pipe(Effect.orDie)
+    fault.enter()
+    // under the fault: submits refused with 503 and a JSON error, while the held runs end and must write that
+    const refusedFrom = count(yield* Ref.get(answers), 503)
+    yield* pollUntil(Ref.get(answers), (all) => count(all, 503) >= refusedFrom + 200, "30 seconds").pipe(Effect.orDie)
+    open()
+    const refusedBefore = count(yield* Ref.get(answers), 503)
+    yield* pollUntil(Ref.get(answers), (all) => count(all, 503) >= refusedBefore + 200, "30 seconds").pipe(Effect.orDie)
+    // the held runs have ended, but their outcomes wait for the volume: their rows stay running
+    const held = (yield* Ref.get(answers)).filter((a) => a.status === 201 && a.type === "await-http")
+    const heldNow = yield* Effect.forEach(held, (a) => request(`${sidecar.url}/v0/tasks/${a.id}`), { concurrency: 8 })
+    expect(heldNow.every((r) => r.status === 200 && r.json.status === "running")).toBe(true)
+    // liveness stays up: restarting the container would not free the volume
+    expect((yield* request(`${sidecar.url}/v0/livez`)).status).toBe(200)
+    const metrics = (yield* Effect.promise(() => fetch(`${sidecar.url}/v0/metrics`).then((r) => r.text())))
+    expect(metrics).toMatch(new RegExp(`sidecar_store_writes_refused_total\\{reason="${fault.reason}"\\} [1-9]`))
+
+    fault.leave()
+    const healed = Date.now()
+    yield* pollUntil(
+      Effect.map(Ref.get(answers), (all) => all.slice(-8).some((a) => a.status === 201)),
+      (ok) => ok,
+      "3 seconds"
+    ).pipe(Effect.orDie)
+    const recoveredInMs = Date.now() - healed
+    yield* Deferred.succeed(stop, undefined)
+    yield* Fiber.join(fiber)
+
+    const all = yield* Ref.get(answers)
+    const bad = all.filter((a) => a.status !== 201 && a.status !== 202 && a.status !== 503)
+    expect(bad.slice(0, 5)).toEqual([])
+    const unexplained = all.filter((a) => a.status === 503 && typeof a.json?.error !== "string")
+    expect(unexplained.slice(0, 5)).toEqual([])
+    expect(count(all, 503)).toBeGreaterThanOrEqual(400)
+    expect(recoveredInMs).toBeLessThan(3000)
+
+    const ids = all.filter((a) => a.status === 201).map((a) => a.id)
+    const lost = (yield* Effect.forEach(ids, (id) => Effect.map(settled(sidecar.url, id), (s) => ({ id, ...s })), {
+      concurrency: 16
+    })).filter((s) => s.code !== 200 || (s.status !== "completed" && s.status !== "failed"))
+    expect(lost.slice(0, 5)).toEqual([])
+
+    // the fault and its end are said once each, not once a request
+    const said = (pattern: RegExp) => sidecar.logs().filter((l) => pattern.test(l.message)).length
+    expect(said(/^the database refuses writes/)).toBeGreaterThanOrEqual(1)
+    expect(said(/^the database refuses writes/)).toBeLessThanOrEqual(2) // a second only should the reason change
+    expect(said(/^the database takes writes again/)).toBe(1)
+
+    expect(yield* sidecar.stop("SIGTERM")).toBe(0)
+    const again = yield* startSidecar(env)
+    const lostAfterRestart = (yield* Effect.forEach(ids, (id) => Effect.map(settled(again.url, id), (s) => ({ id, ...s })), {
+      concurrency: 16
+    })).filter((s) => s.code !== 200 || (s.status !== "completed" && s.status !== "failed"))
+    expect(lostAfterRestart.slice(0, 5)).toEqual([])
+    expect(ids.length).toBeGreaterThan(150)
+    expect(yield* again.stop("SIGTERM")).toBe(0)
+  })
+
+describe("the database volume", () => {
+  // One client's submits are written one at a time, concurrent clients' in batches (see GroupCommit): both ways.
+  for (const clients of [1, 8]) {
+    it.live(`fills up under ${clients} client(s) submitting while runs complete, then frees: nothing answered 201 is lost`, () =>
+      Effect.gen(function*() {
+        const dir = yield* tmpfs("6m")
+        let free: (() => void) | undefined
+        yield* underFault(dir, clients, {
+          reason: "full",
+          enter: () => (free = fillUp(dir, 128 * 1024)),
+          leave: () => free!()
+        })
+        expect(existsSync(join(dir, "filler"))).toBe(false)
+      }).pipe(Effect.scoped), 120_000)
+
+    it.live(`turns read-only under ${clients} client(s) submitting while runs complete, then writable: nothing answered 201 is lost`, () =>
+      Effect.gen(function*() {
+        const volume = yield* toggleReadOnlyVolume
+        yield* underFault(volume.dir, clients, { reason: "read-only", enter: volume.enter, leave: volume.leave })
+      }).pipe(Effect.scoped), 120_000)
+  }
+})
