@@ -189,7 +189,7 @@ const underFault = (
     yield* pollUntil(
       Effect.map(Ref.get(answers), (all) => all.slice(-8).some((a) => a.status === 201)),
       (ok) => ok,
-      "3 seconds"
+      "2 seconds"
     ).pipe(Effect.orDie)
     const recoveredInMs = Date.now() - healed
     yield* Deferred.succeed(stop, undefined)
@@ -201,7 +201,7 @@ const underFault = (
     const unexplained = all.filter((a) => a.status === 503 && typeof a.json?.error !== "string")
     expect(unexplained.slice(0, 5)).toEqual([])
     expect(count(all, 503)).toBeGreaterThanOrEqual(400)
-    expect(recoveredInMs).toBeLessThan(3000)
+    expect(recoveredInMs).toBeLessThan(2000)
 
     const ids = all.filter((a) => a.status === 201).map((a) => a.id)
     const lost = (yield* Effect.forEach(ids, (id) => Effect.map(settled(sidecar.url, id), (s) => ({ id, ...s })), {
