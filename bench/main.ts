@@ -2,16 +2,16 @@
 // alternately, on this machine, now. The load generator (autocannon) runs in this process; the servers are child
 // processes on 127.0.0.1.
 import { execFileSync } from "node:child_process"
-import { readFileSync, writeFileSync } from "node:fs"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import { measureModuleLoading, prepareModuleLoading } from "./modules.js"
 import { formatSummary } from "./profile.js"
-import { judgeTargets, resultsTable, targetsTable, type VariantResult } from "./report.js"
+import { beforeAfterTable, judgeTargets, resultsTable, targetsTable, type VariantResult } from "./report.js"
 import { type Bench, makeBench } from "./run.js"
 import { fullSettings, quickSettings, scenarioNames, type Settings, variants } from "./scenarios.js"
-import { compiledEntryOf, entryOf, formLabel, root, type ServerKind } from "./servers.js"
+import { compiledEntryOf, type Elsewhere, entryOf, formLabel, root, type ServerKind } from "./servers.js"
 import { describeCode } from "./snapshot.js"
 import { spread } from "./stats.js"
 
@@ -32,6 +32,11 @@ const usage = `npm run bench -- [options]
                         dist/sidecar/server.mjs; a commit without migrations/index.ts cannot be bundled and is
                         compiled by tsc instead, node dist/bench/server.js); the startup scenario runs both forms
                         either way; the floor follows the sidecar's form
+  --before DIR          also run the sidecar built in the checkout DIR (the build before a change, with its own
+                        node_modules), in the same alternation, and report each figure before and after; its bench
+                        server is bundled there by its own scripts/bundle.mjs if it is not yet (dist/bench-before/)
+  --before-node FILE    the node that runs it (default: DIR/node_modules/.bin/node, else the first node on the PATH
+                        outside node_modules)
   --out FILE            also write the report (markdown) to FILE`
 
 const args = process.argv.slice(2)
@@ -75,6 +80,7 @@ const profileOnly = list("--profile-only")
 const keepProfiles = option("--keep-profiles")
 const out = option("--out")
 const commit = option("--commit")
+const beforeDir = option("--before")
 const form = flag("--tsx") ? "tsx" : "compiled"
 
 // Ctrl-C: exit through process.exit so the exit hooks kill our servers and remove the work folder.
@@ -91,9 +97,7 @@ const machine = (bench: Bench) => {
   const nproc = execFileSync("nproc", { encoding: "utf8" }).trim()
   return [
     `- machine: \`nproc\` = ${nproc}, CPU ${model}, ${Math.round(Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) / 1024 / 1024)} GiB RAM`,
-    `- node ${process.version}, effect ${version("effect")}, @effect/platform ${version("@effect/platform")}, better-sqlite3 ${
-      version("better-sqlite3")
-    }, autocannon ${version("autocannon")}, tsx ${version("tsx")}`,
+    `- node ${process.version} (SQLite ${process.versions.sqlite}), effect ${version("effect")}, @effect/platform ${version("@effect/platform")}, autocannon ${version("autocannon")}, tsx ${version("tsx")}`,
     `- code measured: ${describeCode(commit)}`,
     `- sidecar started ${formLabel(form, bench.build)}: ${started(bench, "sidecar")}; the floor the same way, ${
       command(bench, "floor")
@@ -124,6 +128,25 @@ const started = (bench: Bench, kind: "sidecar" | "floor") =>
         : "compiled by tsc"
     }, ${command(bench, kind)}`
 
+/**
+ * The build before (`--before DIR`): DIR's bench server, bundled there by DIR's own scripts/bundle.mjs with DIR's
+ * node unless it is already, started by that node.
+ */
+const prepareBefore = (dir: string): Elsewhere & { readonly version: string } => {
+  const node = option("--before-node") ??
+    [join(dir, "node_modules/.bin/node"), ...(process.env.PATH ?? "").split(":").filter((p) => !p.includes("node_modules"))
+      .map((p) => join(p, "node"))].find((file) => existsSync(file))
+  if (node === undefined) throw new Error("--before: no node found to run it; give --before-node")
+  const entry = "dist/bench-before/server.mjs"
+  if (!existsSync(join(dir, entry))) {
+    log(`bundling ${dir}'s bench/server.ts with its own scripts/bundle.mjs and ${node}`)
+    execFileSync(node, ["scripts/bundle.mjs", "bench/server.ts", "--outdir", "dist/bench-before"], { cwd: dir, stdio: "inherit" })
+  }
+  const version = execFileSync(node, ["--version"], { encoding: "utf8" }).trim()
+  const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: dir, encoding: "utf8" }).trim()
+  return { cwd: dir, node, entry, version: `${head}, node ${version}` }
+}
+
 /** The 1-minute load average every 10 s while the benchmark runs: the machine is shared, so it is part of the result. */
 const loadSamples: Array<number> = []
 const loadSampler = setInterval(() => loadSamples.push(loadavg()[0]!), 10_000)
@@ -139,7 +162,8 @@ const loadDuringRun = () => {
 }
 
 const main = async () => {
-  const bench = makeBench(settings, { commit, form, progress: log })
+  const before = beforeDir === undefined ? undefined : prepareBefore(beforeDir)
+  const bench = makeBench(settings, { commit, form, before, progress: log })
   const report: Array<string> = []
   const started = performance.now()
   try {
@@ -170,6 +194,14 @@ const main = async () => {
         resultsTable(results, bench.form, bench.build),
         ""
       )
+      if (before !== undefined) {
+        report.push(
+          `### Before and after: the sidecar built in ${before.cwd} (${before.version}) against this one`,
+          "",
+          beforeAfterTable(results),
+          ""
+        )
+      }
       const outcomes = judgeTargets(results, bench.form, bench.build)
 
       if (only === undefined || only.includes("list-100")) {

@@ -42,7 +42,7 @@ export const loadSteps = (build: Build): ReadonlyArray<LoadStep> => [
   { label: "node alone (`node -e 0`)", args: ["-e", "0"] },
   { label: "node + tsx registered (`node --import tsx -e 0`)", args: ["--import", "tsx", "-e", "0"] },
   {
-    label: "baseline's modules via tsx, as the baseline starts (node:http, better-sqlite3, bench/schema.ts)",
+    label: "baseline's modules via tsx, as the baseline starts (node:http, node:sqlite, bench/schema.ts)",
     kind: "baseline",
     args: ["--import", "tsx", "--input-type=module", "-e", "await import('node:http'); await import('./bench/schema.ts')"]
   },

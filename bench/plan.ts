@@ -1,9 +1,8 @@
 // The query plan of the list endpoint's query, taken from the sidecar's own Store (not a copy of its SQL): the
 // statement Store.list runs for the 100 newest tasks is captured as it executes, then explained on the same database.
-import type Database from "better-sqlite3"
 import { Effect, Layer, Logger, LogLevel } from "effect"
 import { sqlLayer } from "../src/store/Sql.js"
-import { Sqlite } from "../src/store/Sqlite.js"
+import { type Connection, Sqlite } from "../src/store/Sqlite.js"
 import { Store } from "../src/store/Store.js"
 
 export interface QueryPlan {
@@ -14,31 +13,30 @@ export interface QueryPlan {
 }
 
 /** The connection, with every statement the Store prepares recording its text and parameters when it is run. */
-const recording = (db: Database.Database, ran: Array<readonly [string, ReadonlyArray<unknown>]>) =>
-  new Proxy(db, {
-    get: (target, key) =>
-      key !== "prepare" ? Reflect.get(target, key, target) : (text: string) => {
+const recording = (connection: Connection, ran: Array<readonly [string, ReadonlyArray<unknown>]>): Connection => ({
+  ...connection,
+  db: new Proxy(connection.db, {
+    get: (target, key) => {
+      const value = Reflect.get(target, key, target)
+      if (key !== "prepare") return typeof value === "function" ? value.bind(target) : value
+      return (text: string) => {
         const statement = target.prepare(text)
-        const recorded: Database.Statement = new Proxy(statement, {
+        return new Proxy(statement, {
           get: (s, k) => {
-            const value = Reflect.get(s, k, s)
-            return typeof value === "function" && (k === "all" || k === "get" || k === "run")
+            const method = Reflect.get(s, k, s)
+            if (typeof method !== "function") return method
+            return k === "all" || k === "get" || k === "run"
               ? (...params: Array<unknown>) => {
                 ran.push([text, params])
-                return value.apply(s, params)
+                return method.apply(s, params)
               }
-              // `raw(true)`, `pluck()`... answer the statement itself: the recording one, then
-              : typeof value === "function"
-              ? (...args: Array<unknown>) => {
-                const result = value.apply(s, args)
-                return result === s ? recorded : result
-              }
-              : value
+              : method.bind(s)
           }
         })
-        return recorded
       }
+    }
   })
+})
 
 export const listQueryPlan = (file: string): Promise<QueryPlan> =>
   Effect.gen(function*() {
@@ -52,7 +50,9 @@ export const listQueryPlan = (file: string): Promise<QueryPlan> =>
     const captured = ran.find(([text]) => /^\s*SELECT/i.test(text))
     if (captured === undefined) return yield* Effect.dieMessage("Store.list ran no statement")
     const [text, params] = captured
-    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${text}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail)
+    const plan = (db.db.prepare(`EXPLAIN QUERY PLAN ${text}`).all(...(params as Array<string | number | null>)) as Array<
+      { detail: string }
+    >).map((r) => r.detail)
     const indexServed = plan.some((d) => /^SCAN task_results USING (COVERING )?INDEX/.test(d)) &&
       !plan.some((d) => d === "USE TEMP B-TREE FOR ORDER BY" || /^SCAN task_results$/.test(d))
     return { sql: text.replace(/\s+/g, " ").trim(), plan, indexServed }

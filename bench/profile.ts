@@ -91,8 +91,8 @@ const markers: ReadonlyArray<readonly [string, (frame: CallFrame) => boolean]> =
     /effect\/(?:dist\/esm|src)\/(internal\/logger|Logger)/.test(f.url) || /\/src\/Logging\.(ts|js)$/.test(f.url)],
   ["schema decode/encode (ParseResult)", (f) => /effect\/(?:dist\/esm|src)\/ParseResult\.[jt]s/.test(f.url)],
   ["DateTime parse/format (effect DateTime)", (f) => /effect\/(?:dist\/esm|src)\/internal\/dateTime\.[jt]s/.test(f.url)],
-  ["SQLite (@effect/sql, sql-sqlite-node, better-sqlite3)", (f) => /@effect\/sql|better-sqlite3/.test(f.url)],
-  ["better-sqlite3 statement calls (native)", (f) => f.url === "" && /^(run|all|get|iterate|prepare)$/.test(f.functionName)],
+  ["SQLite (@effect/sql)", (f) => /@effect\/sql/.test(f.url)],
+  ["node:sqlite statement calls (native)", (f) => f.url === "" && /^(run|all|get|iterate|prepare)$/.test(f.functionName)],
   // Not tracer.js's `context`: the runtime runs every fiber through it, spans or not.
   ["making and ending spans (withSpan, Effect.fn, NativeSpan)", (f) =>
     /effect\/(?:dist\/esm|src)\/internal\/(tracer|core-effect|fiberRuntime)\.[jt]s/.test(f.url) &&

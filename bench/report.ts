@@ -8,6 +8,8 @@ export interface VariantResult {
   readonly samples: Record<ServerKind, Array<Sample>>
   /** The sidecar started in its other form too (startup: as deployed and through tsx), in the same alternation. */
   readonly alt?: { readonly form: SidecarForm; readonly samples: Array<Sample> }
+  /** The sidecar built before (`--before`), in the same alternation. */
+  readonly before?: { readonly samples: Array<Sample> }
   readonly failures: Array<string>
 }
 
@@ -75,6 +77,25 @@ export const resultsTable = (
     for (const f of r.failures) {
       lines.push(`| | run failed | ${f.replaceAll("|", "/").replaceAll("\n", " ").slice(0, 200)} | | | | | |`)
     }
+  }
+  return lines.join("\n")
+}
+
+/** Where the build before ran: each figure before and after, and after ÷ before (CPU per request first to read). */
+export const beforeAfterTable = (results: ReadonlyArray<VariantResult>): string => {
+  const lines = ["| scenario | figure | before | after | after ÷ before |", "|---|---|---:|---:|---:|"]
+  for (const r of results) {
+    if (r.before === undefined) continue
+    r.variant.metrics.forEach((metric, i) => {
+      const before = spread(r.before!.samples.map((s) => s[metric.key] ?? Number.NaN))
+      const after = figure(r, "sidecar", metric.key)
+      const unit = metric.unit === "" ? "" : ` (${metric.unit})`
+      lines.push(
+        `| ${i === 0 ? `**${r.variant.name}**` : ""} | ${metric.label}${unit} | ${cell(before, metric)} | ${
+          cell(after, metric)
+        } | ${ratioCell(before, after, metric)} |`
+      )
+    })
   }
   return lines.join("\n")
 }

@@ -7,6 +7,7 @@ import { type RunContext, runFolder, type Sample, type Settings, type Variant } 
 import { seedDatabase } from "./schema.js"
 import {
   type Build,
+  type Elsewhere,
   formLabel,
   makeWorkDir,
   otherForm,
@@ -50,6 +51,8 @@ export interface BenchOptions {
   readonly commit?: string | undefined
   /** How to start the sidecar: compiled (as deployed: bundled; the default) or through tsx. */
   readonly form?: SidecarForm | undefined
+  /** Also run the sidecar built before (another checkout), in the same alternation. */
+  readonly before?: Elsewhere | undefined
   readonly progress?: ((line: string) => void) | undefined
 }
 
@@ -95,7 +98,7 @@ export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench
     return file
   }
   let runs = 0
-  const context = (runForm: SidecarForm = form): RunContext => ({
+  const context = (runForm: SidecarForm = form, elsewhere?: Elsewhere): RunContext => ({
     settings,
     dir: runFolder(work.dir, ++runs),
     shared: work.dir,
@@ -107,7 +110,8 @@ export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench
     },
     template,
     cpuProfileDir: undefined,
-    window: { measuredFromMs: 0 }
+    window: { measuredFromMs: 0 },
+    elsewhere
   })
 
   // The compiled form's bundle was started at once: done before the first measured run, so that its CPU overlaps none.
@@ -118,23 +122,27 @@ export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench
   const run = async (variant: Variant, progress: (line: string) => void = () => undefined) => {
     await ready()
     const alt = variant.bothForms === true ? { form: otherForm(form), samples: [] } : undefined
+    const before = options.before === undefined ? undefined : { samples: [] as Array<Sample>, at: options.before }
     const result: VariantResult = {
       variant,
       samples: { baseline: [], sidecar: [], floor: [] },
       ...(alt === undefined ? {} : { alt }),
+      ...(before === undefined ? {} : { before: { samples: before.samples } }),
       failures: []
     }
-    // baseline, sidecar, [floor,] [the sidecar in its other form,] baseline, sidecar, ...
-    const runners: ReadonlyArray<readonly [ServerKind, SidecarForm, Array<Sample>, string]> = [
-      ...serverKinds.filter((kind) => kind !== "floor" || variant.floor === true).map((kind) =>
-        [kind, form, result.samples[kind], kind] as const
+    // baseline, sidecar, [floor,] [the sidecar in its other form,] [the sidecar before,] baseline, sidecar, ...
+    type Runner = readonly [ServerKind, SidecarForm, Array<Sample>, string, Elsewhere?]
+    const runners: ReadonlyArray<Runner> = [
+      ...serverKinds.filter((kind) => kind !== "floor" || variant.floor === true).map((kind): Runner =>
+        [kind, form, result.samples[kind], kind]
       ),
-      ...(alt === undefined ? [] : [["sidecar", alt.form, alt.samples, `sidecar ${formLabel(alt.form, build)}`] as const])
+      ...(alt === undefined ? [] : [["sidecar", alt.form, alt.samples, `sidecar ${formLabel(alt.form, build)}`] as const]),
+      ...(before === undefined ? [] : [["sidecar", form, before.samples, "sidecar before", before.at] as const])
     ]
     const reps = variant.reps(settings)
     for (let rep = 1; rep <= reps; rep++) {
-      for (const [kind, runForm, samples, label] of runners) {
-        const ctx = context(runForm)
+      for (const [kind, runForm, samples, label, elsewhere] of runners) {
+        const ctx = context(runForm, elsewhere)
         try {
           const sample = await variant.run(kind, ctx)
           samples.push(sample)

@@ -1,7 +1,7 @@
 // The scenarios: each is run against the baseline and the sidecar (and, where it means something, the framework's
 // floor), alternately, on identical databases, and returns one sample of named figures per run. A server is started
 // afresh for every run so no run inherits another's table or heap.
-import Database from "better-sqlite3"
+import { DatabaseSync } from "node:sqlite"
 import { randomUUID } from "node:crypto"
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -17,7 +17,8 @@ import {
   type ServerKind,
   type SidecarForm,
   sleep,
-  startServer
+  startServer,
+  type Elsewhere
 } from "./servers.js"
 
 export interface Settings {
@@ -80,6 +81,8 @@ export interface RunContext {
   readonly cpuProfileDir?: string | undefined
   /** Set by the run: when (ms after the spawn) the measured part began, so a profile can leave out the rest. */
   readonly window: { measuredFromMs: number }
+  /** Set for the runs of the build before (`--before`): the sidecar started is that one. */
+  readonly elsewhere?: Elsewhere | undefined
 }
 
 /** One run's figures, by metric key. */
@@ -132,8 +135,10 @@ const withServer = async <A>(
   db: string,
   use: (server: Server) => Promise<A>
 ): Promise<A> => {
-  if (needsCompile(kind, ctx.form)) await ctx.prepare(ctx.form)
+  const elsewhere = kind === "sidecar" ? ctx.elsewhere : undefined
+  if (elsewhere === undefined && needsCompile(kind, ctx.form)) await ctx.prepare(ctx.form)
   const server = await startServer(kind, {
+    elsewhere,
     cwd: ctx.tree,
     form: ctx.form,
     build: ctx.build,
@@ -151,7 +156,8 @@ const withServer = async <A>(
 const freshDb = (ctx: RunContext) => join(ctx.dir, "fresh.db")
 
 /** A name for the server as this run starts it, for files several runs share. */
-const who = (kind: ServerKind, ctx: RunContext) => (kind === "sidecar" ? `sidecar-${ctx.form}` : kind)
+const who = (kind: ServerKind, ctx: RunContext) =>
+  kind !== "sidecar" ? kind : ctx.elsewhere !== undefined ? "sidecar-before" : `sidecar-${ctx.form}`
 
 const seededCopy = (ctx: RunContext, rows: number, status: "completed" | "running") => {
   const db = join(ctx.dir, `seeded-${status}.db`)
@@ -354,9 +360,9 @@ const startupSeeded: Variant = {
 
 /** Open read-only (after the server created the WAL files) and count the rows still running. */
 const countRunning = (db: string) => {
-  const conn = new Database(db, { readonly: true, fileMustExist: true })
-  const stmt = conn.prepare("SELECT count(*) FROM task_results WHERE status = 'running'").pluck()
-  return { count: () => stmt.get() as number, conn }
+  const conn = new DatabaseSync(db, { readOnly: true })
+  const stmt = conn.prepare("SELECT count(*) AS n FROM task_results WHERE status = 'running'")
+  return { count: () => (stmt.get() as { n: number }).n, conn }
 }
 
 const rehydrate: Variant = {
@@ -379,8 +385,8 @@ const rehydrate: Variant = {
           await sleep(5)
         }
         const done = performance.now() - server.spawnedAt
-        const right = conn.prepare("SELECT count(*) FROM task_results WHERE status = 'completed' AND run = 1").pluck()
-          .get() as number
+        const right = (conn.prepare("SELECT count(*) AS n FROM task_results WHERE status = 'completed' AND run = 1")
+          .get() as { n: number }).n
         return { rehydrate: done, listen: server.listeningAt - server.spawnedAt, wrong: rows - right }
       } finally {
         conn.close()

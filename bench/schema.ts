@@ -1,11 +1,11 @@
-// The task table as migrations/0001-0003 leave it, replayed in the same order with better-sqlite3 so that the
+// The task table as migrations/0001-0003 leave it, replayed in the same order with node:sqlite so that the
 // baseline and the seeded databases have byte-for-byte the schema the sidecar's migrator produces (the
 // migrations adopt an existing table, so the sidecar starts on these files as on its own).
-import Database from "better-sqlite3"
+import { DatabaseSync } from "node:sqlite"
 
 export const columns = "id, type, status, run, params, error, result, submitted_at, completed_at"
 
-/** A row of task_results as better-sqlite3 returns it. */
+/** A row of task_results as node:sqlite returns it. */
 export interface TaskRow {
   readonly id: string
   readonly type: string
@@ -19,7 +19,7 @@ export interface TaskRow {
 }
 
 /** Create (or adopt) task_results and its index, exactly as the migrations do. */
-export const createSchema = (db: Database.Database): void => {
+export const createSchema = (db: DatabaseSync): void => {
   db.exec(`CREATE TABLE IF NOT EXISTS task_results (
     id TEXT PRIMARY KEY,
     type TEXT,
@@ -55,14 +55,15 @@ export const seededId = (i: number): string => `00000000-0000-4000-8000-${i.toSt
  */
 export const seedDatabase = (file: string, rows: number, status: "completed" | "running"): void => {
   const seedEpoch = Date.now() - 60_000 - rows * 1000
-  const db = new Database(file)
+  const db = new DatabaseSync(file)
   try {
-    db.pragma("journal_mode = WAL")
+    db.exec("PRAGMA journal_mode = WAL")
     createSchema(db)
     const insert = db.prepare(
       `INSERT INTO task_results (${columns}) VALUES (?, ?, ?, 1, NULL, '', NULL, ?, ?)`
     )
-    db.transaction(() => {
+    db.exec("BEGIN")
+    {
       for (let i = 0; i < rows; i++) {
         const submitted = seedEpoch + i * 1000
         insert.run(
@@ -73,9 +74,10 @@ export const seedDatabase = (file: string, rows: number, status: "completed" | "
           status === "completed" ? new Date(submitted + 5).toISOString() : null
         )
       }
-    })()
+    }
+    db.exec("COMMIT")
     // Everything into the main file, so a plain copy of it is the whole database.
-    db.pragma("wal_checkpoint(TRUNCATE)")
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)")
   } finally {
     db.close()
   }

@@ -66,6 +66,16 @@ export const launchArgs = (kind: ServerKind, form: SidecarForm, build: Build): R
 /** The V8 flags the image and `npm start` give the sidecar (deploy/Dockerfile, package.json; test/Deploy.test.ts). */
 export const deployedNodeFlags: ReadonlyArray<string> = []
 
+/**
+ * A sidecar built in another checkout, with its own node (`--before`): the build before a change, measured in the
+ * same alternation as this one. `entry` is its bench server's loader, relative to `cwd`.
+ */
+export interface Elsewhere {
+  readonly cwd: string
+  readonly node: string
+  readonly entry: string
+}
+
 export interface StartOptions {
   /** The checkout to run from (a snapshot of this one; see snapshot.ts). */
   readonly cwd: string
@@ -81,6 +91,8 @@ export interface StartOptions {
   readonly cpuProfileDir?: string | undefined
   /** Give up when it has not listened after this long. */
   readonly timeoutMs?: number
+  /** Start that sidecar instead of the snapshot's. */
+  readonly elsewhere?: Elsewhere | undefined
 }
 
 export interface Server {
@@ -137,16 +149,17 @@ export const processCpuMs = (pid: number): number => {
 export const startServer = async (kind: ServerKind, options: StartOptions): Promise<Server> => {
   const log = openSync(options.logFile, "w")
   const spawnedAt = performance.now()
+  const elsewhere = options.elsewhere
   const child = spawn(
-    process.execPath,
+    elsewhere?.node ?? process.execPath,
     [
       ...(options.cpuProfileDir === undefined
         ? []
         : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir, "--cpu-prof-interval", "250"]),
-      ...launchArgs(kind, options.form, options.build)
+      ...(elsewhere === undefined ? launchArgs(kind, options.form, options.build) : [...deployedNodeFlags, elsewhere.entry])
     ],
     {
-      cwd: options.cwd,
+      cwd: elsewhere?.cwd ?? options.cwd,
       env: { ...process.env, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", SIDECAR_DB: options.db },
       // A file rather than a pipe: a busy load generator must not be able to block the server's log writes.
       stdio: ["ignore", log, log]

@@ -54,8 +54,8 @@ export const serverBundles: ReadonlyArray<readonly [entry: string, outdir: strin
 /**
  * Bundle each `[entry, outdir]` of the snapshot `dir` (paths relative to it) with this checkout's
  * scripts/bundle.mjs, one `bundle()` call per entry, exactly as `npm run build` bundles the product: the snapshot's
- * own src/ and migrations/ go into the bundle, the packages come from node_modules (linked into the snapshot),
- * better-sqlite3 stays outside. Each entry becomes `<outdir>/<name>.mjs`, the loader of its bundle `<name>.cjs` and
+ * own src/ and migrations/ go into the bundle, the packages come from node_modules (linked into the snapshot).
+ * Each entry becomes `<outdir>/<name>.mjs`, the loader of its bundle `<name>.cjs` and
  * of the code cache of a training start (as the product). Returns the ms it took.
  */
 export const bundleSnapshot = async (

@@ -1,7 +1,7 @@
 // The server as it is deployed and started: src/main.ts bundled with esbuild into one CommonJS file, dist/main.cjs,
 // run by its loader dist/main.mjs from the code cache of a training start (see `loaderSource`). A start then reads
 // one file of the server's own code instead of resolving and compiling some 900 modules, and compiles none of it
-// itself. better-sqlite3 stays outside: it is a native addon, loaded from node_modules.
+// itself. The bundle needs nothing from node_modules: SQLite is Node's own (node:sqlite).
 //   node scripts/bundle.mjs [entry ...] [--outdir DIR]      (default: src/main.ts into dist/)
 import { build } from "esbuild"
 import { spawn } from "node:child_process"
@@ -100,6 +100,14 @@ import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
 import { Script } from "node:vm"
 
+// package.json's engines, checked before anything needs what an older node lacks (node:sqlite, say)
+const minimum = ${JSON.stringify(minimumNode)}
+const [major, minor, patch] = process.versions.node.split(".").map(Number)
+if (major < minimum[0] || (major === minimum[0] && (minor < minimum[1] || (minor === minimum[1] && patch < minimum[2])))) {
+  process.stderr.write(\`sidecar: needs Node.js \${minimum.join(".")} or later, but runs on \${process.version} (\${process.execPath}); start it with npm start, or install Node.js 26\\n\`)
+  process.exit(1)
+}
+
 const bundle = fileURLToPath(new URL(${JSON.stringify(`./${name}.cjs`)}, import.meta.url))
 const cache = fileURLToPath(new URL(${JSON.stringify(`./${cacheName}`)}, import.meta.url))
 let cachedData
@@ -118,6 +126,14 @@ if (process.env[${JSON.stringify(trainingVariable)}] === "1") {
 const module = { exports: {} }
 script.runInThisContext()(createRequire(bundle), module, module.exports, bundle, fileURLToPath(new URL(".", import.meta.url)))
 `
+
+/** The lowest Node.js version package.json's engines allows ("node": ">=X.Y.Z"), as [X, Y, Z]. */
+const minimumNode = (() => {
+  const engines = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).engines.node
+  const version = /^>=\s*(\d+)\.(\d+)\.(\d+)$/.exec(engines)
+  if (version === null) throw new Error(`package.json engines.node must read ">=X.Y.Z", not ${engines}`)
+  return version.slice(1).map(Number)
+})()
 
 /** Set for a training start: its loader writes the code cache when the process exits. */
 const trainingVariable = "SIDECAR_CODE_CACHE_TRAINING"
@@ -188,8 +204,7 @@ export const bundle = async (entryPoints, outdir, cwd = process.cwd(), { train =
       bundle: true,
       format: "cjs",
       platform: "node",
-      target: "node20",
-      external: ["better-sqlite3"],
+      target: "node26",
       sourcemap: "linked",
       // The bundle is the function its loader calls, written so by esbuild (wrapped by the loader, its 2 MB text was
       // copied once more at every start: 7 ms here). The sources are ES modules, always strict: so is their bundle

@@ -83,17 +83,11 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   op: Schema.String,
   error: Schema.String
 }) {
-  /** Any failure of one storage step, named. */
-  static of = (op: string, cause: unknown) => new StoreError({ op, error: `store ${op} failed: ${driverMessage(cause)}` })
+  /** A failure of one storage step, named, with the driver's words for it. */
+  static of = (op: string, message: string) => new StoreError({ op, error: `store ${op} failed: ${message}` })
   override get message() {
     return this.error
   }
-}
-
-const driverMessage = (cause: unknown): string => {
-  const inner = (cause as { cause?: unknown })?.cause
-  const e = inner instanceof Error ? inner : cause
-  return e instanceof Error ? ("code" in e && typeof e.code === "string" ? `${e.code}: ${e.message}` : e.message) : String(e)
 }
 
 /**

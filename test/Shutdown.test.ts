@@ -1,12 +1,12 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import Database from "better-sqlite3"
 import { Effect, Exit } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { createHttpServer } from "../src/Sidecar.js"
 import { pollUntil, request, send, startSidecar } from "./sidecar.js"
+import { openDatabase } from "./support/sqlite.js"
 
 /** A sidecar whose `stubborn` command ignores SIGTERM and writes its pid, with the given shutdown timeout. */
 const stubbornSidecar = (shutdownTimeoutSeconds: number) => Effect.gen(function*() {
@@ -49,7 +49,7 @@ describe("shutdown", () => {
       yield* pollUntil(Effect.sync(() => isAlive(child)), (alive) => !alive, "2 seconds")
       // closed cleanly: the WAL was checkpointed into the database and removed
       expect(existsSync(`${db}-wal`)).toBe(false)
-      const conn = new Database(db, { readonly: true })
+      const conn = openDatabase(db, { readonly: true })
       expect(conn.prepare("SELECT status, run FROM task_results WHERE id = ?").get(id)).toEqual({
         status: "running",
         run: 1

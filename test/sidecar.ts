@@ -1,9 +1,9 @@
-import Database from "better-sqlite3"
 import { Deferred, Duration, Effect, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
+import { openDatabase } from "./support/sqlite.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 /** The node flags the image and `npm start` run it with. */
@@ -246,7 +246,7 @@ export const sendRaw = (
 
 /** Every task row of a sidecar's database file, read through a read-only connection of its own (WAL lets it in). */
 export const taskRows = (file: string) => {
-  const conn = new Database(file, { readonly: true })
+  const conn = openDatabase(file, { readonly: true })
   try {
     return conn.prepare("SELECT id, status, run FROM task_results").all() as Array<
       { id: string; status: string; run: number }

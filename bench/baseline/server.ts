@@ -1,6 +1,6 @@
 /**
  * THE YARDSTICK, NOT THE PRODUCT. A deliberately minimal server that does what the sidecar does for the
- * benchmarked requests, with nothing between node:http and one better-sqlite3 connection: what this machine
+ * benchmarked requests, with nothing between node:http and one node:sqlite connection: what this machine
  * allows for these durable semantics. The benchmark compares the sidecar against it in the same run. It is never
  * shipped; nothing in src/ imports it.
  *
@@ -13,9 +13,9 @@
  * Only the no-op task type exists. Submits need no semaphore: each one is a single synchronous turn of the event
  * loop, so no two can interleave.
  */
-import Database from "better-sqlite3"
 import { randomUUID } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import { DatabaseSync } from "node:sqlite"
 import { columns, createSchema, noopType, type TaskRow } from "../schema.js"
 
 const port = Number(process.env["SIDECAR_PORT"] ?? "7777")
@@ -24,19 +24,21 @@ const file = process.env["SIDECAR_DB"] ?? "./data/sidecar.db"
 const maxBodyBytes = 1024 * 1024
 const uuid = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
 
-const db = new Database(file)
-db.pragma("journal_mode = WAL")
-db.pragma("synchronous = NORMAL")
-db.pragma("busy_timeout = 5000")
+const db = new DatabaseSync(file, { timeout: 5000 })
+db.exec("PRAGMA journal_mode = WAL")
+db.exec("PRAGMA synchronous = NORMAL")
 createSchema(db)
 
-const selectOne = db.prepare<[string], TaskRow>(`SELECT ${columns} FROM task_results WHERE id = ?`)
-const selectNewest = db.prepare<[], TaskRow>(
-  `SELECT ${columns} FROM task_results ORDER BY submitted_at DESC, rowid DESC LIMIT 100`
-)
-const selectRunning = db.prepare<[], TaskRow>(
-  `SELECT ${columns} FROM task_results WHERE status = 'running' ORDER BY submitted_at, rowid`
-)
+const rows = <Params extends Array<string>>(sql: string) => {
+  const statement = db.prepare(sql)
+  return {
+    get: (...params: Params) => statement.get(...params) as unknown as TaskRow | undefined,
+    all: (...params: Params) => statement.all(...params) as unknown as Array<TaskRow>
+  }
+}
+const selectOne = rows<[string]>(`SELECT ${columns} FROM task_results WHERE id = ?`)
+const selectNewest = rows<[]>(`SELECT ${columns} FROM task_results ORDER BY submitted_at DESC, rowid DESC LIMIT 100`)
+const selectRunning = rows<[]>(`SELECT ${columns} FROM task_results WHERE status = 'running' ORDER BY submitted_at, rowid`)
 // The same upsert as the sidecar's Store.save: a re-run replaces every column.
 const save = db.prepare(
   `INSERT INTO task_results (${columns}) VALUES (?, ?, 'running', ?, ?, '', NULL, ?, NULL)
@@ -48,7 +50,7 @@ const complete = db.prepare(
   `UPDATE task_results SET status = ?, error = ?, result = NULL, completed_at = ?
    WHERE id = ? AND run = ? AND status = 'running'`
 )
-const ping = db.prepare("SELECT count(*) FROM (SELECT 1 FROM task_results LIMIT 1)").pluck()
+const ping = db.prepare("SELECT count(*) FROM (SELECT 1 FROM task_results LIMIT 1)")
 
 const isEmptyObject = (value: unknown) =>
   typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length === 0

@@ -1,5 +1,4 @@
 import { Duration, Effect, Layer, Runtime } from "effect"
-import { createRequire } from "node:module"
 import { Worker } from "node:worker_threads"
 import { isPlainFile } from "./DatabaseFile.js"
 import { Sqlite } from "./Sqlite.js"
@@ -18,16 +17,15 @@ const restartWaitMillis = 1_000
 /** The main connection's own checkpoints, when the checkpointer is not running: every 10,000 WAL pages. */
 export const mainConnectionCheckpoint = 10_000
 
-/** Where better-sqlite3 is, found from this module (the worker's own `require` would look from the working folder). */
-const driverPath = () => createRequire(import.meta.url).resolve("better-sqlite3")
-
-// The worker's program: CommonJS, given the driver's resolved path (a bundle's `require` would not find it).
+// The worker's program, CommonJS; its connection opens the file only if it exists (mode=rw).
 const program = `
 const { parentPort, workerData } = require("node:worker_threads")
 const { statSync } = require("node:fs")
-const Database = require(workerData.driver)
-const db = new Database(workerData.file, { fileMustExist: true })
-db.pragma("busy_timeout = " + workerData.restartWaitMillis)
+const { pathToFileURL } = require("node:url")
+const { DatabaseSync } = require("node:sqlite")
+const url = pathToFileURL(workerData.file)
+url.searchParams.set("mode", "rw")
+const db = new DatabaseSync(url, { timeout: workerData.restartWaitMillis })
 const walSize = () => {
   try {
     return statSync(workerData.file + "-wal").size
@@ -39,7 +37,7 @@ const tick = () => {
   const size = walSize()
   if (size === 0) return
   try {
-    db.pragma(size > workerData.restartBytes ? "wal_checkpoint(RESTART)" : "wal_checkpoint(PASSIVE)")
+    db.exec(size > workerData.restartBytes ? "PRAGMA wal_checkpoint(RESTART)" : "PRAGMA wal_checkpoint(PASSIVE)")
   } catch (e) {
     parentPort.postMessage({ failed: String(e && e.message ? e.message : e) })
   }
@@ -69,11 +67,11 @@ parentPort.postMessage({ started: true })
  * stops, the main connection checkpoints again, as it did before, and a warning says so.
  */
 export const checkpointInBackground = Effect.gen(function*() {
-  const db = yield* Sqlite
-  if (!isPlainFile(db.name) || db.memory) return
+  const { db, filename, memory } = yield* Sqlite
+  if (!isPlainFile(filename) || memory) return
   /** The connection checkpoints itself again, as it did before the worker ran. */
   const handBack = () => {
-    if (db.open) db.pragma(`wal_autocheckpoint = ${mainConnectionCheckpoint}`)
+    if (db.isOpen) db.exec(`PRAGMA wal_autocheckpoint = ${mainConnectionCheckpoint}`)
   }
   const fallBack = (why: string) =>
     Effect.zipRight(
@@ -86,8 +84,7 @@ export const checkpointInBackground = Effect.gen(function*() {
       const worker = new Worker(program, {
         eval: true,
         workerData: {
-          file: db.name,
-          driver: driverPath(),
+          file: filename,
           intervalMillis,
           restartBytes,
           restartWaitMillis
@@ -104,13 +101,13 @@ export const checkpointInBackground = Effect.gen(function*() {
       // a failure that repeats at every tick (a full volume, say) is said once
       let lastFailure: string | undefined
       worker.on("message", (message: { started?: true; failed?: string }) => {
-        if (message.started && running && db.open) db.pragma("wal_autocheckpoint = 0")
+        if (message.started && running && db.isOpen) db.exec("PRAGMA wal_autocheckpoint = 0")
         else if (message.failed !== undefined && message.failed !== lastFailure) {
           lastFailure = message.failed
           run(Effect.logWarning(`background checkpoint failed: ${message.failed}`))
         }
       })
-      worker.on("error", (error) => stopped(error.message))
+      worker.on("error", (error: Error) => stopped(error.message))
       const exited = new Promise<void>((resolve) =>
         worker.once("exit", (code) => {
           stopped(`the worker exited with code ${code}`)

@@ -1,16 +1,15 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { SqlClient } from "@effect/sql"
-import { SqliteMigrator } from "@effect/sql-sqlite-node"
-import Database from "better-sqlite3"
+import { Migrator, SqlClient } from "@effect/sql"
 import { Data, Duration, Effect, Layer } from "effect"
+import { DatabaseSync } from "node:sqlite"
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs"
 import { migrations } from "../../migrations/index.js"
 import { AppConfig } from "../Config.js"
 import { mainConnectionCheckpoint, restartBytes } from "./Checkpointer.js"
 import { isPlainFile, sqliteHeader } from "./DatabaseFile.js"
-import { sqliteLayer } from "./Sqlite.js"
+import { open, sqliteLayer } from "./Sqlite.js"
 import { busyTimeout } from "./Store.js"
 
 const ensureFolder = (filename: string) =>
@@ -59,11 +58,15 @@ const unsupportedVersion = (file: string): number | undefined => {
   if (!hasWal && header.readUInt32BE(60) <= highestGoVersion) return undefined
   // A WAL-mode file opened even read-only gets -wal and -shm files created beside it; with no -wal file it is
   // complete on its own, so read a copy in memory instead (marked rollback-mode: memory databases have no WAL).
-  const db = header[18] === 2 && !hasWal
-    ? new Database(readFileSync(file).fill(1, 18, 20), { readonly: true })
-    : new Database(file, { readonly: true, fileMustExist: true })
+  let db: DatabaseSync
+  if (header[18] === 2 && !hasWal) {
+    db = new DatabaseSync(":memory:")
+    db.deserialize(readFileSync(file).fill(1, 18, 20))
+  } else {
+    db = open(file, { readOnly: true })
+  }
   try {
-    const userVersion = db.pragma("user_version", { simple: true }) as number
+    const userVersion = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version
     const migrated = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'effect_sql_migrations'")
       .get() !== undefined
     return userVersion > highestGoVersion && !migrated ? userVersion : undefined
@@ -99,6 +102,9 @@ const refuseUnsupported = (filename: string) =>
     }
   })
 
+/** The migrator: @effect/sql's, its table `effect_sql_migrations` (as @effect/sql-sqlite-node's, used before). */
+export const migrate = Migrator.make({})
+
 // Pragmas first (they are per connection), then the migrations, so nothing can query an old schema.
 const setup = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -113,7 +119,7 @@ const setup = Effect.gen(function*() {
   // While migrating, nothing else is served, so SQLite may wait for another writer the blocking way. Afterwards
   // the Store waits asynchronously instead (see busyTimeout), so the connection must not block at all.
   yield* sql`PRAGMA busy_timeout = ${sql.literal(String(Duration.toMillis(busyTimeout)))}`
-  const applied = yield* SqliteMigrator.run({ loader: SqliteMigrator.fromRecord(migrations) })
+  const applied = yield* migrate({ loader: Migrator.fromRecord(migrations) })
   yield* sql`PRAGMA busy_timeout = 0`
   yield* Effect.logInfo("database ready").pipe(
     Effect.annotateLogs("migrationsApplied", applied.map(([id, name]) => `${String(id).padStart(4, "0")}_${name}`))

@@ -1,17 +1,82 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient, type SqlConnection, Statement } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
-import { SqliteClient } from "@effect/sql-sqlite-node"
-import Database from "better-sqlite3"
 import { Context, Effect, Layer, Scope, Stream } from "effect"
+import { DatabaseSync, type StatementSync } from "node:sqlite"
+
+/** The one SQLite connection (node:sqlite), with what the Store needs beside its statements. */
+export interface Connection {
+  readonly db: DatabaseSync
+  /** The database's file, or ":memory:". */
+  readonly filename: string
+  readonly memory: boolean
+  /**
+   * `run` inside BEGIN IMMEDIATE ... COMMIT, rolled back if it throws. A COMMIT that fails throws too (and the
+   * transaction is rolled back): nothing in it is reported as written unless it was committed.
+   */
+  readonly transaction: <A>(run: () => A) => A
+}
 
 /**
  * The sidecar's one SQLite connection, for the Store's statements: prepared once and run synchronously, they cost what
- * SQLite costs. @effect/sql-sqlite-node's client prepares and runs every statement through an Effect cache and a
- * semaphore, and measured 53 µs a lookup by id against 12 µs for the same prepared statement called directly; it
- * gives no access to its connection, so the sidecar opens the connection here and serves @effect/sql from it too.
+ * SQLite costs. The connection also serves @effect/sql (the migrator, tagged-template statements).
  */
-export class Sqlite extends Context.Tag("sidecar/Sqlite")<Sqlite, Database.Database>() {}
+export class Sqlite extends Context.Tag("sidecar/Sqlite")<Sqlite, Connection>() {}
+
+/** SQLite's primary result codes by name, for messages: node:sqlite gives the number and SQLite's own words only. */
+const codeNames: Record<number, string> = {
+  5: "SQLITE_BUSY",
+  6: "SQLITE_LOCKED",
+  8: "SQLITE_READONLY",
+  10: "SQLITE_IOERR",
+  11: "SQLITE_CORRUPT",
+  13: "SQLITE_FULL",
+  14: "SQLITE_CANTOPEN",
+  19: "SQLITE_CONSTRAINT",
+  26: "SQLITE_NOTADB"
+}
+
+/** The SQLite result code an error of node:sqlite carries, as a name ("SQLITE_FULL"); undefined for any other error. */
+export const sqliteCode = (error: unknown): string | undefined => {
+  const errcode = (error as { errcode?: unknown } | undefined)?.errcode
+  if (typeof errcode !== "number") return undefined
+  return codeNames[errcode & 0xff] ?? `SQLITE_ERROR_${errcode}`
+}
+
+/** An error as a StoreError says it: SQLite's result code, when there is one, then its words. */
+export const describeError = (error: unknown): string => {
+  const message = error instanceof Error ? error.message : String(error)
+  const code = sqliteCode(error)
+  return code === undefined ? message : `${code}: ${message}`
+}
+
+/** Whether `error` is SQLite's "another connection holds the lock" (BUSY or LOCKED). */
+export const isBusy = (error: unknown) => {
+  const errcode = (error as { errcode?: unknown } | undefined)?.errcode
+  return typeof errcode === "number" && ((errcode & 0xff) === 5 || (errcode & 0xff) === 6)
+}
+
+/** Open `filename` (a path, or ":memory:"). */
+export const open = (filename: string, options?: { readonly readOnly?: boolean }): DatabaseSync =>
+  new DatabaseSync(filename, { readOnly: options?.readOnly ?? false })
+
+/** `transaction` of Connection, over `db`. */
+export const transactionOn = (db: DatabaseSync) => {
+  const begin = db.prepare("BEGIN IMMEDIATE")
+  const commit = db.prepare("COMMIT")
+  const rollback = db.prepare("ROLLBACK")
+  return <A>(run: () => A): A => {
+    begin.run()
+    try {
+      const result = run()
+      commit.run()
+      return result
+    } catch (e) {
+      if (db.isTransaction) rollback.run()
+      throw e
+    }
+  }
+}
 
 /** Statements @effect/sql sends (the migrator's, tagged templates), prepared once per text; few distinct ones. */
 const maxPrepared = 200
@@ -21,12 +86,13 @@ const failed = (cause: unknown) => new SqlError({ cause, message: "Failed to exe
 const make = (filename: string) =>
   Effect.gen(function*() {
     const db = yield* Effect.acquireRelease(
-      Effect.sync(() => new Database(filename)),
+      Effect.sync(() => open(filename)),
       (db) => Effect.sync(() => db.close())
     )
-    db.pragma("journal_mode = WAL")
+    const memory = filename === ":memory:" || filename === ""
+    if (!memory) db.exec("PRAGMA journal_mode = WAL")
 
-    const prepared = new Map<string, Database.Statement>()
+    const prepared = new Map<string, StatementSync>()
     const prepare = (sql: string) => {
       let statement = prepared.get(sql)
       if (statement === undefined) {
@@ -36,12 +102,17 @@ const make = (filename: string) =>
       }
       return statement
     }
-    const run = (statement: () => Database.Statement, params: ReadonlyArray<unknown>, raw: boolean) =>
+    const bindable = (params: ReadonlyArray<unknown>) => params as Array<any>
+    const rows = (s: StatementSync, params: ReadonlyArray<unknown>, arrays: boolean) => {
+      s.setReturnArrays(arrays)
+      return s.all(...bindable(params))
+    }
+    const run = (statement: () => StatementSync, params: ReadonlyArray<unknown>, raw: boolean) =>
       Effect.try({
-        try: (): ReadonlyArray<any> | Database.RunResult => {
+        try: (): unknown => {
           const s = statement()
-          if (s.reader) return s.all(...params)
-          const result = s.run(...params)
+          if (s.columns().length > 0) return rows(s, params, false)
+          const result = s.run(...bindable(params))
           return raw ? result : []
         },
         catch: failed
@@ -49,29 +120,25 @@ const make = (filename: string) =>
 
     const connection: SqlConnection.Connection = {
       execute: (sql, params, transformRows) => {
-        const rows = run(() => prepare(sql), params, false) as Effect.Effect<ReadonlyArray<any>, SqlError>
-        return transformRows === undefined ? rows : Effect.map(rows, transformRows)
+        const result = run(() => prepare(sql), params, false) as Effect.Effect<ReadonlyArray<any>, SqlError>
+        return transformRows === undefined ? result : Effect.map(result, transformRows)
       },
       executeRaw: (sql, params) => run(() => prepare(sql), params, true),
       executeValues: (sql, params) =>
         Effect.try({
           try: () => {
             const s = prepare(sql)
-            if (!s.reader) {
-              s.run(...params)
+            if (s.columns().length === 0) {
+              s.run(...bindable(params))
               return []
             }
-            try {
-              return s.raw(true).all(...params) as Array<Array<unknown>>
-            } finally {
-              s.raw(false)
-            }
+            return rows(s, params, true) as unknown as Array<Array<unknown>>
           },
           catch: failed
         }),
       executeUnprepared: (sql, params, transformRows) => {
-        const rows = run(() => db.prepare(sql), params, false) as Effect.Effect<ReadonlyArray<any>, SqlError>
-        return transformRows === undefined ? rows : Effect.map(rows, transformRows)
+        const result = run(() => db.prepare(sql), params, false) as Effect.Effect<ReadonlyArray<any>, SqlError>
+        return transformRows === undefined ? result : Effect.map(result, transformRows)
       },
       executeStream: () => Stream.dieMessage("executeStream is not supported")
     }
@@ -90,23 +157,14 @@ const make = (filename: string) =>
       transactionAcquirer,
       spanAttributes: [["db.system.name", "sqlite"]]
     })
-    const sqlite = Object.assign(client, {
-      [SqliteClient.TypeId]: SqliteClient.TypeId,
-      config: { filename },
-      export: Effect.try({ try: () => db.serialize(), catch: failed }),
-      backup: (destination: string) => Effect.tryPromise({ try: () => db.backup(destination), catch: failed }),
-      loadExtension: (path: string) => Effect.try({ try: () => db.loadExtension(path), catch: failed })
-    }) as unknown as SqliteClient.SqliteClient
-    return Context.make(Sqlite, db).pipe(
-      Context.add(SqliteClient.SqliteClient, sqlite),
-      Context.add(SqlClient.SqlClient, sqlite)
-    )
+    const connectionOf: Connection = { db, filename, memory, transaction: transactionOn(db) }
+    return Context.make(Sqlite, connectionOf).pipe(Context.add(SqlClient.SqlClient, client))
   })
 
 /**
  * SQLite on `filename` (":memory:" allowed, WAL otherwise), as the Store's connection and as @effect/sql's
- * `SqlClient` and `SqliteClient` (for the migrator, and for anyone's tagged-template statements) over that one
- * connection. Closed with the layer.
+ * `SqlClient` (for the migrator, and for anyone's tagged-template statements) over that one connection. Closed with
+ * the layer.
  */
 export const sqliteLayer = (filename: string) =>
   Layer.scopedContext(make(filename)).pipe(Layer.provide(Reactivity.layer))

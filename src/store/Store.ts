@@ -8,7 +8,7 @@ import type { RunStart, TaskFilter, TaskId, TaskStatus } from "../Domain.js"
 import { Task, TaskRun } from "../Domain.js"
 import { StoreError } from "../Errors.js"
 import { Metrics } from "../Metrics.js"
-import { Sqlite } from "./Sqlite.js"
+import { describeError, isBusy, Sqlite } from "./Sqlite.js"
 import { makeWriteFaults } from "./WriteFaults.js"
 
 /** A row of `task_results` as SQLite returns it. */
@@ -51,6 +51,14 @@ type RunRow = {
   readonly started_by: string
   readonly resumes: number
 }
+
+/** A prepared statement of node:sqlite, typed by its rows; parameters are positional and never undefined. */
+interface Prepared<Row> {
+  readonly all: (...params: ReadonlyArray<SqlValue>) => Array<Row>
+  readonly get: (...params: ReadonlyArray<SqlValue>) => Row | undefined
+  readonly run: (...params: ReadonlyArray<SqlValue>) => { readonly changes: number | bigint }
+}
+type SqlValue = string | number | null
 
 /** How a run ended, as written by the conditional completion. */
 export interface Completion {
@@ -161,10 +169,6 @@ const fromRunRow = (row: RunRow): TaskRun => {
  */
 export const busyTimeout = Duration.seconds(5)
 
-const isBusy = (e: unknown) => {
-  const code = (e as { code?: unknown } | undefined)?.code
-  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
-}
 // Every millisecond at first: the lock is most often the checkpointer's RESTART (11-20 ms), and doubling waits from
 // 2 ms overshot its end by up to as long again, for every request in flight. Then less and less often.
 const whileBusy = Schedule.spaced("1 millis").pipe(
@@ -255,8 +259,8 @@ const fileCheckInterval = Duration.millis(500)
  */
 export class Store extends Effect.Service<Store>()("sidecar/Store", {
   scoped: Effect.gen(function*() {
-    const db = yield* Sqlite
-    const file = fileChecks(db.name)
+    const { db, filename, transaction } = yield* Sqlite
+    const file = fileChecks(filename)
     const faults = makeWriteFaults(yield* Metrics, file.volumeProblem)
     // The last verdict on the file: writes refuse while it is bad, rather than land somewhere no restart will find.
     let fileProblem: StorageProblem | undefined = undefined
@@ -283,7 +287,7 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
     const refuse = (op: string, e: unknown) =>
       Effect.flatMap(faults.refused(e), (problem) => {
         if (problem !== undefined) fileProblem = problem
-        return Effect.fail(StoreError.of(op, e))
+        return Effect.fail(StoreError.of(op, describeError(e)))
       })
     const wrote = <A>(a: A) => (faults.failing() ? Effect.as(faults.accepted, a) : Effect.succeed(a))
 
@@ -300,11 +304,11 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
           assertWritable()
           return wrote(run())
         } catch (e) {
-          if (!isBusy(e)) return write ? refuse(op, e) : Effect.fail(StoreError.of(op, e))
+          if (!isBusy(e)) return write ? refuse(op, e) : Effect.fail(StoreError.of(op, describeError(e)))
           return Effect.try({ try: run, catch: (e) => e }).pipe(
             Effect.retry({ schedule: whileBusy, while: isBusy }),
             Effect.matchEffect({
-              onFailure: (e) => (write ? refuse(op, e) : Effect.fail(StoreError.of(op, e))),
+              onFailure: (e) => (write ? refuse(op, e) : Effect.fail(StoreError.of(op, describeError(e)))),
               onSuccess: (a) => (write ? wrote(a) : Effect.succeed(a))
             })
           )
@@ -313,31 +317,34 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
     /** `step` for a statement that writes. */
     const write = <A>(op: string, run: () => A) => step(op, run, true)
 
+    /** A statement whose rows are `Row` objects, or with `arrays`, `Row` column arrays. */
+    const prepare = <Row = never>(sql: string, arrays = false): Prepared<Row> => {
+      const statement = db.prepare(sql)
+      if (arrays) statement.setReturnArrays(true)
+      return statement as unknown as Prepared<Row>
+    }
     const statements = {
-      save: db.prepare(saveSql),
-      decide: db.prepare<Array<unknown>, { run: number }>(decideSql),
-      get: db.prepare<Array<unknown>, RawTaskRow>(getSql).raw(true),
-      found: db.prepare<Array<unknown>, { type: string; status: TaskStatus; run: number }>(foundSql),
-      complete: db.prepare(completeSql),
-      remove: db.prepare<Array<unknown>, RawTaskRow>(removeSql).raw(true),
-      runs: db.prepare<Array<unknown>, RunRow>(runsSql),
-      running: db.prepare<Array<unknown>, Pick<TaskRow, "id" | "type" | "run" | "params">>(runningSql),
-      ping: db.prepare(pingSql).pluck(),
+      save: prepare(saveSql),
+      decide: prepare<{ run: number }>(decideSql),
+      get: prepare<RawTaskRow>(getSql, true),
+      found: prepare<{ type: string; status: TaskStatus; run: number }>(foundSql),
+      complete: prepare(completeSql),
+      remove: prepare<RawTaskRow>(removeSql, true),
+      runs: prepare<RunRow>(runsSql),
+      running: prepare<Pick<TaskRow, "id" | "type" | "run" | "params">>(runningSql),
+      ping: prepare<[number]>(pingSql, true),
       list: (["any", "completed", "other"] as const).flatMap((s) =>
-        [false, true].map((t) => db.prepare<Array<unknown>, RawTaskRow>(listSql(s, t)).raw(true))
+        [false, true].map((t) => prepare<RawTaskRow>(listSql(s, t), true))
       ),
-      grace: db.prepare<Array<unknown>, { history: string; ends_at: string }>(graceSql),
-      endGrace: db.prepare(endGraceSql)
+      grace: prepare<{ history: string; ends_at: string }>(graceSql),
+      endGrace: prepare(endGraceSql)
     }
     // Prepared on first use: their text depends on how many values the call has.
-    const byArity = <Row>(make: (n: number) => string, raw = false) => {
-      const prepared = new Map<number, ReturnType<typeof db.prepare<Array<unknown>, Row>>>()
+    const byArity = <Row>(make: (n: number) => string, arrays = false) => {
+      const prepared = new Map<number, Prepared<Row>>()
       return (n: number) => {
         let statement = prepared.get(n)
-        if (statement === undefined) {
-          statement = db.prepare<Array<unknown>, Row>(make(n))
-          prepared.set(n, raw ? statement.raw(true) : statement)
-        }
+        if (statement === undefined) prepared.set(n, statement = prepare<Row>(make(n), arrays))
         return statement
       }
     }
@@ -354,7 +361,7 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
         ? { _tag: "Started", run: started.run }
         : { _tag: "Deduplicated", ...statements.found.get(s.id)! }
     }
-    const decideBatch = db.transaction((batch: ReadonlyArray<Submission>) => batch.map(decideOne))
+    const decideBatch = (batch: ReadonlyArray<Submission>) => transaction(() => batch.map(decideOne))
     /**
      * Decide each submit, in order, in one transaction: a new run (1 for a new id, the next for a failed task), or,
      * for a task running or completed, nothing (and how it was found).
@@ -362,7 +369,7 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
     const decideAll = (batch: ReadonlyArray<Submission>) =>
       write("submit", (): ReadonlyArray<Decision> => {
         // one statement commits on its own; a transaction would only add its BEGIN and COMMIT
-        return batch.length === 1 ? [decideOne(batch[0]!)] : decideBatch.immediate(batch)
+        return batch.length === 1 ? [decideOne(batch[0]!)] : decideBatch(batch)
       })
 
     const completeOne = ({ completion: c, id, run }: Finished) =>
@@ -374,14 +381,14 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
         id,
         run
       ).changes > 0
-    const completeBatch = db.transaction((batch: ReadonlyArray<Finished>) => batch.map(completeOne))
+    const completeBatch = (batch: ReadonlyArray<Finished>) => transaction(() => batch.map(completeOne))
     /**
      * Record how each run ended, in one transaction, only where the row still belongs to that run and is still
      * running: a late completion of a superseded or deleted run never overwrites anything. True where written.
      */
     const completeAll = (batch: ReadonlyArray<Finished>) =>
       write("complete", (): ReadonlyArray<boolean> =>
-        batch.length === 1 ? [completeOne(batch[0]!)] : completeBatch.immediate(batch))
+        batch.length === 1 ? [completeOne(batch[0]!)] : completeBatch(batch))
     /** `completeAll` of one run. */
     const complete = (id: TaskId, run: number, completion: Completion) =>
       Effect.map(completeAll([{ id, run, completion }]), (written) => written[0]!)
@@ -434,14 +441,15 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
         params: decodeJson(row.params)
       })))
 
-    const resumedBatch = db.transaction((ids: ReadonlyArray<TaskId>) => {
-      for (let at = 0; at < ids.length; at += maxResumedPerStatement) {
-        const chunk = ids.slice(at, at + maxResumedPerStatement)
-        resumedOf(chunk.length).run(...chunk)
-      }
-    })
+    const resumedBatch = (ids: ReadonlyArray<TaskId>) =>
+      transaction(() => {
+        for (let at = 0; at < ids.length; at += maxResumedPerStatement) {
+          const chunk = ids.slice(at, at + maxResumedPerStatement)
+          resumedOf(chunk.length).run(...chunk)
+        }
+      })
     /** Count one more resumption by crash recovery of each of these tasks that is still `running`, in one transaction. */
-    const resumed = (ids: ReadonlyArray<TaskId>) => write("resumed", () => resumedBatch.immediate(ids))
+    const resumed = (ids: ReadonlyArray<TaskId>) => write("resumed", () => resumedBatch(ids))
 
     /** The most recently completed task among `types` (by completedAt). */
     const lastCompleted = (types: ReadonlyArray<string>) =>

@@ -2,20 +2,26 @@ import { Effect } from "effect"
 import type { Metrics } from "../Metrics.js"
 import { StorageProblem, type StorageReason } from "./DatabaseFile.js"
 
-/**
- * What kind of storage failure `error` is, from SQLite's primary result code as either driver reports it (a name such
- * as SQLITE_FULL, or the number in `errcode`); undefined for an error that says nothing about the storage.
- */
+/** What kind of storage failure `error` is, from SQLite's primary result code; undefined if it is no SQLite error. */
 const sqliteReason = (error: unknown): StorageReason | undefined => {
-  const { code, errcode } = (error ?? {}) as { code?: unknown; errcode?: unknown }
-  const name = typeof code === "string" ? code : ""
-  const primary = typeof errcode === "number" ? errcode & 0xff : undefined
-  if (primary === 13 || name === "SQLITE_FULL") return "full"
-  if (primary === 8 || name.startsWith("SQLITE_READONLY")) return "read-only"
-  if (primary === 5 || primary === 6 || name.startsWith("SQLITE_BUSY") || name.startsWith("SQLITE_LOCKED")) return "locked"
-  if (primary === 10 || name.startsWith("SQLITE_IOERR")) return "io-error"
-  if (primary === 11 || primary === 26 || name.startsWith("SQLITE_CORRUPT") || name === "SQLITE_NOTADB") return "corrupt"
-  return undefined
+  const errcode = (error as { errcode?: unknown } | undefined)?.errcode
+  if (typeof errcode !== "number") return undefined
+  switch (errcode & 0xff) {
+    case 13:
+      return "full"
+    case 8:
+      return "read-only"
+    case 5:
+    case 6:
+      return "locked"
+    case 10:
+      return "io-error"
+    case 11:
+    case 26:
+      return "corrupt"
+    default:
+      return undefined
+  }
 }
 
 /**

@@ -1,12 +1,12 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { expect, layer } from "@effect/vitest"
-import Database from "better-sqlite3"
 import { Context, Effect, Layer } from "effect"
 import fc from "fast-check"
 import { fileURLToPath } from "node:url"
 import { maxBodyBytes, maxJsonDepth } from "../../src/http/RequestBody.js"
 import { type Exchange, pollUntil, request, send, sendRaw, type Sidecar, startSidecar } from "../sidecar.js"
+import { openDatabase, pragma } from "../support/sqlite.js"
 
 // Hostile and malformed input against the real sidecar process (loopback, a real SQLite file): every answer is a
 // 4xx with a JSON `error`, the process keeps serving, and nothing is stored.
@@ -470,9 +470,9 @@ withServer("hostile input to the sidecar process", (it) => {
       const id: string = submitted.json.id
       yield* pollUntil(request(`${sidecar.url}/v0/tasks/${id}`), (r) => r.json?.status === "completed")
       expect(yield* sidecar.stop()).toBe(0)
-      const database = new Database(db, { readonly: true })
+      const database = openDatabase(db, { readonly: true })
       try {
-        expect(database.pragma("integrity_check")).toEqual([{ integrity_check: "ok" }])
+        expect(pragma(database, "integrity_check")).toBe("ok")
         expect(database.prepare("SELECT id, type, status FROM task_results").all())
           .toEqual([{ id, type: "mark-not-ready", status: "completed" }])
       } finally {

@@ -1,9 +1,7 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
-import { SqlClient } from "@effect/sql"
-import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
+import { Migrator, SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import Database from "better-sqlite3"
 import { Cause, ConfigProvider, DateTime, Effect, Exit, Layer, Logger, LogLevel, Option, TestClock } from "effect"
 import fc from "fast-check"
 import { createHash } from "node:crypto"
@@ -14,10 +12,13 @@ import { normaliseTimestamp } from "../../migrations/0004_adopt_go_sidecar.js"
 import type { TaskId } from "../../src/Domain.js"
 import { Task } from "../../src/Domain.js"
 import { migrations } from "../../migrations/index.js"
-import { sqlLayer, UnsupportedDatabase } from "../../src/store/Sql.js"
+import { sqliteLayer } from "../../src/store/Sqlite.js"
+import { migrate, sqlLayer, UnsupportedDatabase } from "../../src/store/Sql.js"
 import { Store, type TaskRow } from "../../src/store/Store.js"
 import { engineOver } from "../layers.js"
 import { runToExit } from "../sidecar.js"
+import { openDatabase, pragma } from "../support/sqlite.js"
+import type { DatabaseSync, SQLInputValue } from "node:sqlite"
 
 const migrationsDir = fileURLToPath(new URL("../../migrations", import.meta.url))
 /** Every migration this checkout has, by name: a Go file must end up with all of them applied. */
@@ -68,8 +69,8 @@ const open = <A, E>(file: string, use: Effect.Effect<A, E, Store | SqlClient.Sql
     return { value, logs }
   })
 
-const readOnly = <A>(file: string, f: (db: Database.Database) => A): A => {
-  const db = new Database(file, { readonly: true, fileMustExist: true })
+const readOnly = <A>(file: string, f: (db: DatabaseSync) => A): A => {
+  const db = openDatabase(file, { readonly: true, mustExist: true })
   try {
     return f(db)
   } finally {
@@ -89,7 +90,7 @@ const dump = (file: string) =>
         db.prepare(`SELECT * FROM "${s.name}"`).all().map((row) => JSON.stringify(row)).sort()
       ])
     )
-    return { schema, tables, userVersion: db.pragma("user_version", { simple: true }) }
+    return { schema, tables, userVersion: pragma(db, "user_version") }
   })
 
 const query = (file: string, text: string) => readOnly(file, (db) => db.prepare(text).all())
@@ -254,9 +255,9 @@ const txMarkers = [
  * `oddV3`: the release that shipped another column (`attempts`) at version 3 instead of `run`.
  */
 const makeGoFile = (file: string, version: number, options: { oddV3?: boolean; journal?: "delete" | "wal" } = {}) => {
-  const db = new Database(file)
+  const db = openDatabase(file)
   try {
-    db.pragma(`journal_mode = ${options.journal ?? "delete"}`)
+    db.exec(`PRAGMA journal_mode = ${options.journal ?? "delete"}`)
     db.exec(`CREATE TABLE task_results (id TEXT PRIMARY KEY, type TEXT, status TEXT, params TEXT,
       error TEXT NOT NULL DEFAULT '', submitted_at TEXT, completed_at TEXT, schedule TEXT, next_run_at TEXT)`)
     db.exec("CREATE INDEX idx_due ON task_results (next_run_at)")
@@ -284,9 +285,9 @@ const makeGoFile = (file: string, version: number, options: { oddV3?: boolean; j
       const row: Record<string, unknown> = { ...fixture.go, attempts: n + 1 }
       const present = columns.filter((c) => c in row)
       db.prepare(`INSERT INTO task_results (${present.join(", ")}) VALUES (${present.map((c) => `@${c}`).join(", ")})`)
-        .run(Object.fromEntries(present.map((c) => [c, row[c]])))
+        .run(Object.fromEntries(present.map((c) => [c, row[c]])) as Record<string, SQLInputValue>)
     }
-    db.pragma(`user_version = ${version}`)
+    db.exec(`PRAGMA user_version = ${version}`)
   } finally {
     db.close()
   }
@@ -427,7 +428,7 @@ describe("adopting a Go sidecar database", () => {
     Effect.gen(function*() {
       const file = yield* tempDb
       makeGoFile(file, 1)
-      const db = new Database(file)
+      const db = openDatabase(file)
       db.prepare("UPDATE task_results SET submitted_at = 'yesterday' WHERE id = ?").run(id(4))
       db.close()
       const rowsBefore = dump(file).tables.task_results
@@ -562,9 +563,9 @@ describe("a Go sidecar database newer than version 5", () => {
     Effect.gen(function*() {
       const file = yield* tempDb
       makeGoFile(file, 5)
-      const db = new Database(file)
+      const db = openDatabase(file)
       db.exec("ALTER TABLE task_results ADD COLUMN lease_owner TEXT")
-      db.pragma("user_version = 6")
+      db.exec("PRAGMA user_version = 6")
       db.close()
       const hash = sha256(file)
       const files = filesBeside(file)
@@ -579,8 +580,8 @@ describe("a Go sidecar database newer than version 5", () => {
     Effect.gen(function*() {
       const file = yield* tempDb
       makeGoFile(file, 5, { journal: "wal" })
-      const db = new Database(file)
-      db.pragma("user_version = 7")
+      const db = openDatabase(file)
+      db.exec("PRAGMA user_version = 7")
       db.close() // the last connection checkpoints and removes -wal and -shm
       const hash = sha256(file)
       expect(filesBeside(file)).toEqual(["sidecar.db"])
@@ -594,10 +595,10 @@ describe("a Go sidecar database newer than version 5", () => {
     Effect.gen(function*() {
       const file = yield* tempDb
       makeGoFile(file, 5, { journal: "wal" })
-      const writer = new Database(file)
+      const writer = openDatabase(file)
       yield* Effect.addFinalizer(() => Effect.sync(() => writer.close()))
-      writer.pragma("wal_autocheckpoint = 0")
-      writer.pragma("user_version = 6")
+      writer.exec("PRAGMA wal_autocheckpoint = 0")
+      writer.exec("PRAGMA user_version = 6")
       expect(readFileSync(file).readUInt32BE(60)).toBe(5) // the header alone would say 5
       const hash = sha256(file)
 
@@ -609,8 +610,8 @@ describe("a Go sidecar database newer than version 5", () => {
     Effect.gen(function*() {
       const file = yield* tempDb
       yield* open(file, Effect.void)
-      const db = new Database(file)
-      db.pragma("user_version = 9")
+      const db = openDatabase(file)
+      db.exec("PRAGMA user_version = 9")
       db.close()
       expect(filesBeside(file)).toEqual(["sidecar.db"])
       const { value } = yield* open(file, appliedNames)
@@ -621,8 +622,8 @@ describe("a Go sidecar database newer than version 5", () => {
     Effect.gen(function*() {
       const file = yield* tempDb
       makeGoFile(file, 5)
-      const db = new Database(file)
-      db.pragma("user_version = 6")
+      const db = openDatabase(file)
+      db.exec("PRAGMA user_version = 6")
       db.close()
       const hash = sha256(file)
       const { code, stderr } = yield* runToExit({ SIDECAR_DB: file })
@@ -639,10 +640,10 @@ describe("a database this project created before 0004", () => {
       const file = yield* tempDb
       // the schema as 0001 to 0003 made it, with rows written by the Store itself
       const upTo0003 = Layer.effectDiscard(
-        SqliteMigrator.run({
-          loader: Effect.map(SqliteMigrator.fromRecord(migrations), (all) => all.filter(([n]) => n <= 3))
+        migrate({
+          loader: Effect.map(Migrator.fromRecord(migrations), (all) => all.filter(([n]) => n <= 3))
         })
-      ).pipe(Layer.provideMerge(SqliteClient.layer({ filename: file })), Layer.provide(NodeContext.layer))
+      ).pipe(Layer.provideMerge(sqliteLayer(file)), Layer.provide(NodeContext.layer))
       const at = (iso: string) => DateTime.unsafeMake(iso)
       const tasks = [
         new Task({

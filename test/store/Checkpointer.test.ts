@@ -1,7 +1,6 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import Database from "better-sqlite3"
 import { Effect, Layer, Logger } from "effect"
 import { copyFileSync, existsSync, rmSync, unlinkSync } from "node:fs"
 import { join } from "node:path"
@@ -9,6 +8,8 @@ import { BackgroundCheckpoints, mainConnectionCheckpoint } from "../../src/store
 import { sqlLayer } from "../../src/store/Sql.js"
 import { Sqlite } from "../../src/store/Sqlite.js"
 import { pollUntil } from "../sidecar.js"
+import { openDatabase, pragma, scalar } from "../support/sqlite.js"
+import type { DatabaseSync } from "node:sqlite"
 
 /** A folder for one test's database, removed afterwards. */
 const folder = Effect.flatMap(
@@ -16,7 +17,7 @@ const folder = Effect.flatMap(
   (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-checkpoint-" })
 ).pipe(Effect.provide(NodeContext.layer))
 
-const autocheckpoint = (db: Database.Database) => db.pragma("wal_autocheckpoint", { simple: true }) as number
+const autocheckpoint = (db: DatabaseSync) => pragma(db, "wal_autocheckpoint") as number
 
 /**
  * The rows of task_results in the database file alone: what checkpoints have copied there from the WAL. A copy taken
@@ -25,10 +26,10 @@ const autocheckpoint = (db: Database.Database) => db.pragma("wal_autocheckpoint"
 const rowsInFile = (file: string, dir: string) => {
   const copy = join(dir, "copy.db")
   copyFileSync(file, copy)
-  const db = new Database(copy, { readonly: true })
+  const db = openDatabase(copy, { readonly: true })
   try {
-    const table = db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'task_results'").pluck().get()
-    return table === 0 ? 0 : db.prepare("SELECT count(*) FROM task_results").pluck().get() as number
+    const table = scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'task_results'")
+    return table === 0 ? 0 : scalar(db, "SELECT count(*) FROM task_results") as number
   } catch (e) {
     const code = (e as { code?: unknown }).code
     if (code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB") return -1
@@ -50,15 +51,15 @@ describe("background checkpoints", () => {
           const scope = yield* Effect.scope
           yield* Layer.buildWithScope(BackgroundCheckpoints, scope).pipe(Effect.provideService(Sqlite, db))
           // once the worker runs
-          expect(yield* pollUntil(Effect.sync(() => autocheckpoint(db)), (n) => n === 0)).toBe(0)
-          const insert = db.prepare(
+          expect(yield* pollUntil(Effect.sync(() => autocheckpoint(db.db)), (n) => n === 0)).toBe(0)
+          const insert = db.db.prepare(
             `INSERT INTO task_results (id, type, status, submitted_at) VALUES (?, 'x', 'running', '')`
           )
           for (let i = 0; i < 500; i++) insert.run(`task-${i}`)
           expect(yield* pollUntil(Effect.sync(() => rowsInFile(file, dir)), (n) => n === 500)).toBe(500)
         }))
         // stopped before the connection closes (the server drains meanwhile): the connection checkpoints again
-        expect(autocheckpoint(db)).toBe(mainConnectionCheckpoint)
+        expect(autocheckpoint(db.db)).toBe(mainConnectionCheckpoint)
       }).pipe(Effect.provide(sqlLayer(file))))
       // the worker's connection closed first: the main one, closing last, folded the WAL in and removed it
       expect(existsSync(`${file}-wal`)).toBe(false)
@@ -80,7 +81,7 @@ describe("background checkpoints", () => {
         yield* Layer.buildWithScope(BackgroundCheckpoints, yield* Effect.scope).pipe(Effect.provideService(Sqlite, db))
         yield* pollUntil(Effect.sync(() => warnings.length), (n) => n > 0)
         expect(String(warnings)).toMatch(/background checkpoints stopped .*the database connection checkpoints itself/)
-        expect(autocheckpoint(db)).toBe(mainConnectionCheckpoint)
+        expect(autocheckpoint(db.db)).toBe(mainConnectionCheckpoint)
       }).pipe(Effect.provide(sqlLayer(file)), Effect.provide(Logger.replace(Logger.defaultLogger, capture))))
     }).pipe(Effect.scoped))
 })

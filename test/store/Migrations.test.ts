@@ -1,16 +1,16 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
-import { SqlClient } from "@effect/sql"
-import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
+import { Migrator, SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import Database from "better-sqlite3"
 import { Effect, Layer, Option } from "effect"
 import type { TaskId } from "../../src/Domain.js"
 import { readdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { migrations } from "../../migrations/index.js"
-import { sqlLayer } from "../../src/store/Sql.js"
+import { sqliteLayer } from "../../src/store/Sqlite.js"
+import { migrate, sqlLayer } from "../../src/store/Sql.js"
 import { Store } from "../../src/store/Store.js"
+import { openDatabase, pragma } from "../support/sqlite.js"
 
 /** task_results as migration 0001 (and the Go sidecar's first schema) made it. */
 const table0001 = `CREATE TABLE task_results (id TEXT PRIMARY KEY, type TEXT, status TEXT, params TEXT,
@@ -27,7 +27,7 @@ const open = (file: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   )
 
 const columnsOf = (file: string) => {
-  const db = new Database(file, { readonly: true })
+  const db = openDatabase(file, { readonly: true })
   try {
     return (db.prepare("SELECT name FROM pragma_table_info('task_results')").all() as Array<{ name: string }>)
       .map((c) => c.name)
@@ -81,10 +81,10 @@ describe("migrations", () => {
       ])
       // second start: the same rows, no error from re-running anything
       expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(10)
-      const db = new Database(file, { readonly: true })
+      const db = openDatabase(file, { readonly: true })
       const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'task_results'")
         .all()
-      const pragmas = { journal: db.pragma("journal_mode", { simple: true }) }
+      const pragmas = { journal: pragma(db, "journal_mode") }
       db.close()
       expect(indexes.map((row) => (row as { name: string }).name).filter((name) => name.startsWith("idx_")).sort())
         .toEqual([
@@ -98,7 +98,7 @@ describe("migrations", () => {
   it.scoped("a 0001-shaped database made by another program, with rows, upgrades in place", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
-      const db = new Database(file)
+      const db = openDatabase(file)
       db.exec(table0001)
       db.prepare("INSERT INTO task_results VALUES (?, ?, ?, ?, ?, ?, ?)").run(
         "11111111-1111-4111-8111-111111111111",
@@ -141,7 +141,7 @@ describe("migrations", () => {
   it.scoped("a database that already has run and result (but no migrator table) keeps its data", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
-      const db = new Database(file)
+      const db = openDatabase(file)
       db.exec(`CREATE TABLE task_results (id TEXT PRIMARY KEY, type TEXT, status TEXT, params TEXT,
         error TEXT NOT NULL DEFAULT '', submitted_at TEXT, completed_at TEXT, run INTEGER NOT NULL DEFAULT 1,
         result TEXT)`)
@@ -164,7 +164,7 @@ describe("migrations", () => {
 
 describe("0008: the grace before retention first prunes a file", () => {
   const graceRows = (file: string) => {
-    const db = new Database(file, { readonly: true })
+    const db = openDatabase(file, { readonly: true })
     try {
       return db.prepare("SELECT history, ends_at FROM retention_grace").all()
     } finally {
@@ -172,7 +172,7 @@ describe("0008: the grace before retention first prunes a file", () => {
     }
   }
   const insertTask = (file: string) => {
-    const db = new Database(file)
+    const db = openDatabase(file)
     try {
       db.prepare(`INSERT INTO task_results (id, type, status, error, submitted_at, completed_at)
         VALUES (?, ?, ?, ?, ?, ?)`).run(
@@ -198,7 +198,7 @@ describe("0008: the grace before retention first prunes a file", () => {
   it.scoped("a file with tasks from before retention (0001 to 0003) gets one, its end left to the first prune", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
-      const db = new Database(file)
+      const db = openDatabase(file)
       db.exec(table0001)
       db.close()
       insertTask(file)
@@ -209,15 +209,15 @@ describe("0008: the grace before retention first prunes a file", () => {
   it.scoped("a file already under retention (0005 applied by an earlier start) gets none", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
-      yield* SqliteMigrator.run({
-        loader: Effect.map(SqliteMigrator.fromRecord(migrations), (all) => all.filter(([n]) => n <= 7))
+      yield* migrate({
+        loader: Effect.map(Migrator.fromRecord(migrations), (all) => all.filter(([n]) => n <= 7))
       }).pipe(
-        Effect.provide(Layer.provideMerge(SqliteClient.layer({ filename: file }), NodeContext.layer)),
+        Effect.provide(Layer.provideMerge(sqliteLayer(file), NodeContext.layer)),
         Effect.scoped
       )
       insertTask(file)
       // that earlier start was a while ago (the migrator records its time to the second)
-      const db = new Database(file)
+      const db = openDatabase(file)
       db.exec("UPDATE effect_sql_migrations SET created_at = '2025-01-01 00:00:00'")
       db.close()
       expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(10)

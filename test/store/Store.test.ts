@@ -178,19 +178,24 @@ describe("Store listing", () => {
 const recordingStore = Effect.gen(function*() {
   const db = yield* Sqlite
   const prepared: Array<string> = []
-  const recording = new Proxy(db, {
-    get: (target, key) =>
-      key === "prepare"
-        ? (text: string) => {
+  const recording = new Proxy(db.db, {
+    get: (target, key) => {
+      if (key === "prepare") {
+        return (text: string) => {
           prepared.push(text)
           return target.prepare(text)
         }
-        : Reflect.get(target, key, target)
+      }
+      const value = Reflect.get(target, key, target)
+      return typeof value === "function" ? value.bind(target) : value
+    }
   })
-  const store = yield* Store.pipe(Effect.provide(Store.Default.pipe(Layer.provide(Layer.succeed(Sqlite, recording)))))
+  const store = yield* Store.pipe(
+    Effect.provide(Store.Default.pipe(Layer.provide(Layer.succeed(Sqlite, { ...db, db: recording }))))
+  )
   const plan = (text: string) => {
     const values = Array.from({ length: parameterCount(text) }, () => "x")
-    return (db.prepare(`EXPLAIN QUERY PLAN ${text}`).all(...values) as Array<{ detail: string }>)
+    return (db.db.prepare(`EXPLAIN QUERY PLAN ${text}`).all(...values) as Array<{ detail: string }>)
       .map((row) => row.detail).join("; ")
   }
   return { plan, prepared, store }

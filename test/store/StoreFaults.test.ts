@@ -1,6 +1,4 @@
-import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
-import Database from "better-sqlite3"
 import { Clock, Effect, Either, Exit, Fiber, Layer, TestClock } from "effect"
 import { execFileSync } from "node:child_process"
 import {
@@ -20,13 +18,15 @@ import { join } from "node:path"
 import { Engine } from "../../src/engine/Engine.js"
 import { StoreError } from "../../src/Errors.js"
 import { sqlLayer } from "../../src/store/Sql.js"
+import { Sqlite } from "../../src/store/Sqlite.js"
 import { Store } from "../../src/store/Store.js"
 import { Metrics } from "../../src/Metrics.js"
 import { Readiness } from "../../src/engine/Readiness.js"
 import { engineOver, engineWithStore, HandlersTest, Probe, SqlTest, withFreshEngine } from "../layers.js"
+import { openDatabase } from "../support/sqlite.js"
 
 const ID = "7d3f1c2e-8a9b-4c5d-9e0f-1a2b3c4d5e6f"
-const dbFile = Effect.map(SqliteClient.SqliteClient, (c) => c.config.filename)
+const dbFile = Effect.map(Sqlite, (c) => c.filename)
 const submit = (id?: string) =>
   Effect.flatMap(Engine, (e) => e.submit({ ...(id === undefined ? {} : { id }), type: "mark-not-ready" }))
 const livez = Effect.flatMap(Engine, (e) => e.livez)
@@ -66,7 +66,7 @@ describe("another connection holds the write lock", () => {
       const file = yield* dbFile
       yield* submit(ID)
       const other = yield* Effect.acquireRelease(
-        Effect.sync(() => new Database(file)),
+        Effect.sync(() => openDatabase(file)),
         (db) => Effect.sync(() => db.close())
       )
       other.exec("BEGIN IMMEDIATE")
