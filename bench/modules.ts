@@ -1,6 +1,8 @@
 // How much of a startup is node, tsx and module loading rather than the server's own work: each server's modules
 // imported by the launcher it is started with, and nothing else, timed from spawn to exit.
 import { spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
 import { type Build, compiledDir, type ServerKind } from "./servers.js"
 import { bundleSnapshot } from "./snapshot.js"
 import { type Spread, spread } from "./stats.js"
@@ -38,7 +40,7 @@ const sidecarCompiled = (build: Build): LoadStep =>
  * Needs the snapshot prepared for the compiled form (bench.compile()), and `prepareModuleLoading`: one step loads
  * the sidecar's modules as deployed (bundled, or compiled by tsc for a commit from before the bundle).
  */
-export const loadSteps = (build: Build): ReadonlyArray<LoadStep> => [
+export const loadSteps = (cwd: string, build: Build): ReadonlyArray<LoadStep> => [
   { label: "node alone (`node -e 0`)", args: ["-e", "0"] },
   { label: "node + tsx registered (`node --import tsx -e 0`)", args: ["--import", "tsx", "-e", "0"] },
   {
@@ -47,21 +49,25 @@ export const loadSteps = (build: Build): ReadonlyArray<LoadStep> => [
     args: ["--import", "tsx", "--input-type=module", "-e", "await import('node:http'); await import('./bench/schema.ts')"]
   },
   {
-    label: "sidecar's modules via tsx (src/index.ts: effect, @effect/platform(-node), @effect/sql; npm run dev)",
+    label: "sidecar's modules via tsx (src/index.ts and the packages it imports; npm run dev)",
     kind: "sidecar",
     args: ["--import", "tsx", "--input-type=module", "-e", "await import('./src/index.ts')"]
   },
   sidecarCompiled(build),
   {
-    label: "the npm packages alone, unbundled, plain node (effect, @effect/platform(-node), @effect/sql(-sqlite-node))",
+    label: `the npm packages alone, unbundled, plain node (${effectPackages(cwd).join(", ")})`,
     args: [
       "--input-type=module",
       "-e",
-      "await Promise.all(['effect', '@effect/platform', '@effect/platform-node', '@effect/sql', '@effect/sql-sqlite-node']" +
-      ".map((m) => import(m)))"
+      `await Promise.all(${JSON.stringify(effectPackages(cwd))}.map((m) => import(m)))`
     ]
   }
 ]
+
+/** The Effect packages the checkout at `cwd` depends on at run time (not its test or dev ones). */
+const effectPackages = (cwd: string): ReadonlyArray<string> =>
+  Object.keys(JSON.parse(readFileSync(join(cwd, "package.json"), "utf8")).dependencies ?? {})
+    .filter((name) => name === "effect" || name.startsWith("@effect/"))
 
 /** Bundle src/index.ts for the bundled step (tsc's output already has dist/src/index.js); the ms it took. */
 export const prepareModuleLoading = (cwd: string, build: Build): Promise<number> =>
@@ -84,7 +90,7 @@ export const measureModuleLoading = async (
   build: Build,
   reps: number
 ): Promise<ReadonlyArray<LoadStep & { readonly ms: Spread }>> => {
-  const steps = loadSteps(build)
+  const steps = loadSteps(cwd, build)
   const times = steps.map(() => [] as Array<number>)
   for (let i = 0; i < reps; i++) {
     for (const [j, step] of steps.entries()) times[j]!.push(await timeOnce(cwd, step.args))
