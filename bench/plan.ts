@@ -1,6 +1,7 @@
 // The query plan of the list endpoint's query, taken from the sidecar's own Store (not a copy of its SQL): the
 // statement Store.list runs for the 100 newest tasks is captured as it executes, then explained on the same database.
-import { Effect, Layer, Logger, LogLevel } from "effect"
+import { Effect, Layer, References } from "effect"
+import { Metrics } from "../src/Metrics.js"
 import { sqlLayer } from "../src/store/Sql.js"
 import { type Connection, Sqlite } from "../src/store/Sqlite.js"
 import { Store } from "../src/store/Store.js"
@@ -42,13 +43,16 @@ export const listQueryPlan = (file: string): Promise<QueryPlan> =>
   Effect.gen(function*() {
     const db = yield* Sqlite
     const ran: Array<readonly [string, ReadonlyArray<unknown>]> = []
-    const store = yield* Store.pipe(Effect.provide(Store.Default.pipe(Layer.provide(Layer.succeed(Sqlite, recording(db, ran))))))
+    const store = yield* Effect.provide(
+      Effect.service(Store),
+      Store.layer.pipe(Layer.provide([Layer.succeed(Sqlite, recording(db, ran)), Metrics.layer]))
+    )
     ran.length = 0
     // Store.list has taken the limit, and later a filter with a limit: either form, so any snapshot can be explained.
     const list = store.list as unknown as (arg: number | { readonly limit: number }) => Effect.Effect<unknown, unknown>
-    yield* list({ limit: 100 }).pipe(Effect.orElse(() => list(100)), Effect.orDie)
+    yield* list({ limit: 100 }).pipe(Effect.catch(() => list(100)), Effect.orDie)
     const captured = ran.find(([text]) => /^\s*SELECT/i.test(text))
-    if (captured === undefined) return yield* Effect.dieMessage("Store.list ran no statement")
+    if (captured === undefined) return yield* Effect.die(new Error("Store.list ran no statement"))
     const [text, params] = captured
     const plan = (db.db.prepare(`EXPLAIN QUERY PLAN ${text}`).all(...(params as Array<string | number | null>)) as Array<
       { detail: string }
@@ -59,6 +63,6 @@ export const listQueryPlan = (file: string): Promise<QueryPlan> =>
   }).pipe(
     Effect.scoped,
     Effect.provide(sqlLayer(file)),
-    Effect.provide(Logger.minimumLogLevel(LogLevel.None)),
+    Effect.provideService(References.MinimumLogLevel, "None"),
     Effect.runPromise
   )

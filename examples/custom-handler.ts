@@ -3,7 +3,7 @@ import { builtinHandlers, runSidecar, TaskError, TaskHandlers, taskHandler } fro
 
 const restore = taskHandler({
   name: "restore-snapshot",
-  params: Schema.Struct({ height: Schema.Int.pipe(Schema.positive()) }),
+  params: Schema.Struct({ height: Schema.Int.check(Schema.isGreaterThan(0)) }),
   run: ({ height }) =>
     height % 2 === 0
       ? Effect.succeed({ restoredTo: height })

@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
 
 // IF NOT EXISTS: a database that the Go sidecar (or anything else) created in this shape is adopted as it is.

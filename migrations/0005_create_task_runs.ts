@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
 
 // One row per run of a task, kept by triggers on task_results: a run is opened when a row is inserted or its `run`

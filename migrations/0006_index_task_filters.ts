@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
 
 // Lists filtered by status or type, newest first, and retention's search for old terminal rows, each served by an

@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
 
 // History at less cost per task. 0005 kept every run in task_runs, the current one included, through triggers that

@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
 
 // Fewer B-tree writes per completion, the filters and retention still served by indexes. A completion wrote four

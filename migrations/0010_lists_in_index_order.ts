@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
 
 // Lists come newest first, ties in submission order reversed: ORDER BY submitted_at DESC, rowid DESC. An index on

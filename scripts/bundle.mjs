@@ -13,9 +13,9 @@ import { basename, join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 
 /**
- * @effect/platform-node's server module imports its client module (for its test layer), which imports undici: a
- * megabyte of CommonJS that esbuild must keep, side effects unknown, wherever it is imported. Declared free of side
- * effects, undici goes only where it is used: nowhere (the CLI's client and await-http use Node's fetch).
+ * @effect/platform-node's modules import undici: a megabyte of CommonJS that esbuild must keep, side effects unknown,
+ * wherever it is imported. Declared free of side effects, undici goes only where it is used: nowhere (the CLI's client
+ * and await-http use Node's fetch).
  */
 const undiciOnDemand = {
   name: "undici-on-demand",
@@ -33,14 +33,14 @@ const undiciOnDemand = {
 }
 
 /**
- * Swagger UI's page (1.9 MB of JavaScript and CSS in @effect/platform, one module of two strings) would be half the
- * bundle, and a start reads the whole bundle: about 20 ms here. It goes into `<outdir>/swagger-ui.json` instead,
- * read when GET /docs first imports it.
+ * Swagger UI's page (1.9 MB of JavaScript and CSS in effect, one module of two strings) would be half the bundle, and
+ * a start reads the whole bundle: about 20 ms here. It goes into `<outdir>/swagger-ui.json` instead, read when GET
+ * /docs first imports it.
  */
 const swaggerUiBeside = (outdir) => ({
   name: "swagger-ui-beside",
   setup: (build) =>
-    build.onLoad({ filter: /[\\/]@effect[\\/]platform[\\/]dist[\\/]esm[\\/]internal[\\/]httpApiSwagger\.js$/ }, async (args) => {
+    build.onLoad({ filter: /[\\/]effect[\\/]dist[\\/]http-api[\\/]internal[\\/]httpApiSwagger\.js$/ }, async (args) => {
       const { javascript, css } = await import(pathToFileURL(args.path).href)
       writeFileSync(join(outdir, "swagger-ui.json"), JSON.stringify({ javascript, css }))
       return {
@@ -62,7 +62,7 @@ export const css = page.css`,
  * module names; the rewritten imports stay on the line they came from, so the source map still points at the right
  * lines.
  */
-const barrels = ["effect", "@effect/sql", "@effect/sql-sqlite-node", "@effect/cli"]
+const barrels = ["effect", "effect/http", "effect/http-api", "effect/sql", "effect/cli", "effect/reactivity", "@effect/sql-sqlite-node"]
 const barrelImport = new RegExp(`^import (type )?\\{([^}]*)\\} from "(${barrels.join("|")})"`, "gm")
 export const importModulesNotBarrels = (source) =>
   source.replace(barrelImport, (whole, allTypes, names, pkg) => {
@@ -70,9 +70,11 @@ export const importModulesNotBarrels = (source) =>
     const modules = []
     for (const spec of names.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
       const type = allTypes !== undefined || spec.startsWith("type ")
-      const name = spec.replace(/^type /, "")
-      if (/^[A-Z]\w*$/.test(name)) modules.push(`import ${type ? "type " : ""}* as ${name} from "${pkg}/${name}"`)
-      else kept.push(spec)
+      // `Name` or `Name as Alias`
+      const named = /^([A-Z]\w*)(?: as (\w+))?$/.exec(spec.replace(/^type /, ""))
+      if (named !== null) {
+        modules.push(`import ${type ? "type " : ""}* as ${named[2] ?? named[1]} from "${pkg}/${named[1]}"`)
+      } else kept.push(spec)
     }
     if (kept.length > 0) modules.push(`import ${allTypes ?? ""}{ ${kept.join(", ")} } from "${pkg}"`)
     return modules.join("; ") + "\n".repeat(whole.split("\n").length - 1)

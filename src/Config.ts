@@ -1,40 +1,74 @@
-import { Config, ConfigError, Duration, Either, LogLevel, Option } from "effect"
+import { Config, ConfigProvider, Duration, Effect, type LogLevel, Option } from "effect"
 
-const logLevels = {
-  trace: LogLevel.Trace,
-  debug: LogLevel.Debug,
-  info: LogLevel.Info,
-  warn: LogLevel.Warning,
-  warning: LogLevel.Warning,
-  error: LogLevel.Error,
-  fatal: LogLevel.Fatal,
-  none: LogLevel.None
-} as const
+/** SIDECAR_LOG_LEVEL's words, and the level each means. */
+const logLevels: Record<string, LogLevel.LogLevel> = {
+  trace: "Trace",
+  debug: "Debug",
+  info: "Info",
+  warn: "Warn",
+  warning: "Warn",
+  error: "Error",
+  fatal: "Fatal",
+  none: "None"
+}
+
+/** A setting that is present but wrong: one line with its name, what it accepts and what it was. */
+const invalid = (name: string, rule: string, value: string) =>
+  new Config.ConfigError(new ConfigProvider.SourceError({ message: `${name} ${rule}, but is "${value}"` }))
+
+/** The words of a ConfigError, for the one line a refused start prints. */
+export const describeConfigError = (error: Config.ConfigError): string =>
+  error.cause.message
+
+/** `name`, a whole number from `min` to `max` in plain decimal digits; `rule` says so in words. */
+const wholeNumber = (name: string, min: number, max: number, rule: string) =>
+  Config.String(name).pipe(
+    Config.mapEffect((text) =>
+      /^\d{1,9}$/.test(text) && Number(text) >= min && Number(text) <= max
+        ? Effect.succeed(Number(text))
+        : Effect.fail(invalid(name, rule, text))
+    )
+  )
+
+/** `name`, one of `values`. */
+const oneOf = <const A extends string>(name: string, values: ReadonlyArray<A>) =>
+  Config.String(name).pipe(
+    Config.mapEffect((text) =>
+      values.includes(text as A)
+        ? Effect.succeed(text as A)
+        : Effect.fail(invalid(name, `must be one of ${values.join(", ")}`, text))
+    )
+  )
 
 /** How the sidecar logs: one JSON object a line by default, on stdout. */
 export const LogConfig = Config.all({
-  format: Config.literal("json", "pretty", "logfmt")("SIDECAR_LOG_FORMAT").pipe(Config.withDefault("json" as const)),
-  level: Config.string("SIDECAR_LOG_LEVEL").pipe(
-    Config.mapOrFail((value) => {
-      const level = logLevels[value.toLowerCase() as keyof typeof logLevels]
+  format: oneOf("SIDECAR_LOG_FORMAT", ["json", "pretty", "logfmt"]).pipe(Config.withDefault("json" as const)),
+  level: Config.String("SIDECAR_LOG_LEVEL").pipe(
+    Config.mapEffect((value) => {
+      const level = logLevels[value.toLowerCase()]
       return level === undefined
-        ? Either.left(ConfigError.InvalidData([], `Expected one of (${Object.keys(logLevels).join(", ")}) but received "${value}"`))
-        : Either.right(level)
+        ? Effect.fail(invalid("SIDECAR_LOG_LEVEL", `must be one of ${Object.keys(logLevels).join(", ")}`, value))
+        : Effect.succeed(level)
     }),
-    Config.withDefault(LogLevel.Info)
+    Config.withDefault<LogLevel.LogLevel>("Info")
   )
 })
 
 /** The whole shutdown (drain, interrupt runs, close the database) must fit in this; children get a share of it. */
-export const ShutdownTimeout = Config.integer("SIDECAR_SHUTDOWN_TIMEOUT_SECONDS").pipe(
-  Config.validate({ message: "must be a whole number of seconds, 1 to 3600", validation: (n) => n >= 1 && n <= 3600 }),
-  Config.withDefault(10),
-  Config.map(Duration.seconds)
-)
+export const ShutdownTimeout = wholeNumber(
+  "SIDECAR_SHUTDOWN_TIMEOUT_SECONDS",
+  1,
+  3600,
+  "must be a whole number of seconds, 1 to 3600"
+).pipe(Config.withDefault(10), Config.map(Duration.seconds))
 
 /** How long a finished task is kept; none (0) keeps everything. */
-export const Retention = Config.integer("SIDECAR_RETENTION_HOURS").pipe(
-  Config.validate({ message: "must be a whole number of hours, 0 (keep everything) or more", validation: (n) => n >= 0 }),
+export const Retention = wholeNumber(
+  "SIDECAR_RETENTION_HOURS",
+  0,
+  1e9,
+  "must be a whole number of hours, 0 (keep everything) or more"
+).pipe(
   Config.withDefault(168),
   Config.map((hours) => (hours === 0 ? Option.none() : Option.some(Duration.hours(hours))))
 )
@@ -48,39 +82,38 @@ const isLoopback = (host: string) =>
  * must be reachable only through it: it binds loopback, and refuses to start on any other address.
  */
 const Listen = Config.all({
-  authnMode: Config.literal("unauthenticated", "trusted-header")("SIDECAR_AUTHN_MODE").pipe(
+  authnMode: oneOf("SIDECAR_AUTHN_MODE", ["unauthenticated", "trusted-header"]).pipe(
     Config.withDefault("unauthenticated" as const)
   ),
-  host: Config.option(Config.nonEmptyString("SIDECAR_HOST"))
+  host: Config.option(Config.NonEmptyString("SIDECAR_HOST"))
 }).pipe(
-  Config.mapOrFail(({ authnMode, host }): Either.Either<
+  Config.mapEffect(({ authnMode, host }): Effect.Effect<
     { readonly authnMode: typeof authnMode; readonly host: string },
-    ConfigError.ConfigError
+    Config.ConfigError
   > => {
-    if (authnMode === "unauthenticated") return Either.right({ authnMode, host: Option.getOrElse(host, () => "0.0.0.0") })
+    if (authnMode === "unauthenticated") {
+      return Effect.succeed({ authnMode, host: Option.getOrElse(host, () => "0.0.0.0") })
+    }
     if (Option.isSome(host) && !isLoopback(host.value)) {
-      return Either.left(ConfigError.InvalidData(
-        ["SIDECAR_HOST"],
-        `must be a loopback address (127.0.0.0/8, ::1 or localhost) when SIDECAR_AUTHN_MODE=trusted-header, ` +
-          `but is "${host.value}"`
+      return Effect.fail(invalid(
+        "SIDECAR_HOST",
+        "must be a loopback address (127.0.0.0/8, ::1 or localhost) when SIDECAR_AUTHN_MODE=trusted-header",
+        host.value
       ))
     }
-    return Either.right({ authnMode, host: Option.getOrElse(host, () => "127.0.0.1") })
+    return Effect.succeed({ authnMode, host: Option.getOrElse(host, () => "127.0.0.1") })
   })
 )
 
 /** Everything the sidecar reads from its environment, with the defaults a new user gets. */
 export const AppConfig = Config.all({
   // 0 asks the OS for a free port (the log line says which); tests use it.
-  port: Config.integer("SIDECAR_PORT").pipe(
-    Config.validate({ message: "must be a port number, 0 to 65535", validation: (n) => n >= 0 && n <= 65535 }),
-    Config.withDefault(7777)
-  ),
+  port: wholeNumber("SIDECAR_PORT", 0, 65535, "must be a port number, 0 to 65535").pipe(Config.withDefault(7777)),
   listen: Listen,
-  dbPath: Config.nonEmptyString("SIDECAR_DB").pipe(Config.withDefault("./data/sidecar.db")),
-  commandsFile: Config.option(Config.nonEmptyString("SIDECAR_COMMANDS")),
+  dbPath: Config.NonEmptyString("SIDECAR_DB").pipe(Config.withDefault("./data/sidecar.db")),
+  commandsFile: Config.option(Config.NonEmptyString("SIDECAR_COMMANDS")),
   log: LogConfig,
   shutdownTimeout: ShutdownTimeout,
   retention: Retention
 })
-export type AppConfig = Config.Config.Success<typeof AppConfig>
+export type AppConfig = Config.Success<typeof AppConfig>

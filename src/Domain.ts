@@ -3,15 +3,12 @@ import { Schema } from "effect"
 const uuid = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
 
 /** A task's stable identity: a canonical 8-4-4-4-12 UUID, kept in the letter case the caller chose. */
-export const TaskId = Schema.String.pipe(
-  Schema.pattern(uuid, { message: () => "must be a UUID in the 8-4-4-4-12 hex form" }),
-  Schema.brand("TaskId")
-)
+export const TaskId = Schema.String.check(
+  Schema.isPattern(uuid, { message: "must be a UUID in the 8-4-4-4-12 hex form" })
+).pipe(Schema.brand("TaskId"))
 export type TaskId = typeof TaskId.Type
 
-export const TaskType = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
-
-export const TaskStatus = Schema.Literal("running", "completed", "failed")
+export const TaskStatus = Schema.Literals(["running", "completed", "failed"])
 export type TaskStatus = typeof TaskStatus.Type
 
 /** TaskResult on the wire; optional keys are omitted when empty, as the Go original's omitempty does. */
@@ -20,25 +17,25 @@ export class Task extends Schema.Class<Task>("Task")({
   type: Schema.String,
   status: TaskStatus,
   run: Schema.Int,
-  params: Schema.optional(Schema.Unknown),
-  error: Schema.optional(Schema.String),
-  result: Schema.optional(Schema.Unknown),
-  submittedAt: Schema.DateTimeUtc,
-  completedAt: Schema.optional(Schema.DateTimeUtc)
+  params: Schema.optionalKey(Schema.Unknown),
+  error: Schema.optionalKey(Schema.String),
+  result: Schema.optionalKey(Schema.Unknown),
+  submittedAt: Schema.DateTimeUtcFromString,
+  completedAt: Schema.optionalKey(Schema.DateTimeUtcFromString)
 }) {}
 
 /** How a run began: the first submit of its id, or a submit of it after it failed. */
-export const RunStart = Schema.Literal("submit", "resubmit")
+export const RunStart = Schema.Literals(["submit", "resubmit"])
 export type RunStart = typeof RunStart.Type
 
 /** One run of a task, kept after later runs so earlier failures stay explained. */
 export class TaskRun extends Schema.Class<TaskRun>("TaskRun")({
   run: Schema.Int,
   status: TaskStatus,
-  error: Schema.optional(Schema.String),
-  result: Schema.optional(Schema.Unknown),
-  startedAt: Schema.DateTimeUtc,
-  completedAt: Schema.optional(Schema.DateTimeUtc),
+  error: Schema.optionalKey(Schema.String),
+  result: Schema.optionalKey(Schema.Unknown),
+  startedAt: Schema.DateTimeUtcFromString,
+  completedAt: Schema.optionalKey(Schema.DateTimeUtcFromString),
   startedBy: RunStart,
   /** How many times crash recovery resumed this same run. */
   resumes: Schema.Int
@@ -53,9 +50,9 @@ export interface TaskFilter {
 
 /** The body of `POST /v0/tasks`; `id` absent, null or "" means "generate one". Checked further by the Engine. */
 export const SubmitTask = Schema.Struct({
-  id: Schema.optional(Schema.NullOr(Schema.String)),
+  id: Schema.optionalKey(Schema.NullOr(Schema.String)),
   type: Schema.String,
-  params: Schema.optional(Schema.Unknown)
+  params: Schema.optionalKey(Schema.Unknown)
 })
 export type SubmitTask = typeof SubmitTask.Type
 
@@ -65,4 +62,4 @@ export type SubmitOutcome =
   | { readonly _tag: "Deduplicated"; readonly id: TaskId; readonly status: TaskStatus }
 
 /** What `GET /v0/status` says; existing clients know only these two values. */
-export const ReadinessStatus = Schema.Literal("Ready", "Initializing")
+export const ReadinessStatus = Schema.Literals(["Ready", "Initializing"])

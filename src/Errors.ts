@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import { Effect, Schema, SchemaIssue } from "effect"
 
 interface Issue {
   readonly path: ReadonlyArray<PropertyKey>
@@ -19,6 +19,15 @@ export const formatIssues = (issues: ReadonlyArray<Issue>): string => {
   const more = issues.length - shown.length
   return shown.join("; ") + (more > 0 ? ` (and ${more} more)` : "")
 }
+
+const standardIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** A schema's failure as `formatIssues` says it: each problem with the path of the field it is about. */
+export const formatSchemaError = (error: Schema.SchemaError): string =>
+  formatIssues(standardIssues(error.issue).issues.map((issue) => ({
+    message: issue.message,
+    path: (issue.path ?? []).map((segment) => (typeof segment === "object" ? segment.key : segment))
+  })))
 
 // Errors that cross the HTTP boundary carry a human-readable `error` string: existing Go clients read it.
 
@@ -98,9 +107,9 @@ export class TaskError extends Schema.TaggedError<TaskError>()("TaskError", {
   task: Schema.String,
   operation: Schema.String,
   message: Schema.String,
-  hint: Schema.optional(Schema.String),
-  retryable: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  cause: Schema.optional(Schema.Defect)
+  hint: Schema.optionalKey(Schema.String),
+  retryable: Schema.Boolean.pipe(Schema.withConstructorDefault(Effect.succeed(false))),
+  cause: Schema.optionalKey(Schema.Defect())
 }) {
   /** "task: operation: message [hint: ...]" */
   render(): string {

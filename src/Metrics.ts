@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
 import * as Prometheus from "prom-client"
 
 export type SubmitKind = "started" | "deduplicated" | "re-executed"
@@ -38,8 +38,8 @@ const children = <C>(make: (...values: Array<string>) => C) => {
  * records is a plain function, called within the synchronous steps in which it settles a submit or ends a run (an
  * effect apiece cost a run more than prom-client does); the rest are effects, to compose with the HTTP layer.
  */
-export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
-  sync: () => {
+export class Metrics extends Context.Service<Metrics>()("sidecar/Metrics", {
+  make: Effect.sync(() => {
     const registry = new Prometheus.Registry()
     const submitted = new Prometheus.Counter({
       name: "sidecar_tasks_submitted_total",
@@ -127,5 +127,7 @@ export class Metrics extends Effect.Service<Metrics>()("sidecar/Metrics", {
       exposition: Effect.promise(() => registry.metrics()),
       contentType: registry.contentType
     } as const
-  }
-}) {}
+  })
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}

@@ -1,9 +1,9 @@
-// Deep imports: the package's index also loads the cluster, RPC and worker modules, some 250 of them.
+// Deep imports: the package's index also loads the cluster, RPC and worker modules.
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, ConfigError, Duration, Effect, Layer, Option } from "effect"
+import { Cause, Config, Duration, Effect, Exit, Layer, Option, References } from "effect"
 import { createServer, type ServerResponse } from "node:http"
-import { AppConfig, LogConfig, ShutdownTimeout } from "./Config.js"
+import { AppConfig, describeConfigError, LogConfig, ShutdownTimeout } from "./Config.js"
 import { Engine } from "./engine/Engine.js"
 import { httpLayer } from "./http/Http.js"
 import { loggerFor } from "./Logging.js"
@@ -71,42 +71,58 @@ export const createHttpServer = () => {
   return server
 }
 
-const ServerLive = Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) => NodeHttpServer.layer(createHttpServer, { port: config.port, host: config.listen.host }))
-)
+const ServerLive = Layer.unwrap(Effect.gen(function*() {
+  const config = yield* AppConfig
+  return NodeHttpServer.layer(createHttpServer, {
+    port: config.port,
+    host: config.listen.host,
+    // requests in flight get half the shutdown's time to end; the runs and the database get the rest
+    gracefulShutdownTimeout: Duration.times(config.shutdownTimeout, 0.5)
+  })
+}))
 
-const HttpFromConfig = Layer.unwrapEffect(Effect.map(AppConfig, (config) => httpLayer(config.listen.authnMode)))
+const HttpFromConfig = Layer.unwrap(Effect.gen(function*() {
+  return httpLayer((yield* AppConfig).listen.authnMode)
+}))
 
 const MetricsLive = Layer.effectDiscard(Effect.flatMap(Metrics, (m) => m.collectProcessMetrics)).pipe(
-  Layer.provideMerge(Metrics.Default)
+  Layer.provideMerge(Metrics.layer)
 )
 
-const LoggingLive = Layer.unwrapEffect(Effect.map(LogConfig, loggerFor))
+const LoggingLive = Layer.unwrap(Effect.gen(function*() {
+  return loggerFor(yield* LogConfig)
+}))
 
-const StartupLog = Layer.effectDiscard(
-  Effect.flatMap(AppConfig, (config) =>
-    Effect.logInfo("sidecar starting").pipe(
-      Effect.annotateLogs({
-        database: config.dbPath,
-        authnMode: config.listen.authnMode,
-        commandsFile: Option.getOrElse(config.commandsFile, () => "none"),
-        shutdownTimeoutSeconds: Duration.toSeconds(config.shutdownTimeout),
-        retentionHours: Option.match(config.retention, { onNone: () => 0, onSome: Duration.toHours })
-      })
-    ))
-)
+const StartupLog = Layer.effectDiscard(Effect.gen(function*() {
+  const config = yield* AppConfig
+  yield* Effect.logInfo("sidecar starting").pipe(
+    Effect.annotateLogs({
+      database: config.dbPath,
+      authnMode: config.listen.authnMode,
+      commandsFile: Option.getOrElse(config.commandsFile, () => "none"),
+      shutdownTimeoutSeconds: Duration.toSeconds(config.shutdownTimeout),
+      retentionHours: Option.match(config.retention, { onNone: () => 0, onSome: Duration.toHours })
+    })
+  )
+}))
 
 /**
  * On the first signal, tell whoever waits on Shutdown (long polls) and arm a backstop: the graceful path (drain
  * requests, stop runs, close the database) is bounded on its own, but a stuck finalizer must not outlive
  * SIDECAR_SHUTDOWN_TIMEOUT_SECONDS.
  */
-const ShutdownWatchdog = Layer.scopedDiscard(
+const ShutdownWatchdog = Layer.effectDiscard(
   Effect.gen(function*() {
     const timeout = yield* ShutdownTimeout
     const shutdown = yield* Shutdown
+    // A second signal stops the process at once, as the signal's default does: every listener goes first.
+    const second = (signal: NodeJS.Signals) => {
+      process.removeAllListeners("SIGTERM").removeAllListeners("SIGINT")
+      process.kill(process.pid, signal)
+    }
     const arm = () => {
-      shutdown.unsafeBegin()
+      process.once("SIGTERM", second).once("SIGINT", second)
+      shutdown.beginUnsafe()
       setTimeout(() => {
         process.stderr.write(`sidecar: shutdown did not finish within ${Duration.format(timeout)}; exiting\n`)
         process.exit(1)
@@ -137,39 +153,49 @@ export const SidecarLive = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness 
   Layer.merge(ResumeGate.open, BackgroundCheckpoints).pipe(
     Layer.provide(HttpFromConfig.pipe(
       Layer.provide(ServerLive),
-      Layer.provide(Engine.Default),
+      Layer.provide(Engine.layer),
       Layer.provide(handlers),
-      Layer.provide([Readiness.Default, Commands.Live, MetricsLive]),
+      Layer.provide([Readiness.layer, Commands.Live, MetricsLive]),
       Layer.provideMerge(SqlLive),
       Layer.provideMerge(ResumeGate.layer),
       Layer.provide(StartupLog),
       Layer.provide(ShutdownWatchdog),
-      Layer.provide(Shutdown.Default)
+      Layer.provide(Shutdown.layer)
     ))
   )
 
 /** One line: the error's message, then its causes' (a failed migration says why only in its cause). */
 const describe = (error: unknown): string => {
-  if (ConfigError.isConfigError(error)) return String(error)
+  if (error instanceof Config.ConfigError) return describeConfigError(error)
   const message = error instanceof Error ? error.message : ""
   const cause = typeof error === "object" && error !== null && "cause" in error ? error.cause : undefined
   const why = cause === undefined || cause === null ? "" : describe(cause)
   return message === "" ? (why === "" ? String(error) : why) : why === "" || message.includes(why) ? message : `${message}: ${why}`
 }
 
+/** A start that failed: one line on stderr that says why, and a non-zero exit. */
+const refuseStart = (cause: Cause.Cause<unknown>) =>
+  Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => {
+    process.stderr.write(`sidecar: cannot start: ${describe(Cause.squash(cause))}\n`)
+    process.exitCode = 1
+  })
+
 /** Run the sidecar until SIGTERM/SIGINT, logging to stdout as SIDECAR_LOG_FORMAT says. */
 export const runSidecar = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness | Commands>) =>
   Layer.launch(SidecarLive(handlers)).pipe(
-    // A bad setting or an unusable database stops startup with one line that says why, and a non-zero exit.
-    Effect.catchAllCause((cause) =>
-      Cause.isInterruptedOnly(cause) ? Effect.void : Effect.gen(function*() {
-        if (Cause.isDie(cause)) yield* Effect.logFatal("sidecar stopped", cause)
-        process.stderr.write(`sidecar: cannot start: ${describe(Cause.squash(cause))}\n`)
-        process.exitCode = 1
-      })
+    // A bad setting or an unusable database stops startup; a defect is logged first, with the configured logger.
+    Effect.catchCause((cause) =>
+      Effect.andThen(Cause.hasDies(cause) ? Effect.logFatal("sidecar stopped", cause) : Effect.void, refuseStart(cause))
     ),
     Effect.provide(LoggingLive),
-    // Nothing exports traces, so spans (the HTTP server makes several per request) would be pure cost.
-    Effect.withTracerEnabled(false),
-    NodeRuntime.runMain({ disablePrettyLogger: true })
+    // what is left is a logging setting that stopped the logger itself from being made
+    Effect.catchCause(refuseStart),
+    // Nothing exports traces, so spans would be pure cost.
+    Effect.provideService(References.TracerEnabled, false),
+    // SIGTERM/SIGINT is how the sidecar is meant to stop: exit 0 (a start that failed has set exitCode 1)
+    NodeRuntime.runMain({
+      disableErrorReporting: true,
+      teardown: (exit, onExit) =>
+        onExit(Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause) ? 1 : (process.exitCode as number) ?? 0)
+    })
   )

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
+import { OpenApi } from "effect/http-api"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { parseAllDocuments } from "yaml"
 import { Api } from "../src/http/Api.js"
-import { OpenApi } from "@effect/platform"
 import { deployedNodeFlags as benchFlags } from "../bench/servers.js"
 import { deployedNodeFlags, sidecarMain } from "./sidecar.js"
 

@@ -1,6 +1,7 @@
 import { expect, it } from "@effect/vitest"
-import { Cause, Effect, FiberRef, HashMap, Logger, LogLevel, TestClock } from "effect"
-import * as Headers from "@effect/platform/Headers"
+import { Cause, Effect, Logger, type LogLevel, References } from "effect"
+import { Headers } from "effect/http"
+import { TestClock } from "effect/testing"
 import { jsonLines, logAnnotated } from "../src/Logging.js"
 
 interface Line {
@@ -15,18 +16,18 @@ interface Line {
 const linesOf = <E>(program: Effect.Effect<void, E>, minimum: LogLevel.LogLevel) =>
   Effect.gen(function*() {
     const lines: Array<Line> = []
-    const capture = Logger.make(({ annotations, cause, date, logLevel, message }) =>
+    const capture = Logger.make(({ cause, date, fiber, logLevel, message }) =>
       lines.push({
-        level: logLevel.label,
+        level: logLevel,
         message,
-        annotations: Object.fromEntries(annotations),
+        annotations: { ...fiber.getRef(References.CurrentLogAnnotations) },
         cause: Cause.pretty(cause),
         time: date.getTime()
       })
     )
     yield* program.pipe(
-      Effect.provide(Logger.replace(Logger.defaultLogger, capture)),
-      Logger.withMinimumLogLevel(minimum)
+      Effect.provide(Logger.layer([capture])),
+      Effect.provideService(References.MinimumLogLevel, minimum)
     )
     return lines
   })
@@ -37,7 +38,7 @@ it.effect("logAnnotated writes the line annotateLogs around a log would, leaving
     const failure = Cause.fail("boom")
     const annotated = { taskId: "t-1", run: 2 }
     const withEffect = Effect.annotateLogs(
-      Effect.zipRight(
+      Effect.andThen(
         Effect.logInfo("task submitted").pipe(Effect.annotateLogs(annotated)),
         Effect.logError("task failed", failure).pipe(Effect.annotateLogs({ elapsedMs: 5 }))
       ),
@@ -45,35 +46,35 @@ it.effect("logAnnotated writes the line annotateLogs around a log would, leaving
       "sidecar"
     )
     const withOurs = Effect.annotateLogs(
-      Effect.zipRight(
-        logAnnotated(LogLevel.Info, "task submitted", annotated),
-        logAnnotated(LogLevel.Error, "task failed", { elapsedMs: 5 }, failure)
+      Effect.andThen(
+        logAnnotated("Info", "task submitted", annotated),
+        logAnnotated("Error", "task failed", { elapsedMs: 5 }, failure)
       ),
       "service",
       "sidecar"
     )
-    const expected = yield* linesOf(withEffect, LogLevel.Info)
+    const expected = yield* linesOf(withEffect, "Info")
     expect(expected).toHaveLength(2)
     expect(expected[0]).toMatchObject({ annotations: { service: "sidecar", taskId: "t-1", run: 2 }, time: 86_400_000 })
-    expect(yield* linesOf(withOurs, LogLevel.Info)).toEqual(expected)
+    expect(yield* linesOf(withOurs, "Info")).toEqual(expected)
 
-    const after = yield* Effect.zipRight(
-      logAnnotated(LogLevel.Info, "x", { taskId: "t-2" }),
-      FiberRef.get(FiberRef.currentLogAnnotations)
+    const after = yield* Effect.andThen(
+      logAnnotated("Info", "x", { taskId: "t-2" }),
+      References.CurrentLogAnnotations
     )
-    expect(HashMap.has(after, "taskId")).toBe(false)
+    expect("taskId" in after).toBe(false)
   }))
 
 it.effect("logAnnotated keeps to the level filter", () =>
   Effect.gen(function*() {
     const lines = yield* linesOf(
-      Effect.zipRight(
-        logAnnotated(LogLevel.Debug, "task deduplicated", { run: 1 }),
-        logAnnotated(LogLevel.Warning, "w", {})
+      Effect.andThen(
+        logAnnotated("Debug", "task deduplicated", { run: 1 }),
+        logAnnotated("Warn", "w", {})
       ),
-      LogLevel.Info
+      "Info"
     )
-    expect(lines.map((l) => [l.level, l.message])).toEqual([["WARN", ["w"]]])
+    expect(lines.map((l) => [l.level, l.message])).toEqual([["Warn", ["w"]]])
   }))
 
 /** What `program` writes to stdout with jsonLines as the only logger, as JSON objects (lines jsonLines writes). */
@@ -87,9 +88,9 @@ const jsonLinesOf = <E>(program: Effect.Effect<void, E>) =>
     }),
     ({ chunks }) =>
       program.pipe(
-        Effect.provide(Logger.replace(Logger.defaultLogger, jsonLines)),
+        Effect.provide(Logger.layer([jsonLines])),
         // jsonLines writes in a microtask: whatever the program logged is out once the next macrotask runs
-        Effect.zipRight(Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))),
+        Effect.andThen(Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))),
         Effect.map(() =>
           chunks.join("").split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as unknown)
         )
@@ -115,10 +116,10 @@ it.effect("with jsonLines alone (as deployed), logAnnotated writes the JSON line
     )
     const withOurs = Effect.annotateLogs(
       Effect.all([
-        logAnnotated(LogLevel.Info, "task submitted", { taskId: "t-1", run: 2 }),
-        logAnnotated(LogLevel.Error, "task failed", { elapsedMs: 5, service: "overridden" }, failure),
-        logAnnotated(LogLevel.Warning, "headers", { headers }),
-        logAnnotated(LogLevel.Info, "bare", {})
+        logAnnotated("Info", "task submitted", { taskId: "t-1", run: 2 }),
+        logAnnotated("Error", "task failed", { elapsedMs: 5, service: "overridden" }, failure),
+        logAnnotated("Warn", "headers", { headers }),
+        logAnnotated("Info", "bare", {})
       ]),
       "service",
       "sidecar"
@@ -134,6 +135,6 @@ it.effect("with jsonLines alone (as deployed), logAnnotated writes the JSON line
     expect(yield* jsonLinesOf(withOurs)).toEqual(expected)
     // no annotations at all: no annotations field
     const alone = { message: "alone", logLevel: "INFO", timestamp: "1970-01-02T00:00:00.000Z" }
-    expect(yield* jsonLinesOf(Effect.zipRight(Effect.logInfo("alone"), logAnnotated(LogLevel.Info, "alone", {}))))
+    expect(yield* jsonLinesOf(Effect.andThen(Effect.logInfo("alone"), logAnnotated("Info", "alone", {}))))
       .toEqual([alone, alone])
   }))

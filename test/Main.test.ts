@@ -1,7 +1,6 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, FileSystem } from "effect"
 import { spawnSync } from "node:child_process"
 import { delimiter, join } from "node:path"
 import { pollUntil, request, runToExit, sidecarMain, startSidecar } from "./sidecar.js"
@@ -10,7 +9,7 @@ import { openDatabase } from "./support/sqlite.js"
 const ID = "5e1f7b2a-9c3d-4e8f-a1b2-c3d4e5f60718"
 
 const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-main-" }))
-  .pipe(Effect.provide(NodeContext.layer))
+  .pipe(Effect.provide(NodeServices.layer))
 
 /** A node on the PATH older than package.json's engines (the system's own, where the project brings its own). */
 const olderNode = (process.env.PATH ?? "").split(delimiter).filter((dir) => !dir.includes("node_modules"))
@@ -140,8 +139,9 @@ describe("the sidecar process", () => {
       expect(yield* otherFlags.stop()).toBe(0)
 
       const text = bundle.toString("utf8")
-      const onImport = ["Cli", "HttpApiSwagger", "HttpLayerRouter", "Sidecar"]
-      const wholeModules = [...text.matchAll(/^var ([A-Z]\w*)_exports = \{\}/gm)].map((m) => m[1])
+      // httpApiSwagger: effect's module of Swagger UI's page, which effect/http-api imports on the first GET /docs
+      const onImport = ["Cli", "Sidecar", "httpApiSwagger"]
+      const wholeModules = [...text.matchAll(/^var (\w+)_exports = \{\}/gm)].map((m) => m[1])
       expect(wholeModules.sort()).toEqual(onImport)
       for (const module of onImport) expect(text).toMatch(new RegExp(`^var init_${module} = __esm\\(`, "m"))
       const swaggerUi = text.indexOf('"swagger-ui.json"')

@@ -1,7 +1,6 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, FileSystem } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { createHttpServer } from "../src/Sidecar.js"
@@ -27,7 +26,7 @@ const stubbornSidecar = (shutdownTimeoutSeconds: number) => Effect.gen(function*
   expect(submitted.status).toBe(201)
   yield* pollUntil(Effect.sync(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== ""), (ok) => ok)
   return { sidecar, db, id: submitted.json.id as string, child: Number(readFileSync(pidFile, "utf8")) }
-}).pipe(Effect.provide(NodeContext.layer))
+}).pipe(Effect.provide(NodeServices.layer))
 
 /** A process that exited but was not reaped yet (a zombie) counts as gone. */
 const isAlive = (pid: number) => {
@@ -78,12 +77,12 @@ describe("shutdown", () => {
 
   // Found in CI: the platform removes its request listener before it closes the server, so a request on a keep-alive
   // connection in between got no answer and held the close, and the whole shutdown, until the watchdog (exit 1).
-  it.scoped("a request no handler serves (before the API is added, or once it is removed) gets a 503 and a close", () =>
+  it.effect("a request no handler serves (before the API is added, or once it is removed) gets a 503 and a close", () =>
     Effect.gen(function*() {
       const server = createHttpServer()
       yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
-        () => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+        Effect.callback<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
       )
       const { port } = server.address() as { port: number }
       const url = `http://127.0.0.1:${port}`

@@ -1,6 +1,5 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
-import { DateTime, Deferred, Effect, Layer, Schema } from "effect"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Context, DateTime, Deferred, Effect, FileSystem, Layer, Schema } from "effect"
 import { builtinHandlers } from "../src/handlers/Builtins.js"
 import { Engine } from "../src/engine/Engine.js"
 import { TaskError } from "../src/Errors.js"
@@ -13,12 +12,12 @@ import { sqlLayer } from "../src/store/Sql.js"
 import { TaskHandlers, taskHandler } from "../src/engine/TaskHandlers.js"
 
 /** A fresh SQLite file in a temp folder, removed with the layer; built exactly as in production. */
-export const SqlTest = Layer.unwrapScoped(
+export const SqlTest = Layer.unwrap(
   Effect.gen(function*() {
     const dir = yield* (yield* FileSystem.FileSystem).makeTempDirectoryScoped({ prefix: "sidecar-test-" })
     return sqlLayer(`${dir}/sidecar.db`)
   })
-).pipe(Layer.provide(NodeContext.layer))
+).pipe(Layer.provide(NodeServices.layer))
 
 /** In-memory SQLite, for tests that need no file. */
 export const SqlMemory = sqlLayer(":memory:")
@@ -27,15 +26,15 @@ export const SqlMemory = sqlLayer(":memory:")
  * What the `test` handler does and what it saw, per key: how many times it ran, whether its runs were
  * interrupted, and a latch a test can hold closed to keep a run going.
  */
-export class Probe extends Effect.Service<Probe>()("test/Probe", {
-  sync: () => {
+export class Probe extends Context.Service<Probe>()("test/Probe", {
+  make: Effect.sync(() => {
     const runs = new Map<string, number>()
     const interruptions = new Map<string, number>()
     const latches = new Map<string, Deferred.Deferred<void>>()
     const latch = (key: string) => {
       let d = latches.get(key)
       if (d === undefined) {
-        d = Deferred.unsafeMake<void>(undefined as never)
+        d = Deferred.makeUnsafe<void>()
         latches.set(key, d)
       }
       return d
@@ -47,20 +46,22 @@ export class Probe extends Effect.Service<Probe>()("test/Probe", {
       /** Let held runs of `key` finish (and every later one, until `hold` again). */
       release: (key: string) => Deferred.succeed(latch(key), undefined),
       /** Make the next runs of `key` wait for `release`. */
-      hold: (key: string) => Effect.sync(() => latches.set(key, Deferred.unsafeMake<void>(undefined as never))),
+      hold: (key: string) => Effect.sync(() => latches.set(key, Deferred.makeUnsafe<void>())),
       started: (key: string) => Effect.sync(() => runs.set(key, (runs.get(key) ?? 0) + 1)),
       interrupted: (key: string) => Effect.sync(() => interruptions.set(key, (interruptions.get(key) ?? 0) + 1)),
       wait: (key: string) => Deferred.await(latch(key))
     }
-  }
-}) {}
+  })
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}
 
 /** Params of the `test` handler: what the run should do once its key's latch opens. */
 export const ProbeParams = Schema.Struct({
   key: Schema.String,
-  hold: Schema.optional(Schema.Boolean),
-  fail: Schema.optional(Schema.String),
-  crash: Schema.optional(Schema.String)
+  hold: Schema.optionalKey(Schema.Boolean),
+  fail: Schema.optionalKey(Schema.String),
+  crash: Schema.optionalKey(Schema.String)
 })
 
 export const probeHandler = taskHandler({
@@ -85,14 +86,14 @@ export const timedHandler = taskHandler({
   name: "test-timed",
   params: Schema.Struct({ key: Schema.String }),
   timeout: "1 second",
-  run: ({ key }) => Effect.flatMap(Probe, (probe) => Effect.zipRight(probe.started(key), probe.wait(key)))
+  run: ({ key }) => Effect.flatMap(Probe, (probe) => Effect.andThen(probe.started(key), probe.wait(key)))
 })
 
 /** A handler with a result schema: the result is stored encoded, and a result that does not fit fails the run. */
 export const typedHandler = taskHandler({
   name: "test-typed",
   params: Schema.Struct({ n: Schema.Number }),
-  result: Schema.Struct({ doubled: Schema.Int, at: Schema.DateTimeUtc }),
+  result: Schema.Struct({ doubled: Schema.Int, at: Schema.DateTimeUtcFromString }),
   run: ({ n }) => Effect.map(DateTime.now, (at) => ({ doubled: n * 2, at }))
 })
 
@@ -125,23 +126,23 @@ export const HandlersTest = TaskHandlers.layer(...builtinHandlers, probeHandler,
  */
 export const InterleavingStore = Layer.effect(
   Store,
-  Effect.map(Store, (real) => Store.make({ ...real, get: (id) => Effect.zipLeft(real.get(id), Effect.yieldNow()) }))
-).pipe(Layer.provide(Store.Default))
+  Effect.map(Store.make, (real) => Store.of({ ...real, get: (id) => Effect.tap(real.get(id), () => Effect.yieldNow) }))
+)
 
 /** The real Engine over `sql`, with the built-in handlers plus `test`; Probe, Readiness and Metrics are shared out. */
 export const engineOver = <E, R>(sql: Layer.Layer<any, E, R>) =>
-  Engine.Default.pipe(
+  Engine.layer.pipe(
     Layer.provideMerge(HandlersTest),
-    Layer.provideMerge(Layer.mergeAll(Probe.Default, Readiness.Default, Metrics.Default, Shutdown.Default)),
+    Layer.provideMerge(Layer.mergeAll(Probe.layer, Readiness.layer, Metrics.layer, Shutdown.layer)),
     Layer.provideMerge(sql)
   )
 
 /** engineOver, with the real Store replaced by `store` (usually the real one with one method overridden). */
 export const engineWithStore = <E1, R1, E, R>(store: Layer.Layer<Store, E1, R1>, sql: Layer.Layer<any, E, R>) =>
-  Engine.DefaultWithoutDependencies.pipe(
+  Layer.effect(Engine, Engine.make).pipe(
     Layer.provide(store),
     Layer.provideMerge(HandlersTest),
-    Layer.provideMerge(Layer.mergeAll(Probe.Default, Readiness.Default, Metrics.Default, Shutdown.Default)),
+    Layer.provideMerge(Layer.mergeAll(Probe.layer, Readiness.layer, Metrics.layer, Shutdown.layer)),
     Layer.provideMerge(sql)
   )
 
@@ -152,8 +153,8 @@ export const engineWithStore = <E1, R1, E, R>(store: Layer.Layer<Store, E1, R1>,
 export const withFreshEngine = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.provide(
     effect,
-    Engine.Default.pipe(
+    Engine.layer.pipe(
       Layer.provideMerge(HandlersTest),
-      Layer.provideMerge(Layer.merge(Readiness.Default, Metrics.Default))
+      Layer.provideMerge(Layer.merge(Readiness.layer, Metrics.layer))
     )
   )

@@ -49,7 +49,7 @@ export const startSidecar = (env: Record<string, string>) =>
             const parsed = JSON.parse(line)
             lines.push(parsed)
             const m = /^Listening on (http:\/\/\S+)$/.exec(parsed.message)
-            if (m) Deferred.unsafeDone(listening, Effect.succeed(m[1]!))
+            if (m) Deferred.doneUnsafe(listening, Effect.succeed(m[1]!))
           } catch {
             // not a log line
           }
@@ -59,16 +59,16 @@ export const startSidecar = (env: Record<string, string>) =>
         stderr += chunk
       })
       child.once("exit", (code) => {
-        Deferred.unsafeDone(exited, Effect.succeed(code))
-        Deferred.unsafeDone(listening, Effect.fail(new Error(`sidecar exited with ${code} before listening: ${stderr}`)))
+        Deferred.doneUnsafe(exited, Effect.succeed(code))
+        Deferred.doneUnsafe(listening, Effect.fail(new Error(`sidecar exited with ${code} before listening: ${stderr}`)))
       })
       const url = yield* Deferred.await(listening).pipe(
-        Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error(`sidecar did not listen: ${stderr}`) })
+        Effect.timeoutOrElse({ duration: "30 seconds", orElse: () => Effect.fail(new Error(`sidecar did not listen: ${stderr}`)) })
       )
       const stop = (signal: NodeJS.Signals = "SIGTERM") =>
         Effect.sync(() => child.exitCode === null && child.kill(signal)).pipe(
-          Effect.zipRight(Deferred.await(exited)),
-          Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("sidecar did not exit") }),
+          Effect.andThen(Deferred.await(exited)),
+          Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.fail(new Error("sidecar did not exit")) }),
           Effect.orDie
         )
       return { url, child, logs: () => lines, stderr: () => stderr, stop } satisfies Sidecar
@@ -78,7 +78,7 @@ export const startSidecar = (env: Record<string, string>) =>
 
 /** Run the sidecar's entry point to completion (for startup failures): exit code and stderr. */
 export const runToExit = (env: Record<string, string>) =>
-  Effect.async<{ code: number | null; stderr: string }>((resume) => {
+  Effect.callback<{ code: number | null; stderr: string }>((resume) => {
     const child = spawn(process.execPath, [...deployedNodeFlags, sidecarMain], {
       cwd: root,
       env: { ...process.env, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", ...env },
@@ -108,12 +108,12 @@ const notYet = Symbol("notYet")
 export const pollUntil = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   done: (a: A) => boolean,
-  within: Duration.DurationInput = "15 seconds"
+  within: Duration.Input = "15 seconds"
 ) =>
   effect.pipe(
     Effect.filterOrFail(done, () => notYet),
     Effect.retry({ schedule: Schedule.spaced("25 millis"), while: (e) => e === notYet }),
-    Effect.timeoutFail({ duration: within, onTimeout: () => new Error("condition not reached in time") })
+    Effect.timeoutOrElse({ duration: within, orElse: () => Effect.fail(new Error("condition not reached in time")) })
   )
 
 /** An answer read to its end, or the error code of a connection that ended without one. */
@@ -142,9 +142,9 @@ export const send = (
     readonly body?: Uint8Array
     readonly chunks?: Iterable<Uint8Array>
   },
-  within: Duration.DurationInput = "15 seconds"
+  within: Duration.Input = "15 seconds"
 ) =>
-  Effect.async<Exchange>((resume) => {
+  Effect.callback<Exchange>((resume) => {
     const { hostname, port } = new URL(url)
     let settled = false
     const settle = (exchange: Exchange) => {
@@ -190,9 +190,9 @@ export const send = (
     }
     return Effect.sync(() => req.destroy())
   }).pipe(
-    Effect.timeoutFail({
+    Effect.timeoutOrElse({
       duration: within,
-      onTimeout: () => new Error(`no answer to ${request.method} ${request.path.slice(0, 200)} in time`)
+      orElse: () => Effect.fail(new Error(`no answer to ${request.method} ${request.path.slice(0, 200)} in time`))
     }),
     Effect.orDie
   )
@@ -216,10 +216,10 @@ export const sendRaw = (
   options: {
     readonly halfClose?: boolean
     readonly untilAnswered?: boolean
-    readonly within?: Duration.DurationInput
+    readonly within?: Duration.Input
   } = {}
 ) =>
-  Effect.async<{ readonly text: string; readonly code?: string }>((resume) => {
+  Effect.callback<{ readonly text: string; readonly code?: string }>((resume) => {
     const { hostname, port } = new URL(url)
     const parts: Array<Buffer> = []
     let code: string | undefined
@@ -237,9 +237,9 @@ export const sendRaw = (
     else socket.write(bytes)
     return Effect.sync(() => socket.destroy())
   }).pipe(
-    Effect.timeoutFail({
+    Effect.timeoutOrElse({
       duration: options.within ?? "15 seconds",
-      onTimeout: () => new Error("the server kept the connection open")
+      orElse: () => Effect.fail(new Error("the server kept the connection open"))
     }),
     Effect.orDie
   )

@@ -1,5 +1,5 @@
 /**
- * THE FRAMEWORK'S FLOOR, NEVER SHIPPED. The smallest server on the stack the sidecar must use, @effect/platform's
+ * THE FRAMEWORK'S FLOOR, NEVER SHIPPED. The smallest server on the stack the sidecar must use, effect/http-api's
  * HttpApi served by @effect/platform-node's NodeHttpServer on node:http, answering the requests the benchmark
  * makes with no database, no engine, no middleware and no logging: what any HttpApi server on this machine costs
  * per request before it does anything. The benchmark runs it next to the sidecar and the baseline; nothing in src/
@@ -12,13 +12,14 @@
  *   encoded through a Schema of the task's wire shape (timestamps as plain strings).
  * - `GET /v0/livez` answers an empty 200.
  * Same environment (SIDECAR_HOST, SIDECAR_PORT; SIDECAR_DB is ignored) and the same JSON "Listening on" line as
- * the other two servers; spans off, as in src/Sidecar.ts.
+ * the other two servers; spans off, as in src/Sidecar.ts and src/http/Http.ts.
  */
-import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, HttpServer } from "@effect/platform"
-// Deep imports, as src/Sidecar.ts does: the package's index loads some 250 modules more.
+// Deep imports, as src/Sidecar.ts does: the package's index also loads the cluster, RPC and worker modules.
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Effect, Layer, Logger, LogLevel, Schema } from "effect"
+import { Effect, Layer, References, Schema } from "effect"
+import { HttpMiddleware, HttpRouter, HttpServer } from "effect/http"
+import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "effect/http-api"
 import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
 
@@ -29,31 +30,31 @@ const host = process.env["SIDECAR_HOST"] ?? "0.0.0.0"
 const FloorTask = Schema.Struct({
   id: Schema.String,
   type: Schema.String,
-  status: Schema.Literal("running", "completed", "failed"),
+  status: Schema.Literals(["running", "completed", "failed"]),
   run: Schema.Int,
-  params: Schema.optional(Schema.Unknown),
-  error: Schema.optional(Schema.String),
-  result: Schema.optional(Schema.Unknown),
+  params: Schema.optionalKey(Schema.Unknown),
+  error: Schema.optionalKey(Schema.String),
+  result: Schema.optionalKey(Schema.Unknown),
   submittedAt: Schema.String,
-  completedAt: Schema.optional(Schema.String)
+  completedAt: Schema.optionalKey(Schema.String)
 })
 
 const Submit = Schema.Struct({
-  id: Schema.optional(Schema.String),
+  id: Schema.optionalKey(Schema.String),
   type: Schema.String,
-  params: Schema.optional(Schema.Unknown)
+  params: Schema.optionalKey(Schema.Unknown)
 })
 
-const Started = Schema.Struct({ id: Schema.String }).annotations(HttpApiSchema.annotations({ status: 201 }))
+const Started = Schema.Struct({ id: Schema.String }).pipe(HttpApiSchema.status(201))
 
 class FloorTasks extends HttpApiGroup.make("tasks")
-  .add(HttpApiEndpoint.post("submit", "/v0/tasks").setPayload(Submit).addSuccess(Started))
-  .add(HttpApiEndpoint.get("list", "/v0/tasks").addSuccess(Schema.Array(FloorTask)))
-  .add(HttpApiEndpoint.get("get", "/v0/tasks/:id").setPath(Schema.Struct({ id: Schema.String })).addSuccess(FloorTask))
+  .add(HttpApiEndpoint.post("submit", "/v0/tasks", { payload: Submit, success: Started }))
+  .add(HttpApiEndpoint.get("list", "/v0/tasks", { success: Schema.Array(FloorTask) }))
+  .add(HttpApiEndpoint.get("get", "/v0/tasks/:id", { params: { id: Schema.String }, success: FloorTask }))
 {}
 
 class FloorHealth extends HttpApiGroup.make("health", { topLevel: true })
-  .add(HttpApiEndpoint.get("livez", "/v0/livez").addSuccess(HttpApiSchema.Empty(200)))
+  .add(HttpApiEndpoint.get("livez", "/v0/livez", { success: HttpApiSchema.Empty(200) }))
 {}
 
 class FloorApi extends HttpApi.make("floor").add(FloorHealth).add(FloorTasks) {}
@@ -78,24 +79,28 @@ const TasksLive = HttpApiBuilder.group(FloorApi, "tasks", (handlers) =>
   handlers
     .handle("submit", ({ payload }) => Effect.succeed({ id: payload.id ?? randomUUID() }))
     .handle("list", () => Effect.succeed(hundred))
-    .handle("get", ({ path }) => Effect.succeed({ ...one, id: path.id })))
+    .handle("get", ({ params }) => Effect.succeed({ ...one, id: params.id })))
 
 const HealthLive = HttpApiBuilder.group(FloorApi, "health", (handlers) => handlers.handle("livez", () => Effect.void))
 
 /** The line bench/servers.ts waits for, written straight to stdout (Effect's logging is off). */
 const ListeningLine = Layer.effectDiscard(
-  HttpServer.addressWith((address) =>
-    Effect.sync(() => process.stdout.write(`${JSON.stringify({ message: `Listening on ${HttpServer.formatAddress(address)}` })}\n`))
+  HttpServer.addressFormattedWith((address) =>
+    Effect.sync(() => process.stdout.write(`${JSON.stringify({ message: `Listening on ${address}` })}\n`))
   )
 )
 
-const FloorLive = Layer.mergeAll(HttpApiBuilder.serve(), ListeningLine).pipe(
-  Layer.provide(HttpApiBuilder.api(FloorApi).pipe(Layer.provide([TasksLive, HealthLive]))),
+const FloorLive = HttpRouter.serve(
+  HttpApiBuilder.layer(FloorApi).pipe(Layer.provide([TasksLive, HealthLive])),
+  { disableLogger: true, disableListenLog: true }
+).pipe(
+  Layer.provide(Layer.succeed(HttpMiddleware.TracerDisabledWhen, () => true)),
+  Layer.merge(ListeningLine),
   Layer.provide(NodeHttpServer.layer(createServer, { port, host }))
 )
 
 Layer.launch(FloorLive).pipe(
-  Effect.withTracerEnabled(false),
-  Logger.withMinimumLogLevel(LogLevel.None),
-  NodeRuntime.runMain({ disablePrettyLogger: true })
+  Effect.provideService(References.TracerEnabled, false),
+  Effect.provideService(References.MinimumLogLevel, "None"),
+  NodeRuntime.runMain({ disableErrorReporting: true })
 )

@@ -1,35 +1,42 @@
 // Part cli/: the `sidecar` command line and the typed client (Client.ts) it talks to a sidecar with; CliFailure.ts,
 // CliFormat.ts, CliWait.ts. Imports http/ (the contract) and the shared modules; the server it runs for `serve` is
 // passed in by the wiring (Launch.ts).
-import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientError from "@effect/platform/HttpClientError"
+
 // Not the package's index: that loads the cluster and worker modules too, about a second more at every CLI start.
-import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Config, Console, Effect, Exit, Layer, Option } from "effect"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Array as Arr, Cause, Config, Console, Effect, Exit, Layer, Option, Result } from "effect"
+import { Argument, CliError, CliOutput, Command, Flag, HelpDoc, TerminalCapabilities } from "effect/cli"
+import { FetchHttpClient, HttpClient } from "effect/http"
 import pkg from "../../package.json" with { type: "json" }
-import { CliFailure, connect, ExitCode } from "./CliFailure.js"
+import { CliFailure, connect, ExitCode, usageMessage } from "./CliFailure.js"
 import * as Format from "./CliFormat.js"
 import { waitUntilDone } from "./CliWait.js"
 import type { Task } from "../Domain.js"
 
-const url = Options.text("url").pipe(
-  Options.withDescription("the sidecar's base URL (else $SIDECAR_URL, else http://127.0.0.1:7777)"),
-  Options.withFallbackConfig(Config.string("SIDECAR_URL")),
-  Options.withDefault("http://127.0.0.1:7777"),
-  Options.mapTryCatch(
-    (s) => new URL(s).href.replace(/\/$/, ""),
-    () => HelpDoc.p("--url (or SIDECAR_URL) must be an absolute URL such as http://127.0.0.1:7777")
+/** A flag's value passed through `f`; when `f` throws, the usage error is `message`, printed as it is. */
+const checkedBy = <A, B>(f: (a: A) => B, message: string) =>
+  Flag.mapEffect((a: A) => Effect.try({ try: () => f(a), catch: () => new CliError.ValidationError({ message }) }))
+
+/** An on/off flag: off unless given, and with no `--no-...` form. */
+const flag = (name: string, description: string) =>
+  Flag.Boolean(name).pipe(Flag.withDescription(description), Flag.withoutNegation, Flag.withDefault(false))
+
+const url = Flag.String("url").pipe(
+  Flag.withDescription("the sidecar's base URL (else $SIDECAR_URL, else http://127.0.0.1:7777)"),
+  Flag.withFallbackConfig(Config.String("SIDECAR_URL")),
+  Flag.withDefault("http://127.0.0.1:7777"),
+  checkedBy(
+    (s: string) => new URL(s).href.replace(/\/$/, ""),
+    "--url (or SIDECAR_URL) must be an absolute URL such as http://127.0.0.1:7777"
   )
 )
-const json = Options.boolean("json").pipe(Options.withDescription("print JSON on stdout (for scripts)"))
-const timeout = Options.integer("timeout").pipe(
-  Options.withDescription("stop waiting after this many seconds (exit 5)"),
-  Options.optional
+const json = flag("json", "print JSON on stdout (for scripts)")
+const timeout = Flag.Int("timeout").pipe(
+  Flag.withDescription("stop waiting after this many seconds (exit 5)"),
+  Flag.optional
 )
-const id = Args.text({ name: "id" }).pipe(Args.withDescription("the task's id"))
+const id = Argument.String("id").pipe(Argument.withDescription("the task's id"))
 
 /** Wait for the task to end and print it; fail with exit 1 if it failed. */
 const finish = (get: Effect.Effect<Task, CliFailure>, options: { json: boolean; timeout: Option.Option<number> }) =>
@@ -42,25 +49,39 @@ const finish = (get: Effect.Effect<Task, CliFailure>, options: { json: boolean; 
     }
   })
 
+/**
+ * `--type` (required) and `--params` (JSON) are checked here rather than while parsing, which stops at the first
+ * wrong flag: a usage error names both when both are wrong.
+ */
+const submitInput = (o: { readonly type: Option.Option<string>; readonly params: Option.Option<string> }) => {
+  const params = Option.map(o.params, (s) => Result.try((): unknown => JSON.parse(s)))
+  const errors = [
+    ...(Option.isNone(o.type) ? [new CliError.MissingOption({ option: "type" })] : []),
+    ...(Option.isSome(params) && Result.isFailure(params.value)
+      ? [new CliError.ValidationError({ message: `--params is not JSON: ${String(params.value.failure)}` })]
+      : [])
+  ]
+  return Option.isSome(o.type) && errors.length === 0
+    ? Effect.succeed({ type: o.type.value, params: Option.map(params, Result.getOrThrow) })
+    : Effect.fail(new CliError.ShowHelp({ commandPath: ["sidecar", "task", "submit"], errors }))
+}
+
 const submit = Command.make("submit", {
+  type: Flag.String("type").pipe(Flag.withDescription("the task type (mark-ready, run-command...)"), Flag.optional),
+  id: Flag.String("id").pipe(Flag.withDescription("the task's UUID (default: a new one)"), Flag.optional),
+  params: Flag.String("params").pipe(Flag.withDescription("the task's params, as JSON"), Flag.optional),
+  wait: flag("wait", "then wait until the task ends (exit 1 if it failed)"),
+  timeout,
   url,
-  json,
-  type: Options.text("type").pipe(Options.withDescription("the task type (mark-ready, run-command...)")),
-  id: Options.text("id").pipe(Options.withDescription("the task's UUID (default: a new one)"), Options.optional),
-  params: Options.text("params").pipe(
-    Options.withDescription("the task's params, as JSON"),
-    Options.mapTryCatch((s): unknown => JSON.parse(s), (e) => HelpDoc.p(`--params is not JSON: ${String(e)}`)),
-    Options.optional
-  ),
-  wait: Options.boolean("wait").pipe(Options.withDescription("then wait until the task ends (exit 1 if it failed)")),
-  timeout
+  json
 }, (o) =>
   Effect.gen(function*() {
+    const { params, type } = yield* submitInput(o)
     const { call, client } = yield* connect(o.url)
     const payload = {
-      type: o.type,
+      type,
       ...Option.match(o.id, { onNone: () => ({}), onSome: (id) => ({ id }) }),
-      ...Option.match(o.params, { onNone: () => ({}), onSome: (params) => ({ params }) })
+      ...Option.match(params, { onNone: () => ({}), onSome: (params) => ({ params }) })
     }
     const { _tag, id } = yield* call(client.tasks.submit({ payload }))
     if (o.json && !o.wait) {
@@ -69,62 +90,62 @@ const submit = Command.make("submit", {
     if (!o.json) {
       yield* Console.log(_tag === "TaskStarted" ? `started ${id}` : `${id} is running or completed already`)
     }
-    if (o.wait) yield* finish(call(client.tasks.get({ path: { id }, urlParams: {} })), o)
+    if (o.wait) yield* finish(call(client.tasks.get({ params: { id }, query: {} })), o)
   })).pipe(Command.withDescription("submit a task (201: a run started; 202: it is running or completed already)"))
 
 const get = Command.make("get", { url, json, id }, (o) =>
   Effect.gen(function*() {
     const { call, client } = yield* connect(o.url)
-    const task = yield* call(client.tasks.get({ path: { id: o.id }, urlParams: {} }))
+    const task = yield* call(client.tasks.get({ params: { id: o.id }, query: {} }))
     yield* Console.log(o.json ? Format.json(Format.taskJson(task)) : Format.taskFields(task))
   })).pipe(Command.withDescription("show one task"))
 
 const list = Command.make("list", {
-  url,
-  json,
-  status: Options.choice("status", ["running", "completed", "failed"]).pipe(
-    Options.withDescription("only tasks with this status"),
-    Options.optional
+  status: Flag.Literals("status", ["running", "completed", "failed"]).pipe(
+    Flag.withDescription("only tasks with this status"),
+    Flag.optional
   ),
-  type: Options.text("type").pipe(Options.withDescription("only tasks of this type"), Options.optional),
-  limit: Options.integer("limit").pipe(
-    Options.withDescription("how many, 1 to 1000 (default 100)"),
-    Options.mapTryCatch((n) => {
+  type: Flag.String("type").pipe(Flag.withDescription("only tasks of this type"), Flag.optional),
+  limit: Flag.Int("limit").pipe(
+    Flag.withDescription("how many, 1 to 1000 (default 100)"),
+    checkedBy((n: number) => {
       if (n < 1 || n > 1000) throw new RangeError()
       return n
-    }, () => HelpDoc.p("--limit must be an integer from 1 to 1000")),
-    Options.optional
-  )
+    }, "--limit must be an integer from 1 to 1000"),
+    Flag.optional
+  ),
+  url,
+  json
 }, (o) =>
   Effect.gen(function*() {
     const { call, client } = yield* connect(o.url)
-    const urlParams = {
+    const query = {
       ...Option.match(o.status, { onNone: () => ({}), onSome: (status) => ({ status }) }),
       ...Option.match(o.type, { onNone: () => ({}), onSome: (type) => ({ type }) }),
       ...Option.match(o.limit, { onNone: () => ({}), onSome: (limit) => ({ limit }) })
     }
-    const tasks = yield* call(client.tasks.list({ urlParams }))
+    const tasks = yield* call(client.tasks.list({ query }))
     yield* Console.log(o.json ? Format.json(Format.tasksJson(tasks)) : Format.taskTable(tasks))
   })).pipe(Command.withDescription("the most recently submitted tasks, newest first (100 unless --limit)"))
 
 const runs = Command.make("runs", { url, json, id }, (o) =>
   Effect.gen(function*() {
     const { call, client } = yield* connect(o.url)
-    const history = yield* call(client.tasks.runs({ path: { id: o.id } }))
+    const history = yield* call(client.tasks.runs({ params: { id: o.id } }))
     yield* Console.log(o.json ? Format.json(Format.runsJson(history)) : Format.runTable(history))
   })).pipe(Command.withDescription("every run of a task, oldest first, with how each ended"))
 
 const remove = Command.make("delete", { url, json, id }, (o) =>
   Effect.gen(function*() {
     const { call, client } = yield* connect(o.url)
-    yield* call(client.tasks.remove({ path: { id: o.id } }))
+    yield* call(client.tasks.remove({ params: { id: o.id } }))
     yield* Console.log(o.json ? Format.json({ id: o.id, deleted: true }) : `deleted ${o.id}`)
   })).pipe(Command.withDescription("delete a task, interrupting its run first"))
 
-const wait = Command.make("wait", { url, json, id, timeout }, (o) =>
+const wait = Command.make("wait", { timeout, url, json, id }, (o) =>
   Effect.gen(function*() {
     const { call, client } = yield* connect(o.url)
-    yield* finish(call(client.tasks.get({ path: { id: o.id }, urlParams: {} })), o)
+    yield* finish(call(client.tasks.get({ params: { id: o.id }, query: {} })), o)
   })).pipe(Command.withDescription("wait until a task ends (exit 1 if it failed)"))
 
 const task = Command.make("task").pipe(
@@ -150,8 +171,8 @@ const probe = Command.make("probe", { url, json }, (o) =>
  * The `sidecar` command; `serve` (and no command at all) runs `serve`, which takes the process over from there (the
  * wiring, Launch.ts, passes the server in, so that the client commands load neither SQLite nor the server).
  */
-export const makeCli = (serve: Effect.Effect<void>) => {
-  return Command.make("sidecar", {}, () => serve).pipe(
+export const makeCli = (serve: Effect.Effect<void>) =>
+  Command.make("sidecar", {}, () => serve).pipe(
     Command.withDescription("a durable task engine next to your node; with no command, the same as `serve`"),
     Command.withSubcommands([
       Command.make("serve", {}, () => serve).pipe(
@@ -161,50 +182,81 @@ export const makeCli = (serve: Effect.Effect<void>) => {
       probe
     ])
   )
-}
+
+const subcommands = (command: Command.Command.Any) => command.subcommands.flatMap((group) => group.commands)
+
+/** The command `path` names ("sidecar", "task", "submit"), from `root`. */
+const commandAt = (root: Command.Command.Any, path: ReadonlyArray<string>): Command.Command.Any =>
+  path.slice(1).reduce((command, name) => subcommands(command).find((sub) => sub.name === name) ?? command, root)
+
+/** Every command below `command`, named by its path from there ("task submit"), in the order they are declared. */
+const commandsBelow = (command: Command.Command.Any, prefix = ""): Array<HelpDoc.SubcommandDoc> =>
+  subcommands(command).filter((sub) => !sub.unlisted).flatMap((sub) => {
+    const name = `${prefix}${sub.name}`
+    const doc = { name, alias: sub.alias, shortDescription: sub.shortDescription, description: sub.description ?? "" }
+    return [doc, ...commandsBelow(sub, `${name} `)]
+  })
+
+/**
+ * The CLI's own output: help on stdout, listing every command below the one asked about; a usage error on stderr as
+ * its reasons alone, each followed by a blank line (no help, so stdout stays empty); the version alone, then a
+ * blank line.
+ */
+const presenter = (cli: Command.Command.Any): CliOutput.Presenter => ({
+  present: (event) =>
+    Effect.gen(function*() {
+      switch (event._tag) {
+        case "Help": {
+          const { canColor } = yield* TerminalCapabilities.TerminalCapabilities
+          const commands = commandsBelow(commandAt(cli, event.commandPath))
+          const helpDoc = Arr.isArrayNonEmpty(commands)
+            ? { ...event.helpDoc, subcommands: [{ group: undefined, commands }] }
+            : event.helpDoc
+          return yield* Console.log(CliOutput.defaultFormatter({ colors: canColor }).formatHelpDoc(helpDoc))
+        }
+        case "InvalidInvocation":
+          return yield* Console.error(event.errors.map((error) => `${usageMessage(error)}\n`).join("\n"))
+        case "Version":
+          return yield* Console.log(`${event.version}\n`)
+      }
+    })
+})
 
 /** A sidecar that does not answer within this long counts as unreachable ("no answer"). */
 const requestTimeout = "10 seconds"
 
 const ClientLive = Layer.effect(
   HttpClient.HttpClient,
-  Effect.map(
-    HttpClient.HttpClient,
-    HttpClient.transform((response, request) =>
-      Effect.timeoutFail(response, {
-        duration: requestTimeout,
-        onTimeout: () => new HttpClientError.RequestError({ request, reason: "Transport", description: "no answer" })
-      })
-    )
-  )
+  Effect.map(HttpClient.HttpClient, HttpClient.timeout(requestTimeout))
 ).pipe(Layer.provide(FetchHttpClient.layer))
 
 /** Run the CLI on `argv` (the whole `process.argv`) as the process's main program, `serve` serving. */
-export const runCommandLine = (serve: Effect.Effect<void>, argv: ReadonlyArray<string>) =>
-  Command.run(makeCli(serve), { name: "sidecar", version: pkg.version })(argv).pipe(
-    Effect.catchAll((error) =>
+export const runCommandLine = (serve: Effect.Effect<void>, argv: ReadonlyArray<string>) => {
+  const cli = makeCli(serve)
+  Command.runWith(cli, { version: pkg.version })(argv.slice(2)).pipe(
+    Effect.catch((error) =>
       Effect.sync(() => {
-        // @effect/cli has printed its own message for a usage error.
-        if (ValidationError.isValidationError(error)) {
-          process.exitCode = ExitCode.Usage
+        // The presenter has printed a usage error (exit 2), or the help of a command run without its subcommand.
+        if (CliError.isCliError(error)) {
+          process.exitCode = error._tag === "ShowHelp" && error.errors.length === 0 ? 0 : ExitCode.Usage
           return
         }
         process.stderr.write(`sidecar: ${error.reason}\n`)
         process.exitCode = error.code
       })
     ),
-    Effect.catchAllDefect((defect) =>
+    Effect.catchDefect((defect) =>
       Effect.sync(() => {
         const message = defect instanceof Error ? defect.message : String(defect)
         process.stderr.write(`sidecar: unexpected error: ${message}\n`)
         process.exitCode = 70
       })
     ),
-    Effect.provide(Layer.merge(NodeContext.layer, ClientLive)),
+    Effect.provide(Layer.mergeAll(NodeServices.layer, ClientLive, CliOutput.layerPresenter(presenter(cli)))),
     NodeRuntime.runMain({
       disableErrorReporting: true,
-      disablePrettyLogger: true,
       // Ctrl-C while waiting exits 130, the shell's code for SIGINT.
-      teardown: (exit, onExit) => onExit(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? 130 : 0)
+      teardown: (exit, onExit) => onExit(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? 130 : 0)
     })
   )
+}

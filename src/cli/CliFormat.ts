@@ -72,7 +72,9 @@ export const runTable = (runs: ReadonlyArray<TaskRun>): string =>
       r.startedBy,
       String(r.resumes),
       time(r.startedAt),
-      r.completedAt === undefined ? "-" : duration(r.completedAt.epochMillis - r.startedAt.epochMillis),
+      r.completedAt === undefined
+        ? "-"
+        : duration(DateTime.toEpochMillis(r.completedAt) - DateTime.toEpochMillis(r.startedAt)),
       r.error ?? ""
     ])
   )

@@ -56,6 +56,9 @@ export const waitUntilDone = <E, E2>(
     return yield* Option.match(options.timeout, {
       onNone: () => poll,
       onSome: (seconds) =>
-        Effect.timeoutFail(poll, { duration: Duration.seconds(seconds), onTimeout: () => onTimeout(seconds) })
+        Effect.timeoutOrElse(poll, {
+          duration: Duration.seconds(seconds),
+          orElse: () => Effect.fail(onTimeout(seconds))
+        })
     })
   })

@@ -1,7 +1,7 @@
-// Part engine/: what a submit means and what a run does. Engine.ts, the service; SubmitSemaphore.ts and GroupCommit.ts,
-// how submits are decided and written; Execute.ts, one run; Recovery.ts, crash recovery; Readiness.ts, Retention.ts,
+// Part engine/: what a submit means and what a run does. Engine.ts, the service; GroupCommit.ts, how submits and
+// completions are written together; Execute.ts, one run; Recovery.ts, crash recovery; Readiness.ts, Retention.ts;
 // TaskHandlers.ts, the registry of task types. Imports store/ and the shared modules, never the parts above it.
-import { Clock, Context, Duration, Effect, Either, Fiber, FiberMap, LogLevel, Option, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Fiber, FiberMap, Layer, Option, Result, Schema, Semaphore } from "effect"
 import type { SubmitOutcome, TaskFilter } from "../Domain.js"
 import { type SubmitTask, TaskId } from "../Domain.js"
 import { Retention } from "../Config.js"
@@ -14,7 +14,6 @@ import { Readiness } from "./Readiness.js"
 import { pruneForever } from "./Retention.js"
 import { busyTimeout, type Decision, encodeJson, Store } from "../store/Store.js"
 import { recoverRuns } from "./Recovery.js"
-import { makeSubmitSemaphore } from "./SubmitSemaphore.js"
 import type { RegisteredHandler } from "./TaskHandlers.js"
 import { TaskHandlers } from "./TaskHandlers.js"
 
@@ -32,21 +31,25 @@ interface Admitted {
   readonly id: TaskId
   readonly type: string
   readonly handler: RegisteredHandler
-  readonly params: Either.Either<unknown, InvalidParams>
+  readonly params: Result.Result<unknown, InvalidParams>
   /** The params as stored: the request's own, as JSON. */
   readonly stored: string | null
   readonly arrived: number
 }
 
 /** The task engine: decides what a submit means, runs each task in its own fiber, and records how it ended. */
-export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
-  scoped: Effect.gen(function*() {
+export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
+  make: Effect.gen(function*() {
     const store = yield* Store
     const metrics = yield* Metrics
     const { context: handlersContext, handlers } = yield* TaskHandlers
     const readiness = yield* Readiness
     const runs = yield* FiberMap.make<TaskId>() // one fiber per running task, interrupted when the layer closes
-    const semaphore = makeSubmitSemaphore()
+    // Serializes Submit and Delete: deciding a batch of submits and deleting a task never interleave, and a resubmit
+    // cannot slip in between a delete's two steps. Effect's Semaphore serves its waiters in arrival order. What runs
+    // under it is uninterruptible once it has the permit: a caller that hangs up must not leave half a delete.
+    const permit = yield* Semaphore.make(1)
+    const withPermit = <A, E, R>(effect: Effect.Effect<A, E, R>) => permit.withPermit(Effect.uninterruptible(effect))
     const busyMillis = Duration.toMillis(busyTimeout)
     const { execute, finish } = yield* makeExecute(store, metrics)
 
@@ -54,29 +57,28 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     // must not inherit its scope, its log annotations or the cost of copying its fiber state. That runtime has the
     // services the handlers were registered with (see TaskHandlers).
     const fork = yield* FiberMap.runtime(runs)<unknown>().pipe(
-      Effect.mapInputContext((engine: Context.Context<never>) => Context.merge(engine, handlersContext))
+      Effect.updateContext((engine: Context.Context<never>) => Context.merge(engine, handlersContext))
     )
-    // A fiber that already wrote its completion may still be in the map, so a newer run replaces it. The fiber
-    // starts once the submit that forks it yields (`immediate: false`), not inside the fork: the submit answers first,
-    // and its run (a handler that ends at once, with its completion) comes after. A client that waits for each answer
-    // before its next request got the answer later by the whole run. A run interrupted before it starts (a DELETE
-    // right after the 201) does nothing at all. Resumed runs start at once: their `ended` must run however they end.
+    // A fiber that already wrote its completion may still be in the map, so a newer run replaces it. A submit's run
+    // yields before its first step: the submit answers first, and its run (a handler that ends at once, with its
+    // completion) comes after. A run interrupted before it starts (a DELETE right after the 201) does nothing at all.
+    // Resumed runs start at once: their `ended` must run however they end.
     const start = (task: RunOf, handler: RegisteredHandler, params: Admitted["params"]) =>
-      fork(task.id, execute(task, handler, params), { immediate: false })
+      fork(task.id, Effect.andThen(Effect.yieldNow, execute(task, handler, params)))
 
     /** The submit, checked: a 400 for a bad id, type or params, before anything is stored. */
     const admit = (
       req: SubmitTask,
       arrived: number
-    ): Either.Either<Admitted, Rejected> => {
+    ): Result.Result<Admitted, Rejected> => {
       const id = req.id === undefined || req.id === null || req.id === "" ? crypto.randomUUID() : req.id
-      if (!isTaskId(id)) return Either.left(InvalidTaskId.of(id))
-      if (req.type === "") return Either.left(new InvalidRequest({ error: "type: must not be empty" }))
+      if (!isTaskId(id)) return Result.fail(InvalidTaskId.of(id))
+      if (req.type === "") return Result.fail(new InvalidRequest({ error: "type: must not be empty" }))
       const handler = handlers.get(req.type)
-      if (handler === undefined) return Either.left(UnknownTaskType.of(req.type))
+      if (handler === undefined) return Result.fail(UnknownTaskType.of(req.type))
       const params = decodeParams(handler, req.params)
-      if (Either.isLeft(params)) return Either.left(params.left)
-      return Either.right({ id, type: req.type, handler, params, stored: encodeJson(req.params), arrived })
+      if (Result.isFailure(params)) return Result.fail(params.failure)
+      return Result.succeed({ id, type: req.type, handler, params, stored: encodeJson(req.params), arrived })
     }
 
     /**
@@ -85,17 +87,17 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
      * its count and its run, synchronously, in the deciding fiber: a batch settles in one step of that fiber rather
      * than in a handful of effects a submit.
      */
-    const settle = (fiber: Fiber.RuntimeFiber<unknown, unknown>, a: Admitted, decision: Decision): SubmitOutcome => {
+    const settle = (fiber: Fiber.Fiber<unknown, unknown>, a: Admitted, decision: Decision): SubmitOutcome => {
       if (decision._tag === "Deduplicated") {
         const { run, status, type } = decision
         metrics.submitted(type, "deduplicated")
         // debug: a controller that resubmits to poll would otherwise fill the log with no-ops
-        logFrom(fiber, LogLevel.Debug, "task deduplicated", { taskId: a.id, type, run })
+        logFrom(fiber, "Debug", "task deduplicated", { taskId: a.id, type, run })
         return { _tag: "Deduplicated", id: a.id, status }
       }
       const { run } = decision
       // logged before the answer: a controller that sees the 201 finds the line
-      logFrom(fiber, LogLevel.Info, run === 1 ? "task submitted" : "task re-executed", { taskId: a.id, type: a.type, run })
+      logFrom(fiber, "Info", run === 1 ? "task submitted" : "task re-executed", { taskId: a.id, type: a.type, run })
       metrics.submitted(a.type, run === 1 ? "started" : "re-executed")
       start({ id: a.id, type: a.type, run }, a.handler, a.params)
       return { _tag: "Started", id: a.id, run }
@@ -107,7 +109,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
      * its 503 at once rather than wait its own busy timeout too: every answer comes within twice that.
      */
     const decideBatch = (batch: ReadonlyArray<Admitted>) =>
-      semaphore.withPermit(Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      withPermit(Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const inTime = batch.filter((a) => now - a.arrived < busyMillis)
         const submittedAt = new Date(now).toISOString()
         const decided = inTime.length === 0 ? Effect.succeed([]) : store.decideAll(inTime.map((a) => ({
@@ -117,10 +119,10 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
           submittedAt
         })))
         return Effect.flatMap(decided, (decisions) =>
-          Effect.withFiberRuntime<ReadonlyArray<Either.Either<SubmitOutcome, StoreError>>>((fiber) => {
+          Effect.withFiber<ReadonlyArray<Result.Result<SubmitOutcome, StoreError>>>((fiber) => {
             let next = 0
-            return Effect.succeed(batch.map((a): Either.Either<SubmitOutcome, StoreError> =>
-              inTime[next] === a ? Either.right(settle(fiber, a, decisions[next++]!)) : Either.left(tooLate)
+            return Effect.succeed(batch.map((a): Result.Result<SubmitOutcome, StoreError> =>
+              inTime[next] === a ? Result.succeed(settle(fiber, a, decisions[next++]!)) : Result.fail(tooLate)
             ))
           }))
       }))
@@ -139,7 +141,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const submit = (req: SubmitTask) =>
       Effect.flatMap(Clock.currentTimeMillis, (arrived): Effect.Effect<SubmitOutcome, Rejected | StoreError> => {
         const admitted = admit(req, arrived)
-        return Either.isLeft(admitted) ? Effect.fail(admitted.left) : Effect.flatten(decide(admitted.right))
+        return Result.isFailure(admitted) ? Effect.fail(admitted.failure) : Effect.flatMap(decide(admitted.success), Effect.fromResult)
       })
 
     const found = (id: string) => <A, E>(lookup: Effect.Effect<Option.Option<A>, E>) =>
@@ -153,12 +155,12 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
      * The task, once it is terminal or `wait` has passed, whichever comes first. Its run's own fiber wakes the
      * waiter when it has written the outcome: no polling, and any number of waiters share it.
      */
-    const await_ = (id: string, wait: Duration.DurationInput) =>
+    const await_ = (id: string, wait: Duration.Input) =>
       Effect.flatMap(get(id), (task) =>
         task.status !== "running" ? Effect.succeed(task) : join(id).pipe(
           Effect.timeoutOption(wait),
           metrics.waiting,
-          Effect.zipRight(get(id))
+          Effect.andThen(get(id))
         ))
 
     /** The most recently submitted tasks, newest first: 100 of them unless `filter` says otherwise. */
@@ -167,7 +169,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     const listJson = (filter: TaskFilter = { limit: 100 }) => store.listJson(filter)
 
     /** Every run of the task, oldest first. */
-    const runsOf = (id: string) => Effect.zipRight(get(id), store.runs(id))
+    const runsOf = (id: string) => Effect.andThen(get(id), store.runs(id))
 
     /**
      * Delete the row, then interrupt the task's run (a run-command child is killed) and wait for it; nothing is
@@ -176,7 +178,7 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
      * resubmit cannot slip in between.
      */
     const remove = (id: string) =>
-      semaphore.withPermit(Effect.gen(function*() {
+      withPermit(Effect.gen(function*() {
         const deleted = yield* store.remove(id)
         if (Option.isNone(deleted)) return yield* TaskNotFound.of(id)
         if (isTaskId(id)) {
@@ -184,14 +186,14 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
           yield* FiberMap.remove(runs, id)
         }
         const { run, status, type } = deleted.value
-        yield* logAnnotated(LogLevel.Info, "task deleted", { taskId: id, type, run, status })
+        yield* logAnnotated("Info", "task deleted", { taskId: id, type, run, status })
       }))
 
     /** Wait until the task's current run, if it has one in this process, has ended and recorded its outcome. */
     const join = (id: string) =>
       recovery.turn(id as TaskId).pipe(
-        Effect.zipRight(FiberMap.get(runs, id as TaskId)),
-        Effect.flatMap(Fiber.await),
+        Effect.andThen(FiberMap.get(runs, id as TaskId)),
+        Effect.flatMap(Option.match({ onNone: () => Effect.void, onSome: Fiber.await })),
         Effect.ignore
       )
 
@@ -225,6 +227,8 @@ export class Engine extends Effect.Service<Engine>()("sidecar/Engine", {
     yield* Effect.logInfo("engine started").pipe(Effect.annotateLogs({ rehydrated: recovery.found, ready: readyAtStart }))
 
     return { submit, get, getJson, await: await_, list, listJson, runs: runsOf, remove, join, ready, livez } as const
-  }),
-  dependencies: [Store.Default]
-}) {}
+  })
+}) {
+  /** The engine over the Store; what it needs besides (handlers, readiness, metrics, the database) is provided by the caller. */
+  static readonly layer = Layer.effect(this, this.make).pipe(Layer.provide(Store.layer))
+}

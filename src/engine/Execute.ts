@@ -1,20 +1,6 @@
-import {
-  Cause,
-  DateTime,
-  Duration,
-  Effect,
-  Either,
-  Exit,
-  type Fiber,
-  FiberRef,
-  HashMap,
-  LogLevel,
-  Option,
-  ParseResult,
-  Schema
-} from "effect"
+import { Cause, Context, DateTime, Duration, Effect, Exit, type Fiber, Option, References, Result, Schema } from "effect"
 import type { TaskId } from "../Domain.js"
-import { formatIssues, InvalidParams, TaskError } from "../Errors.js"
+import { formatSchemaError, InvalidParams, TaskError } from "../Errors.js"
 import { groupCommit } from "./GroupCommit.js"
 import { logFrom, millisOf } from "../Logging.js"
 import type { Metrics } from "../Metrics.js"
@@ -28,26 +14,21 @@ export interface RunOf {
   readonly run: number
 }
 
-const paramsDecoders = new WeakMap<
-  RegisteredHandler,
-  (params: unknown) => Either.Either<unknown, ParseResult.ParseError>
->()
+const paramsDecoders = new WeakMap<RegisteredHandler, (params: unknown) => Result.Result<unknown, Schema.SchemaError>>()
 
 /**
  * Decode `params` with the handler's schema; a mismatch names the field and the problem. Stops at the first problem:
  * collecting them all costs time in proportion to the input (seconds, for a megabyte of bad array elements).
  */
-export const decodeParams = (handler: RegisteredHandler, params: unknown): Either.Either<unknown, InvalidParams> => {
+export const decodeParams = (handler: RegisteredHandler, params: unknown): Result.Result<unknown, InvalidParams> => {
   let decode = paramsDecoders.get(handler)
   if (decode === undefined) {
-    decode = Schema.decodeUnknownEither(handler.params, { errors: "first", onExcessProperty: "error" })
+    const decodeWith = Schema.decodeUnknownResult(handler.params as Schema.Codec<unknown, unknown>)
+    decode = (input) => decodeWith(input, { errors: "first", onExcessProperty: "error", reportInput: true })
     paramsDecoders.set(handler, decode)
   }
-  return Either.mapLeft(decode(params), (e) =>
-    new InvalidParams({
-      type: handler.name,
-      error: `invalid params for ${handler.name}: ${formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))}`
-    }))
+  return Result.mapError(decode(params), (e) =>
+    new InvalidParams({ type: handler.name, error: `invalid params for ${handler.name}: ${formatSchemaError(e)}` }))
 }
 
 const describeDefect = (cause: Cause.Cause<unknown>) => {
@@ -58,31 +39,29 @@ const describeDefect = (cause: Cause.Cause<unknown>) => {
 /** A run that outlives its handler's timeout is interrupted and fails; trying again may well help. */
 const withTimeout = (handler: RegisteredHandler) => <A, E, R>(run: Effect.Effect<A, E, R>) =>
   handler.timeout === undefined ? run : run.pipe(
-    Effect.timeoutFail({
+    Effect.timeoutOrElse({
       duration: handler.timeout,
-      onTimeout: () =>
-        new TaskError({
+      orElse: () =>
+        Effect.fail(new TaskError({
           task: handler.name,
           operation: "run",
-          message: `timed out after ${Duration.toSeconds(Duration.decode(handler.timeout!))} s`,
+          message: `timed out after ${Duration.toSeconds(Duration.fromInputUnsafe(handler.timeout!))} s`,
           retryable: true
-        })
+        }))
     })
   )
 
 /** The result as stored: encoded with the handler's result schema when it declares one. */
 const encodeResult = (handler: RegisteredHandler): ((value: unknown) => Effect.Effect<unknown, TaskError>) => {
   if (handler.result === undefined) return Effect.succeed
-  const encode = Schema.encodeUnknown(handler.result)
+  const encode = Schema.encodeUnknownEffect(handler.result as Schema.Codec<unknown, unknown>)
   return (value) =>
     encode(value).pipe(
       Effect.mapError((e) =>
         new TaskError({
           task: handler.name,
           operation: "result",
-          message: `the handler's result does not fit its schema: ${
-            formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))
-          }`
+          message: `the handler's result does not fit its schema: ${formatSchemaError(e)}`
         })
       )
     )
@@ -102,19 +81,19 @@ const runnerOf = (handler: RegisteredHandler) => {
 }
 
 /**
- * The run's log lines, the handler's own included, carry the task's id, type and run: set as the run's first step, in
- * the fiber that is the run's own and ends with it. Not by `Effect.annotateLogs` around the run, which copies the
- * fiber's refs twice more to restore them where the fiber ends anyway; nor in the refs the fiber is forked with,
- * which is on the submit's path before its answer, where a run starts only after it.
+ * The run's log lines, the handler's own included, carry the task's id, type and run: set in the run's own fiber as
+ * its first step, so that nothing is restored where the fiber ends anyway.
  */
-const annotated = (task: RunOf) =>
-  FiberRef.update(
-    FiberRef.currentLogAnnotations,
-    (annotations) => HashMap.set(HashMap.set(HashMap.set(annotations, "taskId", task.id), "type", task.type), "run", task.run)
-  )
+const annotate = (fiber: Fiber.Fiber<unknown, unknown>, task: RunOf) =>
+  fiber.setContext(Context.add(fiber.context, References.CurrentLogAnnotations, {
+    ...fiber.getRef(References.CurrentLogAnnotations),
+    taskId: task.id,
+    type: task.type,
+    run: task.run
+  }))
 
 /** What runs one run of a task and records how it ended, over the engine's store and metrics. */
-export const makeExecute = (store: Store, metrics: Metrics) =>
+export const makeExecute = (store: Store["Service"], metrics: Metrics["Service"]) =>
   Effect.gen(function*() {
     // Completions of runs that end together are written in one transaction (see GroupCommit).
     const completeGrouped = yield* groupCommit(store.completeAll)
@@ -138,11 +117,11 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
       task: RunOf,
       completion: Completion,
       elapsedMs: number,
-      tell: (fiber: Fiber.RuntimeFiber<unknown, unknown>) => void
+      tell: (fiber: Fiber.Fiber<unknown, unknown>) => void
     ) =>
-      Effect.zipRight(
+      Effect.andThen(
         finish(task, completion),
-        Effect.withFiberRuntime<void>((fiber) => {
+        Effect.withFiber<void>((fiber) => {
           metrics.finished(task.type, completion.status, elapsedMs / 1000)
           tell(fiber)
           return Effect.void
@@ -150,26 +129,26 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
       )
 
     const failed = (task: RunOf, cause: Cause.Cause<TaskError | InvalidParams>, completedAt: DateTime.Utc, elapsedMs: number) => {
-      const failure = Cause.failureOption(cause)
+      const failure = Cause.findErrorOption(cause)
       const error = Option.match(failure, {
         onSome: (e) => (e._tag === "TaskError" ? e.render() : e.error),
         onNone: () =>
-          Cause.isInterruptedOnly(cause)
+          Cause.hasInterruptsOnly(cause)
             ? "handler interrupted itself"
             : `handler crashed: ${describeDefect(cause)}`
       })
       return recorded(task, { status: "failed", error, completedAt }, elapsedMs, (fiber) => {
-        if (Option.isNone(failure) && Cause.isDie(cause)) metrics.crashed(task.type)
+        if (Option.isNone(failure) && Cause.hasDies(cause)) metrics.crashed(task.type)
         Option.match(failure, {
           onSome: (e) =>
-            logFrom(fiber, LogLevel.Warning, "task failed", {
+            logFrom(fiber, "Warn", "task failed", {
               elapsedMs,
               error,
               taskError: e._tag === "TaskError"
                 ? { task: e.task, operation: e.operation, message: e.message, hint: e.hint, retryable: e.retryable }
                 : { message: e.error }
             }),
-          onNone: () => logFrom(fiber, LogLevel.Error, "task failed: handler crashed", { elapsedMs, error }, cause)
+          onNone: () => logFrom(fiber, "Error", "task failed: handler crashed", { elapsedMs, error }, cause)
         })
       })
     }
@@ -178,16 +157,16 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
     // it can: for a short handler these steps are most of the run, and with an effect apiece, resuming 10k runs
     // after a crash took a sixth longer.
     const record = (task: RunOf, exit: Exit.Exit<unknown, TaskError | InvalidParams>, started: number) =>
-      Effect.withFiberRuntime<void>((fiber) => {
+      Effect.withFiber<void>((fiber) => {
         const now = millisOf(fiber)
-        const completedAt = DateTime.unsafeMake(now)
+        const completedAt = DateTime.makeUnsafe(now)
         const elapsedMs = now - started
         if (Exit.isFailure(exit)) return failed(task, exit.cause, completedAt, elapsedMs)
         return recorded(
           task,
           { status: "completed", result: exit.value, completedAt },
           elapsedMs,
-          (fiber) => logFrom(fiber, LogLevel.Info, "task completed", { elapsedMs })
+          (fiber) => logFrom(fiber, "Info", "task completed", { elapsedMs })
         )
       })
 
@@ -199,26 +178,25 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
     const execute = (
       task: RunOf,
       handler: RegisteredHandler,
-      params: Either.Either<unknown, InvalidParams>,
+      params: Result.Result<unknown, InvalidParams>,
       ended: Effect.Effect<void> = Effect.void
     ) => {
-      const run: Effect.Effect<unknown, TaskError | InvalidParams, unknown> = Either.isRight(params)
-        ? runnerOf(handler)(params.right)
-        : Effect.fail(params.left)
-      return Effect.zipRight(
-        annotated(task),
-        Effect.withFiberRuntime<void, never, unknown>((fiber) => {
+      const run: Effect.Effect<unknown, TaskError | InvalidParams, unknown> = Result.isSuccess(params)
+        ? runnerOf(handler)(params.success)
+        : Effect.fail(params.failure)
+      return Effect.withFiber<void, never, unknown>((fiber) => {
+          annotate(fiber, task)
           metrics.runStarted()
-          logFrom(fiber, LogLevel.Debug, "task started", {})
+          logFrom(fiber, "Debug", "task started", {})
           const started = millisOf(fiber)
           return Effect.onExit(
             Effect.flatMap(Effect.exit(run), (exit) => record(task, exit, started)),
             (exit) =>
-              Effect.zipRight(
-                Effect.withFiberRuntime<void>((fiber) => {
+              Effect.andThen(
+                Effect.withFiber<void>((fiber) => {
                   // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
-                  if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
-                    logFrom(fiber, LogLevel.Info, "task interrupted; it stays running until resumed or deleted", {})
+                  if (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) {
+                    logFrom(fiber, "Info", "task interrupted; it stays running until resumed or deleted", {})
                   }
                   metrics.runEnded()
                   return Effect.void
@@ -227,7 +205,6 @@ export const makeExecute = (store: Store, metrics: Metrics) =>
               )
           )
         })
-      )
     }
 
     return { execute, finish } as const

@@ -56,7 +56,7 @@ export const groupCommit = <I, O, E>(
           taken.written = true
           taken.listeners.forEach((listener) => listener())
         })),
-        Effect.zipRight(Effect.suspend(() => {
+        Effect.andThen(Effect.suspend(() => {
           if (queue.length > 0) return writeQueued
           writing = false
           return Effect.void
@@ -82,7 +82,7 @@ export const groupCommit = <I, O, E>(
       )
 
     const enqueue = (item: I) =>
-      Effect.async<O, E>((resume) => {
+      Effect.callback<O, E>((resume) => {
         const waiting = { item, resume }
         queue.push(waiting)
         if (!writing) {
@@ -98,7 +98,7 @@ export const groupCommit = <I, O, E>(
           const taken = current
           return taken.written
             ? Effect.void
-            : Effect.async<void>((written) => void taken.listeners.push(() => written(Effect.void)))
+            : Effect.callback<void>((written) => void taken.listeners.push(() => written(Effect.void)))
         })
       })
 

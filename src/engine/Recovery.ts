@@ -1,4 +1,4 @@
-import { Context, DateTime, Deferred, Effect, Layer, LogLevel, Option } from "effect"
+import { Context, DateTime, Deferred, Effect, Layer, Option } from "effect"
 import type { TaskId } from "../Domain.js"
 import { logAnnotated, logFrom } from "../Logging.js"
 import { type Completion, type RunningTask, type Store, untilWritten } from "../store/Store.js"
@@ -9,7 +9,7 @@ import type { RegisteredHandler } from "./TaskHandlers.js"
  * the probes answer at a start as on an empty database instead of after thousands of resumed runs have raced the
  * server's own start for the CPU. Without one (the engine alone), runs resume at once.
  */
-export class ResumeGate extends Context.Tag("sidecar/ResumeGate")<ResumeGate, Deferred.Deferred<void>>() {
+export class ResumeGate extends Context.Service<ResumeGate, Deferred.Deferred<void>>()("sidecar/ResumeGate") {
   static readonly layer = Layer.effect(ResumeGate, Deferred.make<void>())
   /** Open the gate (a layer, built after the server's). */
   static readonly open = Layer.effectDiscard(Effect.flatMap(ResumeGate, (gate) => Deferred.succeed(gate, undefined)))
@@ -31,7 +31,7 @@ const resumeConcurrency = 64
  * count is written. Until its turn a task waits in line: `turn` waits for it, `forget` takes it out.
  */
 export const recoverRuns = (options: {
-  readonly store: Store
+  readonly store: Store["Service"]
   readonly handlers: ReadonlyMap<string, RegisteredHandler>
   readonly finish: (task: RunningTask, completion: Completion) => Effect.Effect<void>
   /** Start the run again; `ended` must run when it ends, however it ends. */
@@ -58,7 +58,7 @@ export const recoverRuns = (options: {
     }
     /** Until `id` is resumed, failed or forgotten, if it waits for that. */
     const turn = (id: TaskId) =>
-      Effect.async<void>((resume) => {
+      Effect.callback<void>((resume) => {
         const waiting = line.get(id)
         if (waiting === undefined) resume(Effect.void)
         else waiting.push(() => resume(Effect.void))
@@ -74,7 +74,7 @@ export const recoverRuns = (options: {
           completedAt: yield* DateTime.now
         })
         forgetNow(task.id)
-        yield* logAnnotated(LogLevel.Warning, "task could not be resumed: no handler registered for task type", {
+        yield* logAnnotated("Warn", "task could not be resumed: no handler registered for task type", {
           taskId: task.id,
           type: task.type,
           run: task.run
@@ -96,7 +96,7 @@ export const recoverRuns = (options: {
       wake = undefined
       go?.()
     })
-    const room = Effect.async<void>((resume) => {
+    const room = Effect.callback<void>((resume) => {
       if (resumed < resumeConcurrency) return resume(Effect.void)
       wake = () => resume(Effect.void)
       return Effect.sync(() => (wake = undefined))
@@ -104,15 +104,15 @@ export const recoverRuns = (options: {
     // In line order, as many at a time as there is room for: one step of this fiber starts them all, and it waits
     // for room once a batch, not once a run (with a Semaphore's permit a run, resuming 10k runs took a sixth longer).
     let next = 0
-    const resumeAll: Effect.Effect<void> = Effect.zipRight(
+    const resumeAll: Effect.Effect<void> = Effect.andThen(
       room,
-      Effect.withFiberRuntime((fiber) => {
+      Effect.withFiber((fiber) => {
         while (resumed < resumeConcurrency && next < resumable.length) {
           const [task, handler] = resumable[next++]!
           // deleted while it waited: nothing to resume
           if (!line.has(task.id)) continue
           resumed++
-          logFrom(fiber, LogLevel.Info, "task resumed", { taskId: task.id, type: task.type, run: task.run })
+          logFrom(fiber, "Info", "task resumed", { taskId: task.id, type: task.type, run: task.run })
           start(task, handler, ended)
           forgetNow(task.id)
         }
@@ -123,7 +123,7 @@ export const recoverRuns = (options: {
     return {
       /** How many runs the previous process left running. */
       found: running.length,
-      resume: Effect.zipRight(failOrphans, Effect.zipRight(ResumeGate.passed, Effect.zipRight(countResumed, resumeAll))),
+      resume: Effect.andThen(failOrphans, Effect.andThen(ResumeGate.passed, Effect.andThen(countResumed, resumeAll))),
       turn,
       forget: (id: TaskId) => Effect.sync(() => forgetNow(id))
     } as const

@@ -16,7 +16,7 @@ export const gracePeriod = (retention: Duration.Duration) => Duration.min(Durati
  * readiness task (of `readinessTypes`) that readiness is derived from at startup. On a file whose tasks no retention
  * has pruned yet (migration 0008), first warn what will go and wait out the grace.
  */
-export const pruneForever = (store: Store, retention: Duration.Duration, readinessTypes: ReadonlyArray<string>) => {
+export const pruneForever = (store: Store["Service"], retention: Duration.Duration, readinessTypes: ReadonlyArray<string>) => {
   const keep = Effect.map(
     store.lastCompleted(readinessTypes),
     Option.match({ onNone: (): Array<string> => [], onSome: (t) => [t.id] })
@@ -29,7 +29,7 @@ export const pruneForever = (store: Store, retention: Duration.Duration, readine
       const deleted = yield* store.prune(before, kept, batch)
       total += deleted
       if (deleted < batch) break
-      yield* Effect.yieldNow() // let requests in between batches
+      yield* Effect.yieldNow // let requests in between batches
     }
     if (total > 0) {
       yield* Effect.logInfo("pruned old tasks").pipe(Effect.annotateLogs({ deleted: total, before: DateTime.formatIso(before) }))
@@ -54,7 +54,7 @@ export const pruneForever = (store: Store, retention: Duration.Duration, readine
         endedBefore: DateTime.formatIso(before),
         deletingFrom: DateTime.formatIso(endsAt)
       }))
-      yield* Effect.sleep(Duration.millis(Math.max(0, DateTime.distance(now, endsAt))))
+      yield* Effect.sleep(Duration.millis(Math.max(0, Duration.toMillis(DateTime.distance(now, endsAt)))))
     } else {
       // none ended early enough for the first prune to take it, so there is nothing to wait for; they go as they age
       yield* Effect.logWarning(
@@ -68,9 +68,9 @@ export const pruneForever = (store: Store, retention: Duration.Duration, readine
     // never prune before the grace is known to be over
     Effect.tapError((e) => Effect.logWarning("reading the retention grace failed; trying again later", e)),
     Effect.retry(Schedule.spaced(pruneInterval(retention))),
-    Effect.zipRight(
+    Effect.andThen(
       pruneOnce.pipe(
-        Effect.catchAll((e) => Effect.logWarning("pruning old tasks failed; trying again later", e)),
+        Effect.catch((e) => Effect.logWarning("pruning old tasks failed; trying again later", e)),
         Effect.repeat(Schedule.spaced(pruneInterval(retention)))
       )
     )

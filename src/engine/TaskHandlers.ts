@@ -8,20 +8,20 @@ import type { TaskError } from "../Errors.js"
  */
 export interface TaskHandler<P = any, R = never> {
   readonly name: string
-  readonly params: Schema.Schema<P, any>
+  readonly params: Schema.Codec<P, any>
   readonly run: (params: P) => Effect.Effect<unknown, TaskError, R>
   /** The result's schema: results are encoded with it before they are stored (and described by it). */
-  readonly result?: Schema.Schema<any, any> | undefined
+  readonly result?: Schema.Codec<any, any> | undefined
   /** A run that takes longer is interrupted and fails with a retryable "timed out after N s". */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
 }
 
 /** Declare a handler, inferring its params and result types from its schemas. */
 export const taskHandler = <P, I, A = unknown, RI = unknown, R = never>(handler: {
   readonly name: string
-  readonly params: Schema.Schema<P, I>
-  readonly result?: Schema.Schema<A, RI> | undefined
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly params: Schema.Codec<P, I>
+  readonly result?: Schema.Codec<A, RI> | undefined
+  readonly timeout?: Duration.Input | undefined
   readonly run: (params: P) => Effect.Effect<A, TaskError, R>
 }): TaskHandler<P, R> => handler
 
@@ -47,7 +47,7 @@ export interface Registry {
 }
 
 /** The registry of task types. There is no default; the application supplies one. */
-export class TaskHandlers extends Context.Tag("sidecar/TaskHandlers")<TaskHandlers, Registry>() {
+export class TaskHandlers extends Context.Service<TaskHandlers, Registry>()("sidecar/TaskHandlers") {
   /** A registry of `handlers`; the services they need are taken once, when the layer is built. */
   static layer = <const Hs extends ReadonlyArray<HandlerSource>>(
     ...handlers: Hs
@@ -62,7 +62,7 @@ export class TaskHandlers extends Context.Tag("sidecar/TaskHandlers")<TaskHandle
         )
         const registered = new Map<string, RegisteredHandler>()
         for (const h of built) {
-          if (registered.has(h.name)) return yield* Effect.dieMessage(`task type ${h.name} registered twice`)
+          if (registered.has(h.name)) return yield* Effect.die(new Error(`task type ${h.name} registered twice`))
           registered.set(h.name, h)
         }
         return { handlers: registered, context }

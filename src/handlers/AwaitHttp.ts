@@ -1,13 +1,11 @@
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
-import { Clock, Duration, Effect, Schema } from "effect"
+import { Clock, Duration, Effect, Option, Schema } from "effect"
+import { FetchHttpClient, HttpClient, type HttpClientError } from "effect/http"
 import { TaskError } from "../Errors.js"
 import { taskHandler } from "../engine/TaskHandlers.js"
 
-const Url = Schema.String.pipe(
-  Schema.maxLength(2048),
-  Schema.filter((s) => {
+const Url = Schema.String.check(
+  Schema.isMaxLength(2048),
+  Schema.makeFilter((s) => {
     if (!URL.canParse(s)) return "must be an absolute http:// or https:// URL"
     const url = new URL(s)
     if (url.protocol !== "http:" && url.protocol !== "https:") {
@@ -19,18 +17,19 @@ const Url = Schema.String.pipe(
   })
 )
 
-const secondsUpTo = (max: number) =>
-  Schema.Number.pipe(Schema.greaterThanOrEqualTo(0.01), Schema.lessThanOrEqualTo(max))
+const secondsUpTo = (max: number) => Schema.Number.check(Schema.isBetween({ minimum: 0.01, maximum: max }))
 
 export const AwaitHttpParams = Schema.Struct({
   url: Url,
-  expectStatus: Schema.optionalWith(Schema.Int.pipe(Schema.between(100, 599)), { default: () => 200 }),
+  expectStatus: Schema.Int.check(Schema.isBetween({ minimum: 100, maximum: 599 })).pipe(
+    Schema.withDecodingDefaultKey(Effect.succeed(200))
+  ),
   // No default in the schema: left out, it is min(2, timeoutSeconds), so a short timeout on its own is accepted.
-  intervalSeconds: Schema.optional(secondsUpTo(3600)),
-  timeoutSeconds: Schema.optionalWith(secondsUpTo(86400), { default: () => 600 })
-}).pipe(Schema.filter((p) =>
+  intervalSeconds: Schema.optionalKey(secondsUpTo(3600)),
+  timeoutSeconds: secondsUpTo(86400).pipe(Schema.withDecodingDefaultKey(Effect.succeed(600)))
+}).check(Schema.makeFilter((p) =>
   p.intervalSeconds === undefined || p.intervalSeconds <= p.timeoutSeconds ||
-  { path: ["intervalSeconds"], message: `must not be more than timeoutSeconds (${p.timeoutSeconds})` }
+  { path: ["intervalSeconds"], issue: `must not be more than timeoutSeconds (${p.timeoutSeconds})` }
 ))
 
 /** What one attempt saw: a status, or why there was none. */
@@ -66,20 +65,17 @@ const poll = (client: HttpClient.HttpClient, params: typeof AwaitHttpParams.Type
     const interval = Duration.seconds(params.intervalSeconds ?? Math.min(2, timeoutSeconds))
     // As long as the interval, so a hanging server does not stretch the cadence; but at least 1 s, so a busy server
     // is not cut off by a very short interval, and at most 10 s.
-    const perAttempt = Duration.clamp(interval, { minimum: "1 second", maximum: "10 seconds" })
+    const perAttempt = Duration.clamp(interval, { minimum: Duration.seconds(1), maximum: Duration.seconds(10) })
     const started = yield* Clock.currentTimeMillis
     let attempts = 0
     let last: Seen | undefined
 
     const attempt = HttpClient.withScope(client).get(url).pipe(
       Effect.map((response): Seen => ({ status: response.status })),
-      Effect.catchAll((e) => Effect.succeed<Seen>({ error: networkError(e) })),
+      Effect.catch((e) => Effect.succeed<Seen>({ error: networkError(e) })),
       Effect.scoped,
-      Effect.timeoutTo({
-        duration: perAttempt,
-        onSuccess: (seen) => seen,
-        onTimeout: (): Seen => ({ error: `no answer within ${Duration.toSeconds(perAttempt)} s` })
-      }),
+      Effect.timeoutOption(perAttempt),
+      Effect.map(Option.getOrElse((): Seen => ({ error: `no answer within ${Duration.toSeconds(perAttempt)} s` }))),
       Effect.tap((seen) => {
         attempts += 1
         last = seen
@@ -99,16 +95,16 @@ const poll = (client: HttpClient.HttpClient, params: typeof AwaitHttpParams.Type
 
     yield* attemptThenWait.pipe(
       Effect.repeat({ until: (done) => done }),
-      Effect.timeoutFail({
+      Effect.timeoutOrElse({
         duration: Duration.seconds(timeoutSeconds),
-        onTimeout: () =>
-          new TaskError({
+        orElse: () =>
+          Effect.fail(new TaskError({
             task: "await-http",
             operation: url,
             message: `no ${expectStatus} within ${timeoutSeconds} s ` +
               `(${attempts} attempt${attempts === 1 ? "" : "s"}); last: ${describe(last)}`,
             retryable: true
-          })
+          }))
       })
     )
     return { status: expectStatus, attempts, elapsedMs: (yield* Clock.currentTimeMillis) - started }

@@ -8,12 +8,10 @@ import { runCommand } from "./RunCommand.js"
 import { taskHandler } from "../engine/TaskHandlers.js"
 
 /** For task types that take no params: absent, null or {} are all accepted, anything else is a 400. */
-export const NoParams = Schema.Unknown.pipe(
-  Schema.filter((p) =>
-    p === undefined || p === null || (typeof p === "object" && !Array.isArray(p) && Object.keys(p).length === 0) ||
-    "this task type takes no params"
-  )
-)
+export const NoParams = Schema.Unknown.check(Schema.makeFilter((p) =>
+  p === undefined || p === null || (typeof p === "object" && !Array.isArray(p) && Object.keys(p).length === 0) ||
+  "this task type takes no params"
+))
 
 export const markReady = taskHandler({
   name: readinessTypes.ready,

@@ -1,24 +1,25 @@
-import { Config, Context, Data, Duration, Effect, Layer, Option, ParseResult, Schema } from "effect"
+import { Config, Context, Data, Duration, Effect, Layer, Option, Schema } from "effect"
 import { spawn } from "node:child_process"
 import { readFile } from "node:fs/promises"
 import { AppConfig, ShutdownTimeout } from "../Config.js"
-import { formatIssues, TaskError } from "../Errors.js"
+import { formatSchemaError, TaskError } from "../Errors.js"
 import { taskHandler } from "../engine/TaskHandlers.js"
 
 /** One entry of the operator's commands file. */
 export const CommandSpec = Schema.Struct({
   argv: Schema.NonEmptyArray(Schema.String),
-  timeoutSeconds: Schema.optional(Schema.Number.pipe(Schema.positive())),
-  allowArgs: Schema.optional(Schema.Boolean)
+  timeoutSeconds: Schema.optionalKey(Schema.Number.check(Schema.isGreaterThan(0))),
+  allowArgs: Schema.optionalKey(Schema.Boolean)
 })
 export type CommandSpec = typeof CommandSpec.Type
 
-const CommandsFile = Schema.parseJson(Schema.Record({ key: Schema.String, value: CommandSpec }))
+const CommandsFile = Schema.fromJsonString(Schema.Record(Schema.String, CommandSpec))
+const decodeCommandsFile = Schema.decodeUnknownEffect(CommandsFile)
 
 export class CommandsFileError extends Data.TaggedError("CommandsFileError")<{ readonly message: string }> {}
 
 /** The commands `run-command` may run, by name. Only the operator's file defines them, never a request. */
-export class Commands extends Context.Tag("sidecar/Commands")<Commands, ReadonlyMap<string, CommandSpec>>() {
+export class Commands extends Context.Service<Commands, ReadonlyMap<string, CommandSpec>>()("sidecar/Commands") {
   static fromRecord = (record: Record<string, CommandSpec>) => Layer.succeed(Commands, new Map(Object.entries(record)))
 
   /** Read and check the file; none given means no commands. A file that is there but wrong stops startup. */
@@ -32,14 +33,14 @@ export class Commands extends Context.Tag("sidecar/Commands")<Commands, Readonly
             try: () => readFile(path, "utf8"),
             catch: (e) => new CommandsFileError({ message: `SIDECAR_COMMANDS: cannot read ${path}: ${String(e)}` })
           }).pipe(
-            Effect.flatMap(Schema.decodeUnknown(CommandsFile, { errors: "all", onExcessProperty: "error" })),
+            Effect.flatMap((text) => decodeCommandsFile(text, { errors: "all", onExcessProperty: "error" })),
             Effect.mapError((e) =>
               e._tag === "CommandsFileError"
                 ? e
                 : new CommandsFileError({
                   message: `SIDECAR_COMMANDS: ${path} is not a valid commands file ` +
                     `(a JSON object of name -> {argv: [string, ...], timeoutSeconds?: number, allowArgs?: boolean}): ` +
-                    formatIssues(ParseResult.ArrayFormatter.formatErrorSync(e))
+                    formatSchemaError(e)
                 })
             ),
             Effect.map((record) => new Map(Object.entries(record)))
@@ -47,7 +48,9 @@ export class Commands extends Context.Tag("sidecar/Commands")<Commands, Readonly
       })
     )
 
-  static Live = Layer.unwrapEffect(Effect.map(AppConfig, (config) => Commands.fromFile(config.commandsFile)))
+  static Live = Layer.unwrap(Effect.gen(function*() {
+    return Commands.fromFile((yield* AppConfig).commandsFile)
+  }))
 }
 
 const tailBytes = 4096
@@ -63,7 +66,7 @@ export type CommandResult = typeof CommandResult.Type
  * the whole group, then SIGKILL after `grace`, and waits for the child to be gone.
  */
 const execute = (name: string, argv: ReadonlyArray<string>, grace: Duration.Duration) =>
-  Effect.async<CommandResult, TaskError>((resume) => {
+  Effect.callback<CommandResult, TaskError>((resume) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], detached: true })
     let stdout = ""
     let stderr = ""
@@ -99,7 +102,7 @@ const execute = (name: string, argv: ReadonlyArray<string>, grace: Duration.Dura
         })
       ))
     })
-    return Effect.async<void>((done) => {
+    return Effect.callback<void>((done) => {
       if (exited || child.pid === undefined) return done(Effect.void)
       const signalGroup = (signal: NodeJS.Signals) => {
         try {
@@ -123,12 +126,12 @@ export const runCommand = Effect.gen(function*() {
   const grace = yield* KillGrace
   const Params = Schema.Struct({
     command: Schema.String,
-    args: Schema.optional(Schema.Array(Schema.String))
-  }).pipe(Schema.filter((p) => {
+    args: Schema.optionalKey(Schema.Array(Schema.String))
+  }).check(Schema.makeFilter((p) => {
     const spec = commands.get(p.command)
-    if (spec === undefined) return { path: ["command"], message: `unknown command: ${p.command}` }
+    if (spec === undefined) return { path: ["command"], issue: `unknown command: ${p.command}` }
     if (spec.allowArgs !== true && (p.args?.length ?? 0) > 0) {
-      return { path: ["args"], message: `command ${p.command} does not accept args` }
+      return { path: ["args"], issue: `command ${p.command} does not accept args` }
     }
     return true
   }))
@@ -140,15 +143,17 @@ export const runCommand = Effect.gen(function*() {
       const spec = commands.get(command)!
       const run = execute(command, [...spec.argv, ...args], grace)
       return spec.timeoutSeconds === undefined ? run : run.pipe(
-        Effect.timeoutFail({
+        Effect.timeoutOrElse({
           duration: Duration.seconds(spec.timeoutSeconds),
-          onTimeout: () =>
-            new TaskError({
-              task: "run-command",
-              operation: command,
-              message: `timed out after ${spec.timeoutSeconds} s`,
-              retryable: true
-            })
+          orElse: () =>
+            Effect.fail(
+              new TaskError({
+                task: "run-command",
+                operation: command,
+                message: `timed out after ${spec.timeoutSeconds} s`,
+                retryable: true
+              })
+            )
         })
       )
     }

@@ -1,9 +1,5 @@
-import * as HttpApi from "@effect/platform/HttpApi"
-import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
-import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
-import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
-import * as OpenApi from "@effect/platform/OpenApi"
-import { Schema } from "effect"
+import { Schema, SchemaTransformation } from "effect"
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import pkg from "../../package.json" with { type: "json" }
 import { ReadinessStatus, SubmitTask, Task, TaskId, TaskRun, TaskStatus } from "../Domain.js"
 import {
@@ -19,52 +15,61 @@ import {
 // Both answers to a submit are `{"id"}` on the wire (as in the Go original); the status code tells them apart,
 // and the typed client gets the tag back from it.
 const idOnly = <Tag extends string>(tag: Tag, status: number, description: string) =>
-  Schema.transform(Schema.Struct({ id: Schema.String }), Schema.TaggedStruct(tag, { id: TaskId }), {
-    strict: true,
-    decode: ({ id }) => ({ _tag: tag, id }),
-    encode: ({ id }) => ({ id })
-  }).annotations(HttpApiSchema.annotations({ status, description }))
+  Schema.Struct({ id: Schema.String }).pipe(
+    Schema.decodeTo(
+      Schema.TaggedStruct(tag, { id: TaskId }),
+      SchemaTransformation.transform({
+        decode: ({ id }) => ({ _tag: tag, id }),
+        encode: ({ id }) => ({ id })
+      })
+    ),
+    HttpApiSchema.status(status)
+  ).annotate({ description })
 
 /** 201: a run started, the first for a new id or the next for a failed one. */
 export const TaskStarted = idOnly("TaskStarted", 201, "A run started (a new id, or a failed task run again)")
 /** 202: the task is running or completed already; nothing was done. */
 export const TaskDeduplicated = idOnly("TaskDeduplicated", 202, "The task is running or completed: nothing was done")
 
-const TaskPath = Schema.Struct({ id: Schema.String })
+const TaskPath = { id: Schema.String }
 
 /** A query parameter holding a whole number from `min` to `max`, in plain decimal digits. */
 const integerParam = (min: number, max: number) =>
-  Schema.String.pipe(
-    Schema.filter((s) =>
-      (/^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max) || `must be an integer from ${min} to ${max}`
-    ),
-    Schema.compose(Schema.NumberFromString)
-  )
+  Schema.String.check(Schema.makeFilter((s) =>
+    (/^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max) || `must be an integer from ${min} to ${max}`
+  )).pipe(Schema.decodeTo(Schema.NumberFromString))
 
-const ListParams = Schema.Struct({
-  status: Schema.optional(TaskStatus),
-  type: Schema.optional(Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))),
-  limit: Schema.optional(integerParam(1, 1000))
-})
+const ListParams = {
+  status: Schema.optionalKey(TaskStatus),
+  type: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1, { message: "must not be empty" }))),
+  limit: Schema.optionalKey(integerParam(1, 1000))
+}
 
-const GetParams = Schema.Struct({
+const GetParams = {
   /** Seconds to wait for the task to become terminal before answering. */
-  wait: Schema.optional(integerParam(0, 60))
-})
+  wait: Schema.optionalKey(integerParam(0, 60))
+}
 
 /** A probe's 200: no body. */
-const Ready = HttpApiSchema.Empty(200).annotations({ description: "Ready" })
+const Ready = HttpApiSchema.Empty(200).annotate({ description: "Ready" })
+
+const badRequest = InvalidRequest.pipe(HttpApiSchema.status(400))
+const unavailable = StoreError.pipe(HttpApiSchema.status(503))
+const notFound = TaskNotFound.pipe(HttpApiSchema.status(404))
 
 export class TasksApi extends HttpApiGroup.make("tasks")
   .add(
-    HttpApiEndpoint.post("submit", "/v0/tasks")
-      .setPayload(SubmitTask)
-      .addSuccess(TaskStarted)
-      .addSuccess(TaskDeduplicated)
-      .addError(InvalidTaskId, { status: 400 })
-      .addError(UnknownTaskType, { status: 400 })
-      .addError(InvalidParams, { status: 400 })
-      .addError(StoreError, { status: 503 })
+    HttpApiEndpoint.post("submit", "/v0/tasks", {
+      payload: SubmitTask,
+      success: [TaskStarted, TaskDeduplicated],
+      error: [
+        badRequest,
+        InvalidTaskId.pipe(HttpApiSchema.status(400)),
+        UnknownTaskType.pipe(HttpApiSchema.status(400)),
+        InvalidParams.pipe(HttpApiSchema.status(400)),
+        unavailable
+      ]
+    })
       .annotate(OpenApi.Summary, "Submit a task under a stable id")
       .annotate(
         OpenApi.Description,
@@ -73,10 +78,11 @@ export class TasksApi extends HttpApiGroup.make("tasks")
       )
   )
   .add(
-    HttpApiEndpoint.get("list", "/v0/tasks")
-      .setUrlParams(ListParams)
-      .addSuccess(Schema.Array(Task).annotations({ description: "The most recently submitted, newest first" }))
-      .addError(StoreError, { status: 503 })
+    HttpApiEndpoint.get("list", "/v0/tasks", {
+      query: ListParams,
+      success: Schema.Array(Task).annotate({ description: "The most recently submitted, newest first" }),
+      error: [badRequest, unavailable]
+    })
       .annotate(OpenApi.Summary, "List recent tasks")
       .annotate(
         OpenApi.Description,
@@ -85,12 +91,12 @@ export class TasksApi extends HttpApiGroup.make("tasks")
       )
   )
   .add(
-    HttpApiEndpoint.get("get", "/v0/tasks/:id")
-      .setPath(TaskPath)
-      .setUrlParams(GetParams)
-      .addSuccess(Task)
-      .addError(TaskNotFound, { status: 404 })
-      .addError(StoreError, { status: 503 })
+    HttpApiEndpoint.get("get", "/v0/tasks/:id", {
+      params: TaskPath,
+      query: GetParams,
+      success: Task,
+      error: [badRequest, notFound, unavailable]
+    })
       .annotate(OpenApi.Summary, "Get one task")
       .annotate(
         OpenApi.Description,
@@ -99,19 +105,19 @@ export class TasksApi extends HttpApiGroup.make("tasks")
       )
   )
   .add(
-    HttpApiEndpoint.get("runs", "/v0/tasks/:id/runs")
-      .setPath(TaskPath)
-      .addSuccess(Schema.Array(TaskRun).annotations({ description: "Every run of the task, oldest first" }))
-      .addError(TaskNotFound, { status: 404 })
-      .addError(StoreError, { status: 503 })
+    HttpApiEndpoint.get("runs", "/v0/tasks/:id/runs", {
+      params: TaskPath,
+      success: Schema.Array(TaskRun).annotate({ description: "Every run of the task, oldest first" }),
+      error: [notFound, unavailable]
+    })
       .annotate(OpenApi.Summary, "The task's run history")
   )
   .add(
-    HttpApiEndpoint.del("remove", "/v0/tasks/:id")
-      .setPath(TaskPath)
-      .addSuccess(HttpApiSchema.NoContent.annotations({ description: "Deleted" }))
-      .addError(TaskNotFound, { status: 404 })
-      .addError(StoreError, { status: 503 })
+    HttpApiEndpoint.delete("remove", "/v0/tasks/:id", {
+      params: TaskPath,
+      success: HttpApiSchema.NoContent.annotate({ description: "Deleted" }),
+      error: [notFound, unavailable]
+    })
       .annotate(OpenApi.Summary, "Delete a task, interrupting its run first")
   )
   .annotate(OpenApi.Description, "Submit, inspect and delete tasks")
@@ -120,31 +126,30 @@ export class TasksApi extends HttpApiGroup.make("tasks")
 /** The kubelet's probes and the Go clients' status call. */
 export class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
   .add(
-    HttpApiEndpoint.get("healthz", "/v0/healthz")
-      .addSuccess(Ready)
-      .addError(NotReady, { status: 503 })
+    HttpApiEndpoint.get("healthz", "/v0/healthz", { success: Ready, error: NotReady.pipe(HttpApiSchema.status(503)) })
       .annotate(OpenApi.Summary, "Readiness probe: 200 once ready, 503 until then")
   )
   .add(
-    HttpApiEndpoint.get("startupz", "/v0/startupz")
-      .addSuccess(Ready)
-      .addError(NotReady, { status: 503 })
+    HttpApiEndpoint.get("startupz", "/v0/startupz", { success: Ready, error: NotReady.pipe(HttpApiSchema.status(503)) })
       .annotate(OpenApi.Summary, "Startup probe: the same answer as the readiness probe")
   )
   .add(
-    HttpApiEndpoint.get("livez", "/v0/livez")
-      .addSuccess(HttpApiSchema.Empty(200).annotations({ description: "The database answers" }))
-      .addError(StoreError, { status: 503 })
+    HttpApiEndpoint.get("livez", "/v0/livez", {
+      success: HttpApiSchema.Empty(200).annotate({ description: "The database answers" }),
+      error: unavailable
+    })
       .annotate(OpenApi.Summary, "Liveness probe: 200 when the database answers, whatever the readiness")
   )
   .add(
-    HttpApiEndpoint.get("status", "/v0/status")
-      .addSuccess(Schema.Struct({ status: ReadinessStatus }).annotations({ description: "Ready or Initializing" }))
+    HttpApiEndpoint.get("status", "/v0/status", {
+      success: Schema.Struct({ status: ReadinessStatus }).annotate({ description: "Ready or Initializing" })
+    })
       .annotate(OpenApi.Summary, "Readiness as a word, for the Go clients")
   )
   .add(
-    HttpApiEndpoint.get("metrics", "/v0/metrics")
-      .addSuccess(HttpApiSchema.Text({ contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+    HttpApiEndpoint.get("metrics", "/v0/metrics", {
+      success: Schema.String.pipe(HttpApiSchema.asText({ contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+    })
       .annotate(OpenApi.Summary, "Prometheus metrics (text exposition)")
   )
   .annotate(OpenApi.Description, "Kubernetes probes, readiness and metrics")
@@ -154,7 +159,8 @@ export class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
 export class Api extends HttpApi.make("sidecar")
   .add(HealthApi)
   .add(TasksApi)
-  .addError(InvalidRequest, { status: 400 })
+  // a 400 shows the value it refuses (bounded: see formatIssues)
+  .annotate(HttpApi.ParseOptions, { reportInput: true })
   .annotate(OpenApi.Title, "Sidecar task engine")
   .annotate(OpenApi.Version, pkg.version)
   .annotate(

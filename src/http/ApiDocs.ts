@@ -1,9 +1,6 @@
-import * as HttpApi from "@effect/platform/HttpApi"
-import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as OpenApi from "@effect/platform/OpenApi"
-import type * as HttpLayerRouterModule from "@effect/platform/HttpLayerRouter"
-import { Effect, JSONSchema, Layer } from "effect"
+import { Effect, JsonSchema, Layer, Schema } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
+import { type HttpApi, type HttpApiGroup, HttpApiSwagger, OpenApi } from "effect/http-api"
 import type { RegisteredHandler } from "../engine/TaskHandlers.js"
 
 type Json = Record<string, any>
@@ -20,11 +17,14 @@ export const describeTaskTypes = (handlers: ReadonlyMap<string, RegisteredHandle
     const schema = handler[which]
     if (schema === undefined) return {}
     try {
-      return JSONSchema.fromAST(schema.ast, {
-        definitions,
-        definitionPath: "#/components/schemas/",
-        target: "openApi3.1"
-      }) as Json
+      const single = Schema.toJsonSchemaDocument(schema)
+      const openApi = JsonSchema.toMultiDocumentOpenApi3_1({
+        dialect: "draft-2020-12",
+        schemas: [single.schema],
+        definitions: single.definitions
+      })
+      Object.assign(definitions, openApi.definitions)
+      return openApi.schemas[0] as Json
     } catch {
       return { description: `${handler.name} ${which}: not expressible as JSON Schema` }
     }
@@ -48,31 +48,28 @@ export const describeTaskTypes = (handlers: ReadonlyMap<string, RegisteredHandle
 /**
  * `GET /v0/openapi.json` and `GET /docs` (Swagger UI, inline so it works offline), each made on its first request:
  * made as the server starts, the document and the page's 2 MB of assets cost every start some 50 ms for pages few
- * ever ask for. The page's module is imported only then, so a start does not even read it; for the same reason src/
- * imports @effect/platform's modules by their own paths, never the package's index, which re-exports this module and
- * put its 1.9 MB in what every start loads (test/Main.test.ts checks what a start loads).
+ * ever ask for. The page's module is imported only then, so a start does not even read it.
  */
-export const ApiDocsLive = HttpApiBuilder.Router.use((router) =>
-  Effect.gen(function*() {
-    const { api } = yield* HttpApi.Api
-    const spec = yield* Effect.cached(Effect.sync(() => HttpServerResponse.unsafeJson(OpenApi.fromApi(api))))
-    const page = yield* Effect.cached(
-      Effect.gen(function*() {
-        const [Swagger, HttpLayerRouter] = yield* Effect.promise(() =>
-          Promise.all([import("@effect/platform/HttpApiSwagger"), import("@effect/platform/HttpLayerRouter")])
-        )
-        // The platform builds the page as it mounts it on a router: this router only keeps it.
-        let made: Effect.Effect<HttpServerResponse.HttpServerResponse> = Effect.dieMessage("no Swagger UI page")
-        const keep = { add: (_method: string, _path: string, handler: typeof made) => Effect.sync(() => void (made = handler)) }
-        yield* Layer.build(
-          Swagger.layerHttpLayerRouter({ api, path: "/docs" }).pipe(
-            Layer.provide(Layer.succeed(HttpLayerRouter.HttpRouter, keep as unknown as HttpLayerRouterModule.HttpRouter))
-          )
-        ).pipe(Effect.scoped)
-        return yield* made
-      })
-    )
-    yield* router.get("/v0/openapi.json", spec)
-    yield* router.get("/docs", page)
-  })
-)
+export const apiDocsLayer = <Id extends string, Groups extends HttpApiGroup.Constraint>(api: HttpApi.HttpApi<Id, Groups>) =>
+  HttpRouter.use((router) =>
+    Effect.gen(function*() {
+      const spec = yield* Effect.cached(Effect.sync(() => HttpServerResponse.jsonUnsafe(OpenApi.fromApi(api))))
+      const page = yield* Effect.cached(
+        Effect.gen(function*() {
+          // The framework builds the page as it mounts it on a router: this router only keeps it.
+          let made: Effect.Effect<HttpServerResponse.HttpServerResponse> = Effect.die(new Error("no Swagger UI page"))
+          const keep = {
+            add: (_method: string, _path: string, handler: typeof made) => Effect.sync(() => void (made = handler))
+          }
+          yield* Layer.build(
+            HttpApiSwagger.layer(api, { path: "/docs" }).pipe(
+              Layer.provide(Layer.succeed(HttpRouter.HttpRouter, keep as unknown as HttpRouter.HttpRouter))
+            )
+          ).pipe(Effect.scoped)
+          return yield* made
+        })
+      )
+      yield* router.add("GET", "/v0/openapi.json", spec)
+      yield* router.add("GET", "/docs", page)
+    })
+  )

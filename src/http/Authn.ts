@@ -1,8 +1,6 @@
-import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Effect } from "effect"
+import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { IncomingMessage } from "node:http"
 
 export type AuthnMode = "unauthenticated" | "trusted-header"
@@ -56,6 +54,6 @@ export const authn = (mode: AuthnMode, onReject: (reason: RejectionReason) => Ef
       const reason = rejection(request)
       if (reason === undefined) return yield* app
       yield* onReject(reason)
-      return HttpServerResponse.unsafeJson({ error: messages[reason] }, { status: 401 })
+      return HttpServerResponse.jsonUnsafe({ error: messages[reason] }, { status: 401 })
     })
   )

@@ -1,22 +1,16 @@
 // Part http/: the HTTP surface. Api.ts, the contract; Http.ts, its implementation and serving; RequestBody.ts and
 // Authn.ts, request hardening and authentication; ApiDocs.ts, the OpenAPI document and /docs. Imports engine/, the
 // registry of handlers, and the shared modules.
-import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import * as HttpApiError from "@effect/platform/HttpApiError"
-import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
-import * as HttpServer from "@effect/platform/HttpServer"
-import * as HttpServerError from "@effect/platform/HttpServerError"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as OpenApi from "@effect/platform/OpenApi"
-import { Cause, Duration, Effect, Exit, Layer, Option } from "effect"
+import { Cause, Duration, Effect, Exit, Layer } from "effect"
+import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpApiBuilder, HttpApiError, OpenApi } from "effect/http-api"
 import { Api } from "./Api.js"
-import { ApiDocsLive, describeTaskTypes } from "./ApiDocs.js"
+import { apiDocsLayer, describeTaskTypes } from "./ApiDocs.js"
 import { authn, type AuthnMode } from "./Authn.js"
 import { Engine } from "../engine/Engine.js"
-import { formatIssues, InvalidRequest, NotReady } from "../Errors.js"
+import { formatSchemaError, NotReady } from "../Errors.js"
 import { Metrics } from "../Metrics.js"
-import { BodyTooLarge, hardenRequests, jsonError, tooLarge } from "./RequestBody.js"
+import { hardenRequests, jsonError } from "./RequestBody.js"
 import { Shutdown } from "../Shutdown.js"
 import { TaskHandlers } from "../engine/TaskHandlers.js"
 
@@ -28,19 +22,19 @@ const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
       // Answered as the API declares (TaskStarted, TaskDeduplicated), without encoding `{"id"}` through a Schema.
       .handle("submit", ({ payload }) =>
         Effect.map(engine.submit(payload), (outcome) =>
-          HttpServerResponse.unsafeJson({ id: outcome.id }, { status: outcome._tag === "Started" ? 201 : 202 })))
+          HttpServerResponse.jsonUnsafe({ id: outcome.id }, { status: outcome._tag === "Started" ? 201 : 202 })))
       // Lists and plain gets answer the stored rows as they are (see Store's toJson) rather than through Task.
-      .handle("list", ({ urlParams }) =>
-        Effect.map(engine.listJson({ ...urlParams, limit: urlParams.limit ?? 100 }), HttpServerResponse.unsafeJson))
-      .handle("get", ({ path, urlParams }) =>
-        urlParams.wait === undefined || urlParams.wait === 0
-          ? Effect.map(engine.getJson(path.id), HttpServerResponse.unsafeJson)
-          : engine.await(path.id, Duration.seconds(urlParams.wait)).pipe(
+      .handle("list", ({ query }) =>
+        Effect.map(engine.listJson({ ...query, limit: query.limit ?? 100 }), (tasks) => HttpServerResponse.jsonUnsafe(tasks)))
+      .handle("get", ({ params, query }) =>
+        query.wait === undefined || query.wait === 0
+          ? Effect.map(engine.getJson(params.id), (task) => HttpServerResponse.jsonUnsafe(task))
+          : engine.await(params.id, Duration.seconds(query.wait)).pipe(
             // a stopping server answers its waiters at once rather than let them hold up its drain
-            Effect.raceFirst(Effect.zipRight(shutdown.begun, engine.get(path.id)))
+            Effect.raceFirst(Effect.andThen(shutdown.begun, engine.get(params.id)))
           ))
-      .handle("runs", ({ path }) => engine.runs(path.id))
-      .handle("remove", ({ path }) => engine.remove(path.id))
+      .handle("runs", ({ params }) => engine.runs(params.id))
+      .handle("remove", ({ params }) => engine.remove(params.id))
   }))
 
 const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
@@ -57,51 +51,47 @@ const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
       .handle("metrics", () => metrics.exposition)
   }))
 
-export const HttpApiLive = Layer.unwrapEffect(Effect.map(TaskHandlers, ({ handlers }) =>
-  // The served OpenAPI document (and /docs) describes the task types this sidecar actually has.
-  HttpApiBuilder.api(Api.annotate(OpenApi.Transform, describeTaskTypes(handlers))).pipe(
+/** The API's routes, with the OpenAPI document and /docs describing the task types this sidecar actually has. */
+export const HttpApiLive = Layer.unwrap(Effect.gen(function*() {
+  const { handlers } = yield* TaskHandlers
+  const described = Api.annotate(OpenApi.Transform, describeTaskTypes(handlers))
+  return Layer.mergeAll(HttpApiBuilder.layer(Api), apiDocsLayer(described)).pipe(
     Layer.provide([TasksLive, HealthLive])
-  )))
+  )
+}))
 
 /**
- * Every error the framework produces on its own (decode failures, unknown routes, unreadable bodies, defects)
- * becomes a JSON body with an `error` string, like the typed errors. Never a stack trace.
+ * Every error the framework produces on its own (decode failures, unknown routes, defects) becomes a JSON body with
+ * an `error` string, like the typed errors. Never a stack trace.
  */
-export const ErrorBodyLive = HttpApiBuilder.middleware(Api, (app) =>
-  Effect.catchAllCause(app, (cause) => {
-    const failure = Cause.failureOption(cause)
-    if (Option.isSome(failure)) {
-      const e: unknown = failure.value
-      if (e instanceof HttpApiError.HttpApiDecodeError) {
-        return Effect.fail(
-          new InvalidRequest({
-            error: formatIssues(e.issues)
-          })
-        )
+const errorBodies = HttpMiddleware.make((app) =>
+  Effect.catchCause(app, (cause) => {
+    for (const reason of cause.reasons) {
+      if (reason._tag === "Die" && HttpApiError.HttpApiSchemaError.is(reason.defect)) {
+        const error = reason.defect
+        const message = error.kind === "Payload" && isUnparsableBody(error.cause)
+          ? "invalid request body: not valid JSON"
+          : formatSchemaError(error.cause)
+        // the shape of the API's own InvalidRequest
+        return Effect.succeed(HttpServerResponse.jsonUnsafe({ _tag: "InvalidRequest", error: message }, { status: 400 }))
       }
-      if (HttpServerError.isServerError(e) && e._tag === "RouteNotFound") {
-        return Effect.succeed(jsonError(404, `no route for ${e.request.method} ${e.request.url}`))
+      if (reason._tag === "Fail" && HttpServerError.isHttpServerError(reason.error)) {
+        const e = reason.error
+        if (e.reason._tag === "RouteNotFound") {
+          return Effect.succeed(jsonError(404, `no route for ${e.request.method} ${e.request.url}`))
+        }
       }
-      return Effect.failCause(cause)
     }
-    const defect = Cause.dieOption(cause)
-    if (Option.isSome(defect)) {
-      const d: unknown = defect.value
-      // A body that cannot be read or parsed arrives as a RequestError defect: the framework reads it with orDie.
-      if (HttpServerError.isServerError(d) && d._tag === "RequestError") {
-        return Effect.succeed(
-          d.cause instanceof BodyTooLarge
-            ? tooLarge(d.cause.ended)
-            : jsonError(400, `invalid request body: ${String(d.cause ?? d.message)}`)
-        )
-      }
-      return Effect.logError("request failed with a defect", cause).pipe(Effect.as(jsonError(500, "internal error")))
-    }
-    return Effect.failCause(cause)
-  }))
+    if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+    return Effect.logError("request failed with a defect", cause).pipe(Effect.as(jsonError(500, "internal error")))
+  })
+)
+
+/** Whether a payload failed to decode because its text is not JSON at all (the framework's own words for it). */
+const isUnparsableBody = (error: { readonly message: string }) => error.message.includes("Expected a valid JSON body")
 
 /** Count every answer by route, method and status (a failure that escaped everything else counts as a 500). */
-const countRequests = (metrics: Metrics) =>
+const countRequests = (metrics: Metrics["Service"]) =>
   HttpMiddleware.make((app) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
       Effect.onExit(app, (exit) => {
@@ -113,20 +103,21 @@ const countRequests = (metrics: Metrics) =>
 
 /**
  * The API served on whatever HttpServer is provided (a real port in main, a test server in tests), with
- * `authnMode` deciding who may call it.
+ * `authnMode` deciding who may call it. Every request goes through one middleware of the router, inside the
+ * server's own handling, so that what it answers (JSON errors above all) is what the client gets.
  */
 export const httpLayer = (authnMode: AuthnMode) =>
-  Layer.unwrapEffect(Effect.map(Metrics, (metrics) =>
-    HttpApiBuilder.serve((app) =>
-      app.pipe(hardenRequests, authn(authnMode, metrics.rejected), countRequests(metrics))
-    ).pipe(
-      Layer.provide(ApiDocsLive),
-      Layer.provide([HttpApiLive, ErrorBodyLive]),
-      HttpServer.withLogAddress,
-      // Nothing exports traces (Sidecar.ts turns the tracer off), yet the platform's per-request tracing would still
-      // parse each URL, copy its headers and make a span.
-      HttpMiddleware.withTracerDisabledWhen(() => true)
-    )))
+  Layer.unwrap(Effect.gen(function*() {
+    const metrics = yield* Metrics
+    const everyRequest = HttpRouter.middleware(
+      (app) => app.pipe(errorBodies, hardenRequests, authn(authnMode, metrics.rejected), countRequests(metrics)),
+      { global: true }
+    )
+    return HttpRouter.serve(Layer.mergeAll(HttpApiLive, everyRequest), { disableLogger: true }).pipe(
+      // Nothing exports traces, yet the framework's per-request tracing would still make a span for each request.
+      Layer.provide(Layer.succeed(HttpMiddleware.TracerDisabledWhen, () => true))
+    )
+  }))
 
 /** The API with no authentication: everyone who can reach it is trusted. */
 export const HttpLive = httpLayer("unauthenticated")

@@ -1,16 +1,10 @@
-import * as Headers from "@effect/platform/Headers"
-import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
-import * as HttpMethod from "@effect/platform/HttpMethod"
-import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
-import * as HttpServerError from "@effect/platform/HttpServerError"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
-import { Data, Effect, Option } from "effect"
+import { Data, Effect } from "effect"
+import { Headers, HttpMethod, HttpMiddleware, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { IncomingMessage } from "node:http"
 
 /** An error answer as every one of this API's: JSON with an `error` string. */
-export const jsonError = (status: number, error: string) => HttpServerResponse.unsafeJson({ error }, { status })
+export const jsonError = (status: number, error: string) => HttpServerResponse.jsonUnsafe({ error }, { status })
 
 /** Largest request body accepted; larger ones get 413. */
 export const maxBodyBytes = 1024 * 1024
@@ -42,7 +36,7 @@ export class BodyTooLarge extends Data.TaggedError("BodyTooLarge")<{ readonly en
  * attention: it gets its 413 with `Connection: close`, and may well see a reset instead.
  */
 const readBody = (source: IncomingMessage, refused: boolean) =>
-  Effect.async<string, BodyTooLarge | Error>((resume) => {
+  Effect.callback<string, BodyTooLarge | Error>((resume) => {
     const chunks: Array<Buffer> = []
     let bytes = 0
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -101,29 +95,17 @@ const nestedDeeperThan = (json: string, max: number) => {
   return false
 }
 
-const parseJson = (text: string): unknown => {
-  if (text === "") return null // as the framework does: the payload schema then says what is missing
-  const value: unknown = JSON.parse(text)
-  if (nestedDeeperThan(text, maxJsonDepth)) throw new Error(`JSON nested deeper than ${maxJsonDepth} levels`)
-  return value
-}
-
 /**
- * Make `request` read as JSON: its `text` and `json` come from `text`, and it says it is JSON whatever it said.
+ * Make `request` read as JSON: its `text` is `text`, and it says it is JSON whatever it said (the API parses it).
  * Defined on the request itself, which is this request's own object, rather than provided to the app as a new
- * HttpServerRequest: providing a service around the app sets and restores the fiber's context, two copies of all
- * its refs and an acquire/release on every request with a body.
+ * HttpServerRequest: providing a service around the app would set and restore the fiber's context on every request
+ * with a body.
  */
 const readAsJson = (request: HttpServerRequest.HttpServerRequest, text: string) => {
-  const json = Effect.try({
-    try: () => parseJson(text),
-    catch: (cause) => new HttpServerError.RequestError({ request, reason: "Decode", cause })
-  })
   const headers = Headers.set(request.headers, "content-type", "application/json")
   // Everything else (url, method, the response it is bound to) stays as it was.
   Object.defineProperties(request, {
     text: { value: Effect.succeed(text) },
-    json: { value: json },
     headers: { value: headers }
   })
 }
@@ -139,11 +121,8 @@ const unreadable = (e: unknown) =>
 export const hardenRequests = HttpMiddleware.make((app) =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const source: unknown = NodeHttpServerRequest.toIncomingMessage(request)
-    if (!(source instanceof IncomingMessage)) {
-      // A server other than Node's keeps the framework's own reader and limit (which closes instead of answering).
-      if (Number(request.headers["content-length"]) > maxBodyBytes) return Effect.succeed(tooLarge(false))
-      return HttpIncomingMessage.withMaxBodySize(app, Option.some(maxBodyBytes))
-    }
+    // the sidecar runs on Node's server only (in tests too)
+    if (!(source instanceof IncomingMessage)) return Effect.die(new Error("not a request of Node's HTTP server"))
     // HTTP/1.1 requires Host; the server lets such requests through (requireHostHeader: false) so the 400 is JSON.
     if (source.httpVersion === "1.1" && source.headers.host === undefined) {
       return Effect.succeed(jsonError(400, "missing Host header (HTTP/1.1 requires one)"))
@@ -154,6 +133,9 @@ export const hardenRequests = HttpMiddleware.make((app) =>
       onFailure: (e) => Effect.succeed(unreadable(e)),
       onSuccess: (text) => {
         if (declaredTooLarge) return Effect.succeed(tooLarge(true))
+        if (nestedDeeperThan(text, maxJsonDepth)) {
+          return Effect.succeed(jsonError(400, `invalid request body: JSON nested deeper than ${maxJsonDepth} levels`))
+        }
         readAsJson(request, text)
         return app
       }

@@ -1,4 +1,4 @@
-import { Duration, Effect, Layer, Runtime } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { Worker } from "node:worker_threads"
 import { isPlainFile } from "./DatabaseFile.js"
 import { Sqlite } from "./Sqlite.js"
@@ -74,11 +74,11 @@ export const checkpointInBackground = Effect.gen(function*() {
     if (db.isOpen) db.exec(`PRAGMA wal_autocheckpoint = ${mainConnectionCheckpoint}`)
   }
   const fallBack = (why: string) =>
-    Effect.zipRight(
+    Effect.andThen(
       Effect.sync(handBack),
       Effect.logWarning(`background checkpoints stopped (${why}); the database connection checkpoints itself again`)
     )
-  const run = Runtime.runFork(yield* Effect.runtime<never>())
+  const run = Effect.runForkWith(yield* Effect.context<never>())
   yield* Effect.acquireRelease(
     Effect.sync(() => {
       const worker = new Worker(program, {
@@ -133,6 +133,6 @@ export const checkpointInBackground = Effect.gen(function*() {
  * thread, its own V8, the driver) competed with the server's first work and made crash recovery of 10k runs 3-7 %
  * slower, while the connection's own checkpoints in that second are at most one.
  */
-export const BackgroundCheckpoints = Layer.scopedDiscard(
+export const BackgroundCheckpoints = Layer.effectDiscard(
   Effect.forkScoped(Effect.delay(checkpointInBackground, startAfter))
 )

@@ -1,10 +1,9 @@
-import * as FileSystem from "@effect/platform/FileSystem"
-import * as Path from "@effect/platform/Path"
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Migrator, SqlClient } from "@effect/sql"
+import { SqliteMigrator } from "@effect/sql-sqlite-node"
 import { Data, Duration, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from "node:fs"
+import { dirname } from "node:path"
 import { DatabaseSync } from "node:sqlite"
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs"
 import { migrations } from "../../migrations/index.js"
 import { AppConfig } from "../Config.js"
 import { mainConnectionCheckpoint, restartBytes } from "./Checkpointer.js"
@@ -13,11 +12,8 @@ import { open, sqliteLayer } from "./Sqlite.js"
 import { busyTimeout } from "./Store.js"
 
 const ensureFolder = (filename: string) =>
-  Effect.gen(function*() {
-    if (!isPlainFile(filename)) return
-    const fs = yield* FileSystem.FileSystem
-    const path = yield* Path.Path
-    yield* fs.makeDirectory(path.dirname(filename), { recursive: true })
+  Effect.sync(() => {
+    if (isPlainFile(filename)) mkdirSync(dirname(filename), { recursive: true })
   })
 
 /** The highest PRAGMA user_version of the Go sidecar's schema that migration 0004 knows how to adopt. */
@@ -102,8 +98,6 @@ const refuseUnsupported = (filename: string) =>
     }
   })
 
-/** The migrator: @effect/sql's, its table `effect_sql_migrations` (as @effect/sql-sqlite-node's, used before). */
-export const migrate = Migrator.make({})
 
 // Pragmas first (they are per connection), then the migrations, so nothing can query an old schema.
 const setup = Effect.gen(function*() {
@@ -119,7 +113,7 @@ const setup = Effect.gen(function*() {
   // While migrating, nothing else is served, so SQLite may wait for another writer the blocking way. Afterwards
   // the Store waits asynchronously instead (see busyTimeout), so the connection must not block at all.
   yield* sql`PRAGMA busy_timeout = ${sql.literal(String(Duration.toMillis(busyTimeout)))}`
-  const applied = yield* migrate({ loader: Migrator.fromRecord(migrations) })
+  const applied = yield* SqliteMigrator.run({ loader: SqliteMigrator.fromRecord(migrations) })
   yield* sql`PRAGMA busy_timeout = 0`
   yield* Effect.logInfo("database ready").pipe(
     Effect.annotateLogs("migrationsApplied", applied.map(([id, name]) => `${String(id).padStart(4, "0")}_${name}`))
@@ -130,8 +124,9 @@ const setup = Effect.gen(function*() {
 export const sqlLayer = (filename: string) =>
   Layer.effectDiscard(setup).pipe(
     Layer.provideMerge(sqliteLayer(filename)),
-    Layer.provide(Layer.effectDiscard(Effect.zipRight(ensureFolder(filename), refuseUnsupported(filename)))),
-    Layer.provide(NodeContext.layer)
+    Layer.provide(Layer.effectDiscard(Effect.andThen(ensureFolder(filename), refuseUnsupported(filename))))
   )
 
-export const SqlLive = Layer.unwrapEffect(Effect.map(AppConfig, (config) => sqlLayer(config.dbPath)))
+export const SqlLive = Layer.unwrap(Effect.gen(function*() {
+  return sqlLayer((yield* AppConfig).dbPath)
+}))

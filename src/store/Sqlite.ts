@@ -1,7 +1,6 @@
-import * as Reactivity from "@effect/experimental/Reactivity"
-import { SqlClient, type SqlConnection, Statement } from "@effect/sql"
-import { SqlError } from "@effect/sql/SqlError"
-import { Context, Effect, Layer, Scope, Stream } from "effect"
+import { Context, Effect, Layer, Semaphore, Stream } from "effect"
+import { Reactivity } from "effect/reactivity"
+import { SqlClient, type SqlConnection, SqlError, Statement } from "effect/sql"
 import { DatabaseSync, type StatementSync } from "node:sqlite"
 
 /** The one SQLite connection (node:sqlite), with what the Store needs beside its statements. */
@@ -21,7 +20,7 @@ export interface Connection {
  * The sidecar's one SQLite connection, for the Store's statements: prepared once and run synchronously, they cost what
  * SQLite costs. The connection also serves @effect/sql (the migrator, tagged-template statements).
  */
-export class Sqlite extends Context.Tag("sidecar/Sqlite")<Sqlite, Connection>() {}
+export class Sqlite extends Context.Service<Sqlite, Connection>()("sidecar/Sqlite") {}
 
 /** SQLite's primary result codes by name, for messages: node:sqlite gives the number and SQLite's own words only. */
 const codeNames: Record<number, string> = {
@@ -78,10 +77,11 @@ export const transactionOn = (db: DatabaseSync) => {
   }
 }
 
-/** Statements @effect/sql sends (the migrator's, tagged templates), prepared once per text; few distinct ones. */
+/** Statements effect/sql sends (the migrator's, tagged templates), prepared once per text; few distinct ones. */
 const maxPrepared = 200
 
-const failed = (cause: unknown) => new SqlError({ cause, message: "Failed to execute statement" })
+const failed = (cause: unknown) =>
+  new SqlError.SqlError({ reason: SqlError.classifySqliteError(cause, { message: "Failed to execute statement" }) })
 
 const make = (filename: string) =>
   Effect.gen(function*() {
@@ -109,7 +109,7 @@ const make = (filename: string) =>
     }
     const run = (statement: () => StatementSync, params: ReadonlyArray<unknown>, raw: boolean) =>
       Effect.try({
-        try: (): unknown => {
+        try: (): any => {
           const s = statement()
           if (s.columns().length > 0) return rows(s, params, false)
           const result = s.run(...bindable(params))
@@ -117,44 +117,49 @@ const make = (filename: string) =>
         },
         catch: failed
       })
+    const values = (statement: () => StatementSync, params: ReadonlyArray<unknown>) =>
+      Effect.try({
+        try: () => {
+          const s = statement()
+          if (s.columns().length === 0) {
+            s.run(...bindable(params))
+            return []
+          }
+          return rows(s, params, true) as unknown as Array<Array<unknown>>
+        },
+        catch: failed
+      })
 
     const connection: SqlConnection.Connection = {
       execute: (sql, params, transformRows) => {
-        const result = run(() => prepare(sql), params, false) as Effect.Effect<ReadonlyArray<any>, SqlError>
+        const result = run(() => prepare(sql), params, false)
         return transformRows === undefined ? result : Effect.map(result, transformRows)
       },
       executeRaw: (sql, params) => run(() => prepare(sql), params, true),
-      executeValues: (sql, params) =>
-        Effect.try({
-          try: () => {
-            const s = prepare(sql)
-            if (s.columns().length === 0) {
-              s.run(...bindable(params))
-              return []
-            }
-            return rows(s, params, true) as unknown as Array<Array<unknown>>
-          },
-          catch: failed
-        }),
+      executeValues: (sql, params) => values(() => prepare(sql), params),
+      executeValuesUnprepared: (sql, params) => values(() => db.prepare(sql), params),
       executeUnprepared: (sql, params, transformRows) => {
-        const result = run(() => db.prepare(sql), params, false) as Effect.Effect<ReadonlyArray<any>, SqlError>
+        const result = run(() => db.prepare(sql), params, false)
         return transformRows === undefined ? result : Effect.map(result, transformRows)
       },
-      executeStream: () => Stream.dieMessage("executeStream is not supported")
+      executeStream: () => Stream.die(new Error("executeStream is not supported"))
     }
 
-    // @effect/sql's own discipline for its callers: one statement or transaction at a time on the connection.
-    const semaphore = yield* Effect.makeSemaphore(1)
-    const transactionAcquirer = Effect.uninterruptibleMask((restore) =>
-      Effect.zipRight(
-        restore(semaphore.take(1)),
-        Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, semaphore.release(1)))
-      ).pipe(Effect.as(connection))
-    )
+    // effect/sql's own discipline for its callers: one statement or transaction at a time on the connection.
+    const { acquirer, borrower, isTransaction, onCommitFailure, transactionAcquirer } = SqlClient.makeSqliteAcquirers({
+      connection: Effect.succeed(connection),
+      semaphore: yield* Semaphore.make(1),
+      isTransaction: () => db.isTransaction
+    })
     const client = yield* SqlClient.make({
-      acquirer: semaphore.withPermits(1)(Effect.succeed(connection)),
+      driver: "sidecar-node-sqlite",
+      acquirer,
+      borrower,
       compiler: Statement.makeCompilerSqlite(),
       transactionAcquirer,
+      onCommitFailure,
+      isTransaction,
+      beginTransaction: "BEGIN IMMEDIATE",
       spanAttributes: [["db.system.name", "sqlite"]]
     })
     const connectionOf: Connection = { db, filename, memory, transaction: transactionOn(db) }
@@ -162,9 +167,9 @@ const make = (filename: string) =>
   })
 
 /**
- * SQLite on `filename` (":memory:" allowed, WAL otherwise), as the Store's connection and as @effect/sql's
+ * SQLite on `filename` (":memory:" allowed, WAL otherwise), as the Store's connection and as effect/sql's
  * `SqlClient` (for the migrator, and for anyone's tagged-template statements) over that one connection. Closed with
  * the layer.
  */
 export const sqliteLayer = (filename: string) =>
-  Layer.scopedContext(make(filename)).pipe(Layer.provide(Reactivity.layer))
+  Layer.effectContext(make(filename)).pipe(Layer.provide(Reactivity.layer))

@@ -2,7 +2,7 @@
 // WAL checkpoints off the event loop; DatabaseFile.ts, checks of the file itself; Store.ts, the only module that
 // speaks SQL. Imports only the shared modules of src/
 // (Config, Domain, Errors, Logging, Metrics, Shutdown).
-import { Clock, DateTime, Duration, Effect, Option, Schedule } from "effect"
+import { Clock, Context, DateTime, Duration, Effect, Layer, Option, Schedule } from "effect"
 import { fileChecks, type StorageProblem } from "./DatabaseFile.js"
 import type { RunStart, TaskFilter, TaskId, TaskStatus } from "../Domain.js"
 import { Task, TaskRun } from "../Domain.js"
@@ -143,9 +143,9 @@ const fromRow = (row: RawTaskRow): Task => {
   return new Task({
     ...rest,
     id: rest.id as TaskId,
-    submittedAt: DateTime.unsafeMake(submittedAt),
-    ...(completedAt === undefined ? {} : { completedAt: DateTime.unsafeMake(completedAt) })
-  }, true)
+    submittedAt: DateTime.makeUnsafe(submittedAt),
+    ...(completedAt === undefined ? {} : { completedAt: DateTime.makeUnsafe(completedAt) })
+  }, { disableChecks: true })
 }
 
 const fromRunRow = (row: RunRow): TaskRun => {
@@ -155,11 +155,11 @@ const fromRunRow = (row: RunRow): TaskRun => {
     status: row.status as TaskStatus,
     ...(row.error === "" ? {} : { error: row.error }),
     ...(result === undefined ? {} : { result }),
-    startedAt: DateTime.unsafeMake(row.started_at),
-    ...(row.completed_at === null || row.completed_at === "" ? {} : { completedAt: DateTime.unsafeMake(row.completed_at) }),
+    startedAt: DateTime.makeUnsafe(row.started_at),
+    ...(row.completed_at === null || row.completed_at === "" ? {} : { completedAt: DateTime.makeUnsafe(row.completed_at) }),
     startedBy: row.started_by as RunStart,
     resumes: row.resumes
-  }, true)
+  }, { disableChecks: true })
 }
 
 /**
@@ -172,16 +172,16 @@ export const busyTimeout = Duration.seconds(5)
 // Every millisecond at first: the lock is most often the checkpointer's RESTART (11-20 ms), and doubling waits from
 // 2 ms overshot its end by up to as long again, for every request in flight. Then less and less often.
 const whileBusy = Schedule.spaced("1 millis").pipe(
-  Schedule.upTo("40 millis"),
-  Schedule.andThen(Schedule.exponential("2 millis").pipe(Schedule.union(Schedule.spaced("50 millis")))),
-  Schedule.upTo(busyTimeout)
+  Schedule.upTo({ duration: "40 millis" }),
+  Schedule.concat(Schedule.min([Schedule.exponential("2 millis"), Schedule.spaced("50 millis")])),
+  Schedule.upTo({ duration: busyTimeout })
 )
 
 /**
  * How a write the sidecar has already promised (a run's outcome, a resumption's count) is retried when the database
  * refuses it: soon at first, then every second, until it is written or its fiber is interrupted.
  */
-export const untilWritten = Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("1 second")))
+export const untilWritten = Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("1 second")])
 
 const saveSql = `INSERT INTO task_results (${columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (id) DO UPDATE SET type = excluded.type, status = excluded.status, run = excluded.run,
@@ -257,8 +257,8 @@ const fileCheckInterval = Duration.millis(500)
  * The only module that speaks SQL: `task_results` in, `Task` out. Its statements are prepared once and run
  * synchronously on the one connection: a statement, or a batch in one transaction, is never interleaved with another.
  */
-export class Store extends Effect.Service<Store>()("sidecar/Store", {
-  scoped: Effect.gen(function*() {
+export class Store extends Context.Service<Store>()("sidecar/Store", {
+  make: Effect.gen(function*() {
     const { db, filename, transaction } = yield* Sqlite
     const file = fileChecks(filename)
     const faults = makeWriteFaults(yield* Metrics, file.volumeProblem)
@@ -273,7 +273,7 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
     // that moves its clock by days must not run thousands of checks.
     yield* checkFile.pipe(
       Effect.repeat(Schedule.spaced(fileCheckInterval)),
-      Effect.withClock(Clock.make()),
+      Effect.provideService(Clock.Clock, Clock.Clock.defaultValue()),
       Effect.forkScoped
     )
     /** Throws what is wrong with the file, so that a write refuses rather than land where no restart looks. */
@@ -409,7 +409,7 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
         )
       })
 
-    const getRow = (id: string) => step("get", () => Option.fromNullable(statements.get.get(id)))
+    const getRow = (id: string) => step("get", () => Option.fromUndefinedOr(statements.get.get(id)))
     /** The task with exactly this id. */
     const get = (id: string) => Effect.map(getRow(id), Option.map(fromRow))
     /** The task with exactly this id, as TaskResult JSON. */
@@ -453,11 +453,11 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
 
     /** The most recently completed task among `types` (by completedAt). */
     const lastCompleted = (types: ReadonlyArray<string>) =>
-      step("lastCompleted", () => Option.map(Option.fromNullable(lastCompletedOf(types.length).get(...types)), fromRow))
+      step("lastCompleted", () => Option.map(Option.fromUndefinedOr(lastCompletedOf(types.length).get(...types)), fromRow))
 
     /** Delete the task (and, by trigger, its past runs); the task it was, if there was one. */
     const remove = (id: string) =>
-      write("remove", () => Option.map(Option.fromNullable(statements.remove.all(id)[0]), fromRow))
+      write("remove", () => Option.map(Option.fromUndefinedOr(statements.remove.all(id)[0]), fromRow))
 
     /**
      * Delete up to `batch` tasks (and their runs) that ended before `before`, never one still running nor one of
@@ -489,8 +489,8 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
     const grace = (proposed: DateTime.Utc) =>
       write("grace", () =>
         Option.map(
-          Option.fromNullable(statements.grace.all(DateTime.formatIso(proposed))[0]),
-          (row) => ({ history: row.history, endsAt: DateTime.unsafeMake(row.ends_at) })
+          Option.fromUndefinedOr(statements.grace.all(DateTime.formatIso(proposed))[0]),
+          (row) => ({ history: row.history, endsAt: DateTime.makeUnsafe(row.ends_at) })
         ))
     /** The grace is over: later starts prune without waiting. */
     const endGrace = write("endGrace", () => void statements.endGrace.run())
@@ -521,7 +521,8 @@ export class Store extends Effect.Service<Store>()("sidecar/Store", {
       endGrace,
       countPrunable
     } as const
-  }),
-  // the same Metrics as the rest of the sidecar's: layers are shared by reference within one build
-  dependencies: [Metrics.Default]
-}) {}
+  })
+}) {
+  /** The Store over the Sqlite connection, counting refused writes in the sidecar's Metrics. */
+  static readonly layer = Layer.effect(this, this.make)
+}

@@ -29,7 +29,7 @@ const sqliteReason = (error: unknown): StorageReason | undefined => {
  * rather than once a request. `volumeProblem` looks at the volume when SQLite reports only a failed write or a full
  * disk: a read-only volume shows as an I/O error, and the reason said should be the one an operator acts on.
  */
-export const makeWriteFaults = (metrics: Metrics, volumeProblem: () => StorageProblem | undefined) => {
+export const makeWriteFaults = (metrics: Metrics["Service"], volumeProblem: () => StorageProblem | undefined) => {
   let current: { reason: StorageReason; since: number; refused: number } | undefined
 
   const reasonOf = (error: unknown): { reason: StorageReason; problem?: StorageProblem } | undefined => {
@@ -58,7 +58,7 @@ export const makeWriteFaults = (metrics: Metrics, volumeProblem: () => StoragePr
           return problem
         }
         current = { reason: found.reason, since: Date.now(), refused: 1 }
-        return Effect.zipRight(
+        return Effect.andThen(
           Effect.logWarning("the database refuses writes; submits answer 503 until it takes them again").pipe(
             Effect.annotateLogs({ reason: found.reason, error: error instanceof Error ? error.message : String(error) })
           ),

@@ -1,7 +1,6 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { describe, expect, layer } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, FileSystem, Layer } from "effect"
 import { spawn } from "node:child_process"
 import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
@@ -21,7 +20,7 @@ interface Run {
  * registration), which costs a few seconds more to start.
  */
 const run = (command: ReadonlyArray<string>) => (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Effect.async<Run>((resume) => {
+  Effect.callback<Run>((resume) => {
     const { SIDECAR_URL: _, ...inherited } = process.env
     const child = spawn(command[0]!, [...command.slice(1), ...args], {
       cwd: root,
@@ -53,8 +52,8 @@ const expectReason = (run: Run, reason: RegExp) => {
 const slow = 60_000
 
 /** One real sidecar for the whole file, with a `fail` command that exits 3. */
-class Server extends Context.Tag("test/Cli/Server")<Server, { readonly url: string }>() {}
-const ServerLive = Layer.scoped(
+class Server extends Context.Service<Server, { readonly url: string }>()("test/Cli/Server") {}
+const ServerLive = Layer.effect(
   Server,
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
@@ -67,7 +66,7 @@ const ServerLive = Layer.scoped(
     const { url } = yield* startSidecar({ SIDECAR_DB: `${dir}/sidecar.db`, SIDECAR_COMMANDS: commands })
     return { url }
   })
-).pipe(Layer.provide(NodeContext.layer))
+).pipe(Layer.provide(NodeServices.layer))
 
 const ID = "3f0c2a9e-7b1d-4c5e-8a6f-9d2b1c0e4f7a"
 
@@ -79,7 +78,7 @@ const submitted = (url: string, body: unknown) =>
     return json.id as string
   })
 
-const closedPort = Effect.async<number>((resume) => {
+const closedPort = Effect.callback<number>((resume) => {
   const server = createServer().listen(0, "127.0.0.1", () => {
     const address = server.address()
     server.close(() => resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0)))
@@ -223,7 +222,7 @@ describe("sidecar CLI", () => {
         const { url } = yield* Server
         const readiness = (type: string, status: string) =>
           request(`${url}/v0/tasks`, { method: "POST", body: { type } }).pipe(
-            Effect.zipRight(pollUntil(request(`${url}/v0/status`), (r) => r.json?.status === status))
+            Effect.andThen(pollUntil(request(`${url}/v0/status`), (r) => r.json?.status === status))
           )
         yield* readiness("mark-not-ready", "Initializing")
         const notReady = yield* sidecar(["probe", "--url", url])

@@ -1,20 +1,19 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { expect, layer } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, FileSystem, Layer } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { pollUntil, request, type Sidecar, startSidecar, taskRows } from "../sidecar.js"
 
 /** One sidecar for the whole file, with `flaky` (fails until `flag` exists, logging each start), `quick`, `fails`. */
-class Server extends Context.Tag("test/ContentionServer")<Server, {
+class Server extends Context.Service<Server, {
   readonly sidecar: Sidecar
   readonly db: string
   readonly flag: string
   readonly flakyStarts: () => number
-}>() {}
+}>()("test/ContentionServer") {}
 
-const ServerLive = Layer.scoped(
+const ServerLive = Layer.effect(
   Server,
   Effect.gen(function*() {
     const dir = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-race-" }))
@@ -31,7 +30,7 @@ const ServerLive = Layer.scoped(
     const flakyStarts = () => (existsSync(starts) ? readFileSync(starts, "utf8").split("\n").length - 1 : 0)
     return { sidecar, db, flag, flakyStarts }
   })
-).pipe(Layer.provide(NodeContext.layer))
+).pipe(Layer.provide(NodeServices.layer))
 
 const uuid = (n: number) => `00000000-0000-4000-9000-${String(n).padStart(12, "0")}`
 const post = (url: string, body: unknown) => request(`${url}/v0/tasks`, { method: "POST", body })

@@ -1,6 +1,7 @@
-import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Fiber, HashMap, Layer, Logger, LogLevel, Option, TestClock } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Logger, Option, References } from "effect"
+import { SqlClient } from "effect/sql"
+import { TestClock } from "effect/testing"
 import type { SubmitTask } from "../../src/Domain.js"
 import { Engine } from "../../src/engine/Engine.js"
 import { TaskError } from "../../src/Errors.js"
@@ -15,28 +16,41 @@ import { engineOver, engineWithStore, InterleavingStore, Probe, SqlMemory, SqlTe
 
 const EngineTest = engineOver(SqlMemory)
 
-/** When a submit runs with a SaveLatch, its save waits for that latch: it holds the gate mid-decision meanwhile. */
-class SaveLatch extends Context.Reference<SaveLatch>()("test/SaveLatch", {
-  defaultValue: () => Option.none<Deferred.Deferred<void>>()
-}) {}
+/**
+ * When a submit that writes its decision itself (a caller alone) runs with a SaveLatch, that write waits for the
+ * latch: it holds the gate mid-decision meanwhile.
+ */
+const SaveLatch = Context.Reference<Option.Option<Deferred.Deferred<void>>>("test/SaveLatch", {
+  defaultValue: () => Option.none()
+})
 const LatchedStore = Layer.effect(
   Store,
   Effect.map(Store, (real) =>
-    Store.make({
+    Store.of({
       ...real,
-      save: (task) =>
+      decideAll: (batch) =>
         Effect.flatMap(SaveLatch, Option.match({ onNone: () => Effect.void, onSome: Deferred.await })).pipe(
-          Effect.zipRight(real.save(task))
+          Effect.andThen(real.decideAll(batch))
         )
     }))
-).pipe(Layer.provide(Store.Default))
+).pipe(Layer.provide(Store.layer))
 const ID = "6f9619ff-8b86-4011-b42d-00c04fc964ff"
 
 const submit = (req: SubmitTask) => Effect.flatMap(Engine, (e) => e.submit(req))
 /** Wait for the task's run to end, then read it. */
-const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.zipRight(e.join(id), e.get(id)))
+const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id)))
 const probeTask = (key: string, extra: { hold?: boolean; fail?: string; crash?: string } = {}, id?: string) =>
   submit({ ...(id === undefined ? {} : { id }), type: "test", params: { key, ...extra } })
+/**
+ * Until runs of `key` have started `n` times. A run begins only after its submit has answered, and an engine that
+ * stops before then interrupts it before its handler.
+ */
+const started = (key: string, n: number) =>
+  Effect.gen(function*() {
+    const probe = yield* Probe
+    for (let i = 0; i < 100 && probe.runs(key) < n; i++) yield* Effect.yieldNow
+    expect(probe.runs(key)).toBe(n)
+  })
 
 describe("Engine.submit", () => {
   it.effect("a new id starts run 1 and completes it", () =>
@@ -92,7 +106,7 @@ describe("Engine.submit", () => {
       expect((yield* Effect.flip(engine.submit({ type: "" })))._tag).toBe("InvalidRequest")
       const badParams = yield* Effect.flip(engine.submit({ type: "test", params: { key: 5 } }))
       expect(badParams._tag).toBe("InvalidParams")
-      expect(badParams.message).toContain("key: Expected string, actual 5")
+      expect(badParams.message).toContain("key: Expected string, got 5")
       expect((yield* Effect.flip(engine.submit({ type: "mark-ready", params: { x: 1 } })))._tag).toBe("InvalidParams")
       expect(yield* engine.list()).toEqual([])
     }).pipe(Effect.provide(EngineTest)))
@@ -125,14 +139,14 @@ describe("Engine.submit", () => {
       expect(yield* probeTask("flaky", { fail: "still not" }, ID)).toEqual({ _tag: "Started", id: ID, run: 2 })
       const second = yield* settled(ID)
       expect(second).toMatchObject({ status: "failed", run: 2, error: "test: flaky: still not [hint: release it]" })
-      expect(second.submittedAt.epochMillis).toBe(60_000)
+      expect(second.submittedAt.epochMilliseconds).toBe(60_000)
 
       yield* TestClock.adjust("1 minute")
       yield* probeTask("flaky", {}, ID)
       const third = yield* settled(ID)
       expect(third).toMatchObject({ status: "completed", run: 3, params: { key: "flaky" } })
       expect(third.error).toBeUndefined()
-      expect(third.submittedAt.epochMillis).toBe(120_000)
+      expect(third.submittedAt.epochMilliseconds).toBe(120_000)
       expect((yield* Probe).runs("flaky")).toBe(3)
     }).pipe(Effect.provide(EngineTest)))
 
@@ -175,13 +189,13 @@ describe("Engine.submit", () => {
       const saving = yield* Deferred.make<void>()
       const body = { id: ID, type: "test", params: { key: "gate" } }
       // the first save waits for the test, holding the gate in the middle of its decision
-      const first = yield* Effect.fork(submit(body).pipe(Effect.provideService(SaveLatch, Option.some(saving))))
-      const queued = yield* Effect.fork(probeTask("gate", {}, ID))
-      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      const first = yield* Effect.forkChild(submit(body).pipe(Effect.provideService(SaveLatch, Option.some(saving))))
+      const queued = yield* Effect.forkChild(probeTask("gate", {}, ID))
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow
       yield* Fiber.interrupt(queued) // its client hung up
-      const next = yield* Effect.fork(probeTask("gate", {}, ID))
-      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
-      expect(next.unsafePoll()).toBeNull() // still behind the first
+      const next = yield* Effect.forkChild(probeTask("gate", {}, ID))
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow
+      expect(next.pollUnsafe()).toBeUndefined() // still behind the first
       yield* Deferred.succeed(saving, undefined)
       expect(yield* Fiber.join(first)).toEqual({ _tag: "Started", id: ID, run: 1 })
       expect((yield* Fiber.join(next))._tag).toBe("Deduplicated")
@@ -260,7 +274,7 @@ describe("Engine.remove", () => {
       yield* probe.hold("del")
       yield* probeTask("del", { hold: true }, ID)
       // the run starts once the submit has answered
-      for (let i = 0; i < 50 && probe.runs("del") === 0; i++) yield* Effect.yieldNow()
+      for (let i = 0; i < 50 && probe.runs("del") === 0; i++) yield* Effect.yieldNow
       expect(probe.runs("del")).toBe(1)
       yield* engine.remove(ID)
       expect(probe.interruptions("del")).toBe(1)
@@ -277,7 +291,7 @@ describe("Engine.remove", () => {
       const probe = yield* Probe
       yield* probeTask("early", {}, ID)
       yield* engine.remove(ID)
-      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow
       expect(probe.runs("early")).toBe(0)
       expect((yield* Effect.flip(engine.get(ID)))._tag).toBe("TaskNotFound")
       // neither counted as started nor as ended
@@ -312,11 +326,11 @@ describe("readiness", () => {
       expect(yield* withFreshEngine(ready)).toBe(false)
       yield* TestClock.adjust("1 second")
       // a deterministic-id mark-ready submitted again after restart is deduplicated, and still counts
-      yield* withFreshEngine(Effect.zipRight(submit({ id: ID, type: "mark-ready" }), settled(ID)))
+      yield* withFreshEngine(Effect.andThen(submit({ id: ID, type: "mark-ready" }), settled(ID)))
       expect(yield* withFreshEngine(Effect.map(submit({ id: ID, type: "mark-ready" }), (o) => o._tag)))
         .toBe("Deduplicated")
       expect(yield* withFreshEngine(ready)).toBe(true)
-    }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.Default))))
+    }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.layer))))
 })
 
 /**
@@ -326,7 +340,7 @@ describe("readiness", () => {
 const reExecutionLeftRunning = (key: string) =>
   Effect.gen(function*() {
     const probe = yield* Probe
-    yield* withFreshEngine(Effect.zipRight(probeTask(key, { fail: "x" }, ID), settled(ID)))
+    yield* withFreshEngine(Effect.andThen(probeTask(key, { fail: "x" }, ID), settled(ID)))
     yield* probe.hold(key)
     yield* withFreshEngine(probeTask(key, { hold: true }, ID))
     yield* probe.release(key)
@@ -337,7 +351,7 @@ describe("shutdown and recovery", () => {
     Effect.gen(function*() {
       const probe = yield* Probe
       yield* probe.hold("resume")
-      yield* withFreshEngine(probeTask("resume", { hold: true }, ID))
+      yield* withFreshEngine(Effect.andThen(probeTask("resume", { hold: true }, ID), started("resume", 1)))
       // the engine is gone: its run was interrupted, nothing was written
       expect(probe.interruptions("resume")).toBe(1)
       const sql = yield* SqlClient.SqlClient
@@ -347,18 +361,18 @@ describe("shutdown and recovery", () => {
       const resumed = yield* withFreshEngine(settled(ID))
       expect(resumed).toMatchObject({ status: "completed", run: 1 })
       expect(probe.runs("resume")).toBe(2)
-    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
+    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.layer))))
 
   it.effect("with a resume gate (the server's), runs left running resume only once it opens", () =>
     Effect.gen(function*() {
       const probe = yield* Probe
       yield* probe.hold("gated")
-      yield* withFreshEngine(probeTask("gated", { hold: true }, ID))
+      yield* withFreshEngine(Effect.andThen(probeTask("gated", { hold: true }, ID), started("gated", 1)))
       yield* probe.release("gated")
       const gate = yield* Deferred.make<void>()
       const resumed = yield* withFreshEngine(Effect.gen(function*() {
         // the engine has started; had it forked the resumption unconditionally, these turns would have run it
-        for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+        for (let i = 0; i < 50; i++) yield* Effect.yieldNow
         expect(probe.runs("gated")).toBe(1)
         expect(yield* Effect.flatMap(Engine, (e) => e.get(ID))).toMatchObject({ status: "running", run: 1 })
         yield* Deferred.succeed(gate, undefined)
@@ -366,23 +380,23 @@ describe("shutdown and recovery", () => {
       })).pipe(Effect.provideService(ResumeGate, gate))
       expect(resumed).toMatchObject({ status: "completed", run: 1 })
       expect(probe.runs("gated")).toBe(2)
-    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
+    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.layer))))
 
   it.effect("a resumed re-execution keeps its run number", () =>
     Effect.gen(function*() {
       yield* reExecutionLeftRunning("again")
       expect(yield* withFreshEngine(settled(ID))).toMatchObject({ status: "completed", run: 2 })
-    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
+    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.layer))))
 
   it.effect("a running row whose type has no handler is marked failed as the engine starts", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       yield* sql`INSERT INTO task_results (id, type, status, params, submitted_at, run)
         VALUES (${ID}, 'retired-type', 'running', NULL, '2026-01-01T00:00:00.000Z', 3)`
-      const task = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.zipRight(e.join(ID), e.get(ID))))
+      const task = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.andThen(e.join(ID), e.get(ID))))
       expect(task).toMatchObject({ status: "failed", run: 3, error: "no handler registered for task type: retired-type" })
       expect(task.completedAt).toBeDefined()
-    }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.Default))))
+    }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.layer))))
 
   it.effect("more runs left running than resume at once all resume: each one that ends lets the next in", () =>
     Effect.gen(function*() {
@@ -394,7 +408,7 @@ describe("shutdown and recovery", () => {
       }
       const tasks = yield* withFreshEngine(Effect.forEach(ids, settled))
       expect(tasks.every((t) => t.status === "completed" && t.run === 1)).toBe(true)
-    }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.Default))))
+    }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.layer))))
 })
 
 describe("a run's log lines", () => {
@@ -406,15 +420,15 @@ describe("a run's log lines", () => {
   const logged = <A, E, R>(program: Effect.Effect<A, E, R>) =>
     Effect.gen(function*() {
       const lines: Array<Line> = []
-      const capture = Logger.make(({ annotations, message }) =>
+      const capture = Logger.make(({ fiber, message }) =>
         lines.push({
           message: Array.isArray(message) ? message[0] : message,
-          annotations: Object.fromEntries(annotations)
+          annotations: { ...fiber.getRef(References.CurrentLogAnnotations) }
         })
       )
       const result = yield* program.pipe(
-        Effect.provide(Logger.replace(Logger.defaultLogger, capture)),
-        Logger.withMinimumLogLevel(LogLevel.Debug)
+        Effect.provide(Logger.layer([capture])),
+        Effect.provideService(References.MinimumLogLevel, "Debug")
       )
       return { result, lines }
     })
@@ -424,7 +438,7 @@ describe("a run's log lines", () => {
   it.effect("carry the task's id, type and run, the handler's own included, and nothing of the submitting fiber's", () =>
     Effect.gen(function*() {
       const submitted = probeTask("logged", {}, ID).pipe(Effect.annotateLogs("request", "r-1"))
-      const { lines } = yield* logged(Effect.zipRight(submitted, settled(ID)).pipe(Effect.provide(EngineTest)))
+      const { lines } = yield* logged(Effect.andThen(submitted, settled(ID)).pipe(Effect.provide(EngineTest)))
       const run = ofRun(lines)
       expect(run.map((l) => l.message)).toEqual(["task started", "test handler ran", "task completed"])
       for (const line of run) {
@@ -437,9 +451,9 @@ describe("a run's log lines", () => {
   it.effect("a submit's line is logged before its answer", () =>
     Effect.gen(function*() {
       const seen: Array<unknown> = []
-      const capture = Logger.make(({ annotations, message }) => {
+      const capture = Logger.make(({ fiber, message }) => {
         if ((Array.isArray(message) ? message[0] : message) === "task submitted") {
-          seen.push(HashMap.unsafeGet(annotations, "taskId"))
+          seen.push(fiber.getRef(References.CurrentLogAnnotations).taskId)
         }
       })
       const answeredAfterLine = (id: string) =>
@@ -450,7 +464,7 @@ describe("a run's log lines", () => {
           concurrency: "unbounded"
         })
         return { alone, together }
-      }).pipe(Effect.provide(EngineTest), Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
+      }).pipe(Effect.provide(EngineTest), Effect.provide(Logger.layer([capture])))
       expect(alone).toBe(true)
       expect(together).toEqual([true, true, true])
     }))
@@ -462,22 +476,22 @@ describe("a run's log lines", () => {
       const run = ofRun(lines)
       expect(run.map((l) => l.message)).toEqual(["task started", "test handler ran", "task completed"])
       for (const line of run) expect(line.annotations).toMatchObject({ taskId: ID, type: "test", run: 2 })
-    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
+    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.layer))))
 })
 
 describe("task handlers", () => {
-  class Greeting extends Context.Tag("test/Greeting")<Greeting, string>() {}
-  const greet = taskHandler({ name: "greet", params: NoParams, run: () => Greeting })
+  class Greeting extends Context.Service<Greeting, string>()("test/Greeting") {}
+  const greet = taskHandler({ name: "greet", params: NoParams, run: () => Effect.service(Greeting) })
   const handlers = TaskHandlers.layer(greet).pipe(Layer.provide(Layer.succeed(Greeting, "the handlers' layer's")))
 
   it.effect("a run has the services its handlers' layer was given, over the engine's own of the same tag", () =>
     Effect.gen(function*() {
       const { id } = yield* submit({ type: "greet" })
       expect(yield* settled(id)).toMatchObject({ status: "completed", result: "the handlers' layer's" })
-    }).pipe(Effect.provide(Engine.Default.pipe(
+    }).pipe(Effect.provide(Engine.layer.pipe(
       Layer.provideMerge(handlers),
       Layer.provideMerge(
-        Layer.mergeAll(Readiness.Default, Metrics.Default, Shutdown.Default, Layer.succeed(Greeting, "the engine's"))
+        Layer.mergeAll(Readiness.layer, Metrics.layer, Shutdown.layer, Layer.succeed(Greeting, "the engine's"))
       ),
       Layer.provideMerge(SqlMemory)
     ))))

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, type FiberId } from "effect"
+import { Deferred, Effect, Exit, Fiber } from "effect"
 import { groupCommit } from "../../src/engine/GroupCommit.js"
 
 /** One call of `write`: the items it was given, and the fiber it ran in. */
 interface Written {
   readonly batch: ReadonlyArray<number>
-  readonly fiber: FiberId.FiberId
+  readonly fiber: number
 }
 
 /**
@@ -36,7 +36,7 @@ const recording = (
 const nextTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
 describe("groupCommit", () => {
-  it.scoped("a caller alone writes its item itself, at once, in its own fiber", () =>
+  it.effect("a caller alone writes its item itself, at once, in its own fiber", () =>
     Effect.gen(function*() {
       const { commit, writes } = yield* recording()
       const me = yield* Effect.fiberId
@@ -48,15 +48,15 @@ describe("groupCommit", () => {
       expect(writes[1]!.fiber).toEqual(me)
     }))
 
-  it.scoped("items that come together are written together, until a turn brings one item again", () =>
+  it.effect("items that come together are written together, until a turn brings one item again", () =>
     Effect.gen(function*() {
       const { commit, writes } = yield* recording()
-      const callers = yield* Effect.forEach([1, 2, 3], (item) => Effect.fork(commit(item)))
+      const callers = yield* Effect.forEach([1, 2, 3], (item) => Effect.forkChild(commit(item)))
       expect(yield* Effect.forEach(callers, Fiber.join)).toEqual([10, 20, 30])
       // the first came alone and wrote itself; the two that came in the same turn waited for one batch
       expect(writes.map((w) => w.batch)).toEqual([[1], [2, 3]])
-      expect(writes[0]!.fiber).toEqual(callers[0]!.id())
-      expect([callers[1]!.id(), callers[2]!.id()]).not.toContainEqual(writes[1]!.fiber)
+      expect(writes[0]!.fiber).toEqual(callers[0]!.id)
+      expect([callers[1]!.id, callers[2]!.id]).not.toContainEqual(writes[1]!.fiber)
 
       // the last turn brought three items: a lone one waits for its batch
       yield* nextTurn
@@ -70,12 +70,12 @@ describe("groupCommit", () => {
       expect(writes[3]).toEqual({ batch: [5], fiber: me })
     }))
 
-  it.scoped("what comes while a caller writes alone is written after it, as one batch, in arrival order", () =>
+  it.effect("what comes while a caller writes alone is written after it, as one batch, in arrival order", () =>
     Effect.gen(function*() {
       const latch = yield* Deferred.make<void>()
       const { commit, writes } = yield* recording(new Map([[1, latch]]))
-      const first = yield* Effect.fork(commit(1))
-      const later = yield* Effect.forEach([2, 3, 4], (item) => Effect.fork(commit(item)))
+      const first = yield* Effect.forkChild(commit(1))
+      const later = yield* Effect.forEach([2, 3, 4], (item) => Effect.forkChild(commit(item)))
       yield* nextTurn
       expect(writes).toEqual([])
       yield* Deferred.succeed(latch, undefined)
@@ -84,12 +84,12 @@ describe("groupCommit", () => {
       expect(writes.map((w) => w.batch)).toEqual([[1], [2, 3, 4]])
     }))
 
-  it.scoped("a failed write fails every caller of its batch, and the next batch is written", () =>
+  it.effect("a failed write fails every caller of its batch, and the next batch is written", () =>
     Effect.gen(function*() {
       const { commit, writes } = yield* recording(new Map(), new Set([1, 3]))
       expect(yield* Effect.flip(commit(1))).toBe("batch 1 failed")
       yield* nextTurn
-      const callers = yield* Effect.forEach([2, 3], (item) => Effect.fork(commit(item)))
+      const callers = yield* Effect.forEach([2, 3], (item) => Effect.forkChild(commit(item)))
       // 2 wrote itself (the last turn brought one item), 3 waited for a batch of its own and failed it
       expect(yield* Fiber.join(callers[0]!)).toBe(20)
       expect(yield* Effect.flip(Fiber.join(callers[1]!))).toBe("batch 3 failed")
@@ -99,17 +99,17 @@ describe("groupCommit", () => {
       expect(writes.map((w) => w.batch)).toEqual([[2], [4]])
     }))
 
-  it.scoped("a caller interrupted before its item was written is taken out, and nothing of it is written", () =>
+  it.effect("a caller interrupted before its item was written is taken out, and nothing of it is written", () =>
     Effect.gen(function*() {
       const latch = yield* Deferred.make<void>()
       const { commit, writes } = yield* recording(new Map([[1, latch]]))
-      const first = yield* Effect.fork(commit(1))
-      const second = yield* Effect.fork(commit(2))
-      const third = yield* Effect.fork(commit(3))
+      const first = yield* Effect.forkChild(commit(1))
+      const second = yield* Effect.forkChild(commit(2))
+      const third = yield* Effect.forkChild(commit(3))
       // one queued behind the write under way, and the lone writer itself while its write waits
       yield* Fiber.interrupt(second)
       yield* Fiber.interrupt(first)
-      expect(Exit.isInterrupted(yield* Fiber.await(first))).toBe(true)
+      expect(Exit.hasInterrupts(yield* Fiber.await(first))).toBe(true)
       expect(yield* Fiber.join(third)).toBe(30)
       expect(writes.map((w) => w.batch)).toEqual([[3]])
       yield* nextTurn

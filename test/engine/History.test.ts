@@ -1,8 +1,9 @@
-import { HttpClient } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Schedule, TestClock, TestServices } from "effect"
+import { Effect, Fiber, Layer, Schedule } from "effect"
+import { HttpClient } from "effect/http"
+import { SqlClient } from "effect/sql"
+import { TestClock } from "effect/testing"
 import { Engine } from "../../src/engine/Engine.js"
 import { HttpLive } from "../../src/http/Http.js"
 import { Shutdown } from "../../src/Shutdown.js"
@@ -13,10 +14,23 @@ const HttpTest = HttpLive.pipe(Layer.provideMerge(EngineTest), Layer.provideMerg
 const ID = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 
 const submit = (body: object) => Effect.flatMap(Engine, (e) => e.submit(body as never))
-const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.zipRight(e.join(id), e.get(id)))
+const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id)))
 const getJson = (url: string) =>
   Effect.flatMap(HttpClient.HttpClient, (client) =>
     Effect.flatMap(client.get(url), (res) => Effect.map(res.json, (json) => ({ status: res.status, json: json as any }))))
+/**
+ * Until something sleeps on the test clock for `millis` from now (at most 100 turns), and whether it does. Effect 4's
+ * TestClock has no `sleeps()`: its implementation keeps them in a `sleeps` array of `{ timestamp }`, read here.
+ */
+const untilSleeping = (millis: number) =>
+  TestClock.testClockWith((clock) =>
+    Effect.gen(function*() {
+      const at = clock.currentTimeMillisUnsafe() + millis
+      const sleeps = (clock as unknown as { readonly sleeps: ReadonlyArray<{ readonly timestamp: number }> }).sleeps
+      for (let i = 0; i < 100 && !sleeps.some((sleep) => sleep.timestamp === at); i++) yield* Effect.yieldNow
+      return sleeps.some((sleep) => sleep.timestamp === at)
+    })
+  )
 
 describe("run history", () => {
   it.effect("each run keeps its own outcome, how it started and when; later runs do not erase earlier failures", () =>
@@ -31,7 +45,7 @@ describe("run history", () => {
       yield* submit({ id: ID, type: "test", params: { key: "h" } })
       yield* settled(ID)
       const runs = yield* engine.runs(ID)
-      expect(runs.map((r) => [r.run, r.status, r.startedBy, r.resumes, r.startedAt.epochMillis])).toEqual([
+      expect(runs.map((r) => [r.run, r.status, r.startedBy, r.resumes, r.startedAt.epochMilliseconds])).toEqual([
         [1, "failed", "submit", 0, 0],
         [2, "failed", "resubmit", 0, 60_000],
         [3, "completed", "resubmit", 0, 120_000]
@@ -48,15 +62,23 @@ describe("run history", () => {
     Effect.gen(function*() {
       const probe = yield* Probe
       yield* probe.hold("r")
-      yield* withFreshEngine(submit({ id: ID, type: "test", params: { key: "r", hold: true } }))
-      yield* withFreshEngine(Effect.void) // a start that resumes it, then stops again
+      // Each start stops only once its run has started: a run forked and not yet begun is interrupted before it starts.
+      const started = (n: number) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 100 && probe.runs("r") < n; i++) yield* Effect.yieldNow
+          expect(probe.runs("r")).toBe(n)
+        })
+      yield* withFreshEngine(
+        Effect.andThen(submit({ id: ID, type: "test", params: { key: "r", hold: true } }), started(1))
+      )
+      yield* withFreshEngine(started(2)) // a start that resumes it, then stops again
       yield* probe.release("r")
-      const runs = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.zipRight(e.join(ID), e.runs(ID))))
+      const runs = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.andThen(e.join(ID), e.runs(ID))))
       expect(runs.map((r) => [r.run, r.status, r.resumes])).toEqual([[1, "completed", 2]])
       yield* withFreshEngine(Effect.flatMap(Engine, (e) => e.remove(ID)))
       const sql = yield* SqlClient.SqlClient
       expect(yield* sql`SELECT * FROM task_runs WHERE task_id = ${ID}`).toEqual([])
-    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
+    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.layer))))
 
   it.effect("GET /v0/tasks/{id}/runs answers them oldest first; 404 for an unknown task", () =>
     Effect.gen(function*() {
@@ -82,11 +104,10 @@ describe("waiting without polling", () => {
       yield* submit({ id: ID, type: "test", params: { key: "w", hold: true } })
       const waiters = yield* Effect.forEach(
         Array.from({ length: 100 }),
-        () => Effect.fork(getJson(`/v0/tasks/${ID}?wait=60`)),
-        { concurrency: "unbounded" }
+        () => Effect.forkChild(getJson(`/v0/tasks/${ID}?wait=60`))
       )
-      for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
-      expect(waiters.every((w) => w.unsafePoll() === null)).toBe(true)
+      for (let i = 0; i < 50; i++) yield* Effect.yieldNow
+      expect(waiters.every((w) => w.pollUnsafe() === undefined)).toBe(true)
       yield* probe.release("w") // no clock moves: only the run's end can answer them
       for (const waiter of waiters) {
         const res = yield* Fiber.join(waiter)
@@ -99,8 +120,8 @@ describe("waiting without polling", () => {
       const probe = yield* Probe
       yield* probe.hold("s")
       yield* submit({ id: ID, type: "test", params: { key: "s", hold: true } })
-      const waiter = yield* Effect.fork(getJson(`/v0/tasks/${ID}?wait=5`))
-      for (let i = 0; i < 50 && (yield* TestClock.sleeps()).length === 0; i++) yield* Effect.yieldNow()
+      const waiter = yield* Effect.forkChild(getJson(`/v0/tasks/${ID}?wait=5`))
+      expect(yield* untilSleeping(5_000)).toBe(true)
       yield* TestClock.adjust("5 seconds")
       expect(yield* Fiber.join(waiter)).toMatchObject({ status: 200, json: { status: "running" } })
       yield* probe.release("s")
@@ -114,8 +135,8 @@ describe("waiting without polling", () => {
       const probe = yield* Probe
       yield* probe.hold("d")
       yield* submit({ id: ID, type: "test", params: { key: "d", hold: true } })
-      const waiter = yield* Effect.fork(getJson(`/v0/tasks/${ID}?wait=60`))
-      for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+      const waiter = yield* Effect.forkChild(getJson(`/v0/tasks/${ID}?wait=60`))
+      for (let i = 0; i < 50; i++) yield* Effect.yieldNow
       yield* Effect.flatMap(Shutdown, (s) => s.begin)
       expect(yield* Fiber.join(waiter)).toMatchObject({ status: 200, json: { status: "running" } })
       yield* probe.release("d")
@@ -135,9 +156,12 @@ describe("waiting without polling", () => {
           Effect.filterOrFail(done),
           Effect.retry(Schedule.spaced("10 millis")),
           Effect.timeout("10 seconds"),
-          TestServices.provideLive
+          TestClock.withLive
         )
-      const clients = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.fork(getJson(`/v0/tasks/${ID}?wait=60`)))
+      const clients = yield* Effect.forEach(
+        Array.from({ length: 20 }),
+        () => Effect.forkChild(getJson(`/v0/tasks/${ID}?wait=60`))
+      )
       yield* until((n) => n === 20)
       yield* Effect.forEach(clients, Fiber.interrupt) // each closes its connection
       yield* until((n) => n === 0)
@@ -191,7 +215,7 @@ describe("handler timeouts and typed results", () => {
       const probe = yield* Probe
       yield* probe.hold("t")
       const { id } = yield* submit({ type: "test-timed", params: { key: "t" } })
-      for (let i = 0; i < 50 && (yield* TestClock.sleeps()).length === 0; i++) yield* Effect.yieldNow()
+      expect(yield* untilSleeping(1_000)).toBe(true)
       yield* TestClock.adjust("1 second")
       expect(yield* settled(id)).toMatchObject({ status: "failed", error: "test-timed: run: timed out after 1 s" })
       yield* probe.release("t")

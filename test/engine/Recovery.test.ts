@@ -1,7 +1,6 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, FileSystem } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { pollUntil, request, startSidecar, taskRows } from "../sidecar.js"
@@ -32,7 +31,7 @@ const workspace = Effect.gen(function*() {
     startsOf: (key: string) =>
       existsSync(starts) ? readFileSync(starts, "utf8").split("\n").filter((line) => line === key).length : 0
   }
-}).pipe(Effect.provide(NodeContext.layer))
+}).pipe(Effect.provide(NodeServices.layer))
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`
 const post = (url: string, body: unknown) => request(`${url}/v0/tasks`, { method: "POST", body })
@@ -89,12 +88,12 @@ describe("crash recovery (kill -9)", () => {
         (id) =>
           post(first.url, { id, type: "run-command", params: { command: "quick" } }).pipe(
             Effect.tap((res) => Effect.sync(() => (res.status === 201 || res.status === 202) && acked.add(id))),
-            Effect.catchAllDefect(() => Effect.void) // the connection dies with the process
+            Effect.catchDefect(() => Effect.void) // the connection dies with the process
           ),
         { concurrency: 32, discard: true }
       )
       const killer = pollUntil(Effect.sync(() => acked.size), (n) => n >= 100).pipe(
-        Effect.zipRight(first.stop("SIGKILL"))
+        Effect.andThen(first.stop("SIGKILL"))
       )
       yield* Effect.all([burst, killer], { concurrency: 2, discard: true })
       expect(acked.size).toBeGreaterThanOrEqual(100)

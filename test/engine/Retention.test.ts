@@ -1,15 +1,15 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
-import { SqlClient } from "@effect/sql"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Logger, TestClock } from "effect"
+import { ConfigProvider, Effect, FileSystem, Layer, Logger } from "effect"
+import { SqlClient } from "effect/sql"
+import { TestClock } from "effect/testing"
 import { Engine } from "../../src/engine/Engine.js"
 import { sqlLayer } from "../../src/store/Sql.js"
 import { engineOver, Probe, SqlMemory } from "../layers.js"
 
 const withRetentionHours = (hours: string, sql: Layer.Layer<any, any, never> = SqlMemory) =>
   engineOver(sql).pipe(
-    Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["SIDECAR_RETENTION_HOURS", hours]]))))
+    Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: { SIDECAR_RETENTION_HOURS: hours } })))
   )
 
 const count = Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -58,7 +58,7 @@ it.effect("a database this sidecar created has no grace and no warning: a restar
   Effect.gen(function*() {
     const dir = yield* (yield* FileSystem.FileSystem).makeTempDirectoryScoped({ prefix: "sidecar-retention-" })
     const levels: Array<string> = []
-    const logged = Logger.replace(Logger.defaultLogger, Logger.make(({ logLevel }) => void levels.push(logLevel.label)))
+    const logged = Logger.layer([Logger.make(({ logLevel }) => void levels.push(logLevel))])
     const start = <A, E>(use: Effect.Effect<A, E, Engine | SqlClient.SqlClient>) =>
       use.pipe(Effect.provide(withRetentionHours("1", sqlLayer(`${dir}/sidecar.db`))), Effect.provide(logged))
 
@@ -67,7 +67,7 @@ it.effect("a database this sidecar created has no grace and no warning: a restar
       for (const key of ["a", "b"]) yield* engine.join((yield* engine.submit({ type: "test", params: { key } })).id)
     }))
     yield* TestClock.adjust("2 hours")
-    const left = yield* start(Effect.zipRight(TestClock.adjust("1 second"), count))
+    const left = yield* start(Effect.andThen(TestClock.adjust("1 second"), count))
     expect(left.tasks).toBe(0)
-    expect(levels).not.toContain("WARN")
-  }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
+    expect(levels).not.toContain("Warn")
+  }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)))

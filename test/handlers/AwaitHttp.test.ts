@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Fiber, Schedule, Schema, TestClock, TestServices } from "effect"
+import { Clock, Context, Duration, Effect, Fiber, Schedule, Schema } from "effect"
+import { TestClock } from "effect/testing"
 import { createServer, request } from "node:http"
 import type { Server, ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -11,17 +12,39 @@ import { engineOver, SqlMemory } from "../layers.js"
 const EngineTest = engineOver(SqlMemory)
 
 const submit = (params: unknown) => Effect.flatMap(Engine, (e) => e.submit({ type: "await-http", params }))
-const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.zipRight(e.join(id), e.get(id)))
+const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id)))
 
 /** Check `check` on the real clock every 10 ms until it holds, for at most `within`. */
-const eventually = (check: Effect.Effect<boolean>, within: Duration.DurationInput = "5 seconds") =>
+const eventually = <R>(check: Effect.Effect<boolean, never, R>, within: Duration.Input = "5 seconds") =>
   check.pipe(
     Effect.filterOrFail((ok) => ok, () => "not yet"),
     Effect.retry(Schedule.spaced("10 millis")),
-    Effect.timeoutFail({ duration: within, onTimeout: () => new Error("condition not met in time") }),
+    Effect.timeoutOrElse({ duration: within, orElse: () => Effect.fail(new Error("condition not met in time")) }),
     Effect.orDie,
-    TestServices.provideLive
+    TestClock.withLive
   )
+
+/** When the sleeps in progress on the TestClock are due (TestClock itself does not tell). */
+class Sleeps extends Context.Service<Sleeps, { readonly due: () => ReadonlyArray<number> }>()("test/Sleeps") {}
+
+/** Run `effect`, and everything it starts, on the test's TestClock with its sleeps in progress shown by Sleeps. */
+const trackingSleeps = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  TestClock.testClockWith((clock) => {
+    const due: Array<number> = []
+    const sleep = (duration: Duration.Duration) =>
+      Effect.suspend(() => {
+        const at = clock.currentTimeMillisUnsafe() + Duration.toMillis(duration)
+        due.push(at)
+        return Effect.ensuring(clock.sleep(duration), Effect.sync(() => due.splice(due.indexOf(at), 1)))
+      })
+    return effect.pipe(
+      Effect.provideService(Sleeps, { due: () => due }),
+      Effect.provideService(Clock.Clock, { ...clock, sleep })
+    )
+  })
+
+/** Wait (on the real clock) until a sleep due at `at` on the TestClock is in progress. */
+const sleepingUntil = (at: number) => eventually(Sleeps.useSync((sleeps) => sleeps.due().includes(at)))
 
 /**
  * Wait until the run is between attempts, its next one due `intervalMs` from now (on the TestClock), then move the
@@ -29,9 +52,7 @@ const eventually = (check: Effect.Effect<boolean>, within: Duration.DurationInpu
  */
 const nextAttempt = (intervalMs: number) =>
   Effect.gen(function*() {
-    const clock = yield* TestClock.testClock()
-    const due = (yield* clock.currentTimeMillis) + intervalMs
-    yield* eventually(Effect.map(clock.sleeps, Chunk.some((t) => t === due)))
+    yield* sleepingUntil((yield* Clock.currentTimeMillis) + intervalMs)
     yield* TestClock.adjust(Duration.millis(intervalMs))
   })
 
@@ -47,7 +68,7 @@ interface TestServer {
 /** A loopback server on a free port answering the nth request with `answer` (/barrier: 204); closed with the scope. */
 const serve = (answer: (n: number, res: ServerResponse) => void) =>
   Effect.acquireRelease(
-    Effect.async<{ readonly server: Server; readonly test: TestServer }>((resume) => {
+    Effect.callback<{ readonly server: Server; readonly test: TestServer }>((resume) => {
       const paths: Array<string> = []
       let open = 0
       const server = createServer((req, res) => {
@@ -66,7 +87,7 @@ const serve = (answer: (n: number, res: ServerResponse) => void) =>
       })
     }),
     ({ server }) =>
-      Effect.async<void>((resume) => {
+      Effect.callback<void>((resume) => {
         server.closeAllConnections()
         server.close(() => resume(Effect.void))
       })
@@ -76,7 +97,7 @@ const status = (code: number) => (res: ServerResponse) => res.writeHead(code).en
 const hang = () => {}
 
 /** A port nothing listens on: one the system just gave out and took back. */
-const closedPort = Effect.async<number>((resume) => {
+const closedPort = Effect.callback<number>((resume) => {
   const server = createServer()
   server.listen(0, "127.0.0.1", () => {
     const { port } = server.address() as AddressInfo
@@ -86,7 +107,7 @@ const closedPort = Effect.async<number>((resume) => {
 
 /** One plain request of the test's own, answered after everything the server was sent before it. */
 const roundTrip = (url: string) =>
-  Effect.async<void>((resume) => {
+  Effect.callback<void>((resume) => {
     request(url.replace("/health", "/barrier"), (res) => {
       res.resume()
       res.once("end", () => resume(Effect.void))
@@ -94,7 +115,7 @@ const roundTrip = (url: string) =>
   })
 
 describe("await-http", () => {
-  it.scoped("completes once the URL answers 200, after 503s, counting the attempts", () =>
+  it.effect("completes once the URL answers 200, after 503s, counting the attempts", () =>
     Effect.gen(function*() {
       const server = yield* serve((n, res) => status(n <= 3 ? 503 : 200)(res))
       const { id } = yield* submit({ url: server.url, intervalSeconds: 30 })
@@ -102,34 +123,32 @@ describe("await-http", () => {
       const task = yield* settled(id)
       expect(task).toMatchObject({ status: "completed", result: { status: 200, attempts: 4, elapsedMs: 90_000 } })
       expect(server.requests()).toBe(4)
-    }).pipe(Effect.provide(EngineTest)))
+    }).pipe(Effect.provide(EngineTest), trackingSleeps))
 
-  it.scoped("waits for expectStatus, not just any success", () =>
+  it.effect("waits for expectStatus, not just any success", () =>
     Effect.gen(function*() {
       const server = yield* serve((n, res) => status(n === 1 ? 200 : 204)(res))
       const { id } = yield* submit({ url: server.url, expectStatus: 204, intervalSeconds: 30 })
       yield* nextAttempt(30_000)
       expect(yield* settled(id)).toMatchObject({ status: "completed", result: { status: 204, attempts: 2 } })
-    }).pipe(Effect.provide(EngineTest)))
+    }).pipe(Effect.provide(EngineTest), trackingSleeps))
 
-  it.scoped("does not follow redirects: the status awaited is the URL's own", () =>
+  it.effect("does not follow redirects: the status awaited is the URL's own", () =>
     Effect.gen(function*() {
       const server = yield* serve((_n, res) => res.writeHead(302, { location: "/ok" }).end())
       const { id } = yield* submit({ url: server.url, expectStatus: 302 })
       expect(yield* settled(id)).toMatchObject({ status: "completed", result: { status: 302, attempts: 1 } })
       expect(server.paths).toEqual(["/health"])
-    }).pipe(Effect.provide(EngineTest)))
+    }).pipe(Effect.provide(EngineTest), trackingSleeps))
 
-  it.scoped("fails, retryably, naming the last status once the timeout passes", () =>
+  it.effect("fails, retryably, naming the last status once the timeout passes", () =>
     Effect.gen(function*() {
       const server = yield* serve((_n, res) => status(503)(res))
       const { id } = yield* submit({ url: server.url, intervalSeconds: 30, timeoutSeconds: 75 })
       yield* nextAttempt(30_000)
       yield* nextAttempt(30_000)
       // the third attempt is done when the fourth is due; the deadline comes first
-      const clock = yield* TestClock.testClock()
-      const due = (yield* clock.currentTimeMillis) + 30_000
-      yield* eventually(Effect.map(clock.sleeps, Chunk.some((t) => t === due)))
+      yield* sleepingUntil((yield* Clock.currentTimeMillis) + 30_000)
       yield* TestClock.adjust("15 seconds")
       const task = yield* settled(id)
       expect(task).toMatchObject({
@@ -137,38 +156,36 @@ describe("await-http", () => {
         error: `await-http: ${server.url}: no 200 within 75 s (3 attempts); last: status 503`
       })
       expect(server.requests()).toBe(3)
-    }).pipe(Effect.provide(EngineTest)))
+    }).pipe(Effect.provide(EngineTest), trackingSleeps))
 
-  it.scoped("fails naming the network error when nothing listens", () =>
+  it.effect("fails naming the network error when nothing listens", () =>
     Effect.gen(function*() {
       const url = `http://127.0.0.1:${yield* closedPort}/health`
       const { id } = yield* submit({ url, intervalSeconds: 20, timeoutSeconds: 30 })
-      const clock = yield* TestClock.testClock()
-      yield* eventually(Effect.map(clock.sleeps, Chunk.some((t) => t === 20_000)))
+      yield* sleepingUntil(20_000)
       yield* TestClock.adjust("30 seconds")
       const task = yield* settled(id)
       expect(task.status).toBe("failed")
       // the second attempt may or may not have finished when the deadline passed
       expect(task.error).toMatch(new RegExp(`^await-http: ${url}: no 200 within 30 s \\(\\d attempts?\\); last: `))
       expect(task.error).toMatch(/last: connect ECONNREFUSED 127\.0\.0\.1:\d+$/)
-    }).pipe(Effect.provide(EngineTest)))
+    }).pipe(Effect.provide(EngineTest), trackingSleeps))
 
-  it.scoped("the timeout's TaskError is retryable and names the URL as its operation", () =>
+  it.effect("the timeout's TaskError is retryable and names the URL as its operation", () =>
     Effect.gen(function*() {
       const url = `http://127.0.0.1:${yield* closedPort}/health`
       const { context, handlers } = yield* TaskHandlers
       const handler = handlers.get("await-http")!
-      const params = yield* Schema.decodeUnknown(handler.params)({ url, intervalSeconds: 20, timeoutSeconds: 20 })
-      const run = yield* Effect.fork(Effect.flip(Effect.provide(handler.run(params), context)))
-      const clock = yield* TestClock.testClock()
-      yield* eventually(Effect.map(clock.sleeps, Chunk.some((t) => t === 20_000)))
+      const params = yield* Schema.decodeUnknownEffect(handler.params)({ url, intervalSeconds: 20, timeoutSeconds: 20 })
+      const run = yield* Effect.forkChild(Effect.flip(Effect.provide(handler.run(params), context)))
+      yield* sleepingUntil(20_000)
       yield* TestClock.adjust("20 seconds")
       const error = yield* Fiber.join(run)
       expect(error).toBeInstanceOf(TaskError)
       expect(error).toMatchObject({ task: "await-http", operation: url, retryable: true })
-    }).pipe(Effect.provide(EngineTest)))
+    }).pipe(Effect.provide(EngineTest), trackingSleeps))
 
-  it.scoped("a server that never answers does not stall the loop: attempts are cut off, and so is the last", () =>
+  it.effect("a server that never answers does not stall the loop: attempts are cut off, and so is the last", () =>
     Effect.gen(function*() {
       const server = yield* serve(hang)
       const { id } = yield* submit({ url: server.url, intervalSeconds: 30, timeoutSeconds: 35 })
@@ -186,7 +203,7 @@ describe("await-http", () => {
         error: `await-http: ${server.url}: no 200 within 35 s (1 attempt); last: no answer within 10 s`
       })
       yield* eventually(Effect.sync(() => server.open() === 0))
-    }).pipe(Effect.provide(EngineTest)))
+    }).pipe(Effect.provide(EngineTest), trackingSleeps))
 
   it.effect("invalid params are rejected at submit, naming the field", () =>
     Effect.gen(function*() {
@@ -196,14 +213,14 @@ describe("await-http", () => {
         [{ url: "/health" }, "url: must be an absolute http:// or https:// URL"],
         [{ url: "ftp://example.com/x" }, "url: must be an http:// or https:// URL, not ftp://"],
         [{ url: "http://user:secret@example.com/" }, "url: must not carry credentials"],
-        [{}, "url: is missing"],
-        [{ url, expectStatus: 42 }, "expectStatus: Expected a number between 100 and 599, actual 42"],
-        [{ url, expectStatus: 200.5 }, "expectStatus: Expected an integer, actual 200.5"],
-        [{ url, intervalSeconds: -1 }, "intervalSeconds: Expected a number greater than or equal to 0.01, actual -1"],
-        [{ url, intervalSeconds: 7200 }, "intervalSeconds: Expected a number less than or equal to 3600, actual 7200"],
-        [{ url, timeoutSeconds: 100000 }, "timeoutSeconds: Expected a number less than or equal to 86400"],
+        [{}, "url: Missing key"],
+        [{ url, expectStatus: 42 }, "expectStatus: Expected a value between 100 and 599, got 42"],
+        [{ url, expectStatus: 200.5 }, "expectStatus: Expected an integer, got 200.5"],
+        [{ url, intervalSeconds: -1 }, "intervalSeconds: Expected a value between 0.01 and 3600, got -1"],
+        [{ url, intervalSeconds: 7200 }, "intervalSeconds: Expected a value between 0.01 and 3600, got 7200"],
+        [{ url, timeoutSeconds: 100000 }, "timeoutSeconds: Expected a value between 0.01 and 86400"],
         [{ url, intervalSeconds: 10, timeoutSeconds: 5 }, "intervalSeconds: must not be more than timeoutSeconds (5)"],
-        [{ url, method: "POST" }, "method: is unexpected"]
+        [{ url, method: "POST" }, 'method: Unexpected key with value "POST"']
       ]
       for (const [params, message] of cases) {
         const error = yield* Effect.flip(submit(params))
@@ -213,9 +230,9 @@ describe("await-http", () => {
       // a short timeout alone is fine: the interval then defaults to it
       yield* submit({ url, timeoutSeconds: 1 })
       expect((yield* Effect.flatMap(Engine, (e) => e.list())).length).toBe(1)
-    }).pipe(Effect.provide(EngineTest)))
+    }).pipe(Effect.provide(EngineTest), trackingSleeps))
 
-  it.scoped("deleting a running task aborts its request in flight and stops its polling", () =>
+  it.effect("deleting a running task aborts its request in flight and stops its polling", () =>
     Effect.gen(function*() {
       const server = yield* serve(hang)
       const { id } = yield* submit({ url: server.url, intervalSeconds: 30 })
@@ -226,5 +243,5 @@ describe("await-http", () => {
       yield* TestClock.adjust("1 minute")
       yield* roundTrip(server.url)
       expect(server.paths).toEqual(["/health", "/barrier"])
-    }).pipe(Effect.provide(EngineTest)))
+    }).pipe(Effect.provide(EngineTest), trackingSleeps))
 })

@@ -1,7 +1,7 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Option, Schedule, TestClock, TestServices } from "effect"
+import { Clock, Duration, Effect, FileSystem, Option, Schedule } from "effect"
+import { TestClock } from "effect/testing"
 import { existsSync, readFileSync } from "node:fs"
 import { Engine } from "../../src/engine/Engine.js"
 import { Commands } from "../../src/handlers/RunCommand.js"
@@ -11,15 +11,15 @@ const EngineTest = engineOver(SqlMemory)
 
 const run = (command: string, args?: Array<string>) =>
   Effect.flatMap(Engine, (e) => e.submit({ type: "run-command", params: { command, ...(args ? { args } : {}) } }))
-const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.zipRight(e.join(id), e.get(id)))
+const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id)))
 
 /** Poll `check` on the real clock every 10 ms until it holds, for at most `within`. */
-const eventually = (check: () => boolean, within: Duration.DurationInput = "10 seconds") =>
+const eventually = (check: () => boolean, within: Duration.Input = "10 seconds") =>
   Effect.suspend(() => (check() ? Effect.void : Effect.fail("not yet"))).pipe(
     Effect.retry(Schedule.spaced("10 millis")),
-    Effect.timeoutFail({ duration: within, onTimeout: () => new Error("condition not met in time") }),
+    Effect.timeoutOrElse({ duration: within, orElse: () => Effect.fail(new Error("condition not met in time")) }),
     Effect.orDie,
-    TestServices.provideLive
+    Effect.provideService(Clock.Clock, Clock.Clock.defaultValue())
   )
 
 /** A process that has exited but whose parent has not reaped it yet (a zombie) counts as gone. */
@@ -33,7 +33,7 @@ const isAlive = (pid: number) => {
 const pidIn = (file: string) => Number(readFileSync(file, "utf8").trim())
 const tempFile = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped()).pipe(
   Effect.map((dir) => `${dir}/pid`),
-  Effect.provide(NodeContext.layer)
+  Effect.provide(NodeServices.layer)
 )
 
 describe("run-command", () => {
@@ -82,7 +82,7 @@ describe("run-command", () => {
       expect(yield* Effect.flatMap(Engine, (e) => e.list())).toEqual([])
     }).pipe(Effect.provide(EngineTest)))
 
-  it.scoped("a run that outlives timeoutSeconds fails and its child is killed", () =>
+  it.effect("a run that outlives timeoutSeconds fails and its child is killed", () =>
     Effect.gen(function*() {
       const pidFile = yield* tempFile
       const { id } = yield* run("slow", [pidFile])
@@ -93,7 +93,7 @@ describe("run-command", () => {
       expect(isAlive(pidIn(pidFile))).toBe(false)
     }).pipe(Effect.provide(EngineTest)))
 
-  it.scoped("deleting a running task kills its whole process group before answering", () =>
+  it.live("deleting a running task kills its whole process group before answering", () =>
     Effect.gen(function*() {
       const pidFile = yield* tempFile
       const { id } = yield* run("group", [pidFile])
@@ -102,16 +102,16 @@ describe("run-command", () => {
       expect(isAlive(grandchild)).toBe(true)
       yield* Effect.flatMap(Engine, (e) => e.remove(id))
       yield* eventually(() => !isAlive(grandchild), "2 seconds")
-    }).pipe(Effect.provide(EngineTest), TestServices.provideLive))
+    }).pipe(Effect.provide(EngineTest)))
 
-  it.scoped("a child that ignores SIGTERM gets SIGKILL after the grace period", () =>
+  it.live("a child that ignores SIGTERM gets SIGKILL after the grace period", () =>
     Effect.gen(function*() {
       const pidFile = yield* tempFile
       const { id } = yield* run("slow", [pidFile, "ignore-term"])
       yield* eventually(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "")
       yield* Effect.flatMap(Engine, (e) => e.remove(id))
       expect(isAlive(pidIn(pidFile))).toBe(false)
-    }).pipe(Effect.provide(EngineTest), TestServices.provideLive))
+    }).pipe(Effect.provide(EngineTest)))
 })
 
 describe("the commands file", () => {
@@ -122,20 +122,20 @@ describe("the commands file", () => {
       const file = `${yield* fs.makeTempDirectoryScoped()}/commands.json`
       yield* fs.writeFileString(file, text)
       return file
-    }).pipe(Effect.provide(NodeContext.layer))
+    }).pipe(Effect.provide(NodeServices.layer))
 
   it.effect("no file means no commands", () =>
     Effect.gen(function*() {
       expect((yield* load(Option.none())).size).toBe(0)
     }))
 
-  it.scoped("a valid file is read", () =>
+  it.effect("a valid file is read", () =>
     Effect.gen(function*() {
       const file = yield* writeTemp(JSON.stringify({ sync: { argv: ["true"], timeoutSeconds: 3, allowArgs: true } }))
       expect((yield* load(Option.some(file))).get("sync")).toEqual({ argv: ["true"], timeoutSeconds: 3, allowArgs: true })
     }))
 
-  it.scoped("a file that is not JSON, or has an entry without argv, stops startup naming SIDECAR_COMMANDS", () =>
+  it.effect("a file that is not JSON, or has an entry without argv, stops startup naming SIDECAR_COMMANDS", () =>
     Effect.gen(function*() {
       for (const text of ["{not json", JSON.stringify({ sync: { timeoutSeconds: 3 } }), JSON.stringify({ x: { argv: [] } })]) {
         const error = yield* Effect.flip(load(Option.some(yield* writeTemp(text))))

@@ -1,14 +1,13 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { expect, layer } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, FileSystem, Layer } from "effect"
 import * as Http from "node:http"
 import { join } from "node:path"
 import { runToExit, type Sidecar, startSidecar } from "../sidecar.js"
 
 /** A GET or POST with exactly these header lines (a repeated name stays two lines). */
 const call = (url: string, path: string, headers: ReadonlyArray<readonly [string, string]>, body?: string) =>
-  Effect.async<{ status: number; json: any }>((resume) => {
+  Effect.callback<{ status: number; json: any }>((resume) => {
     const { hostname, port } = new URL(url)
     const raw = ["host", `${hostname}:${port}`, ...headers.flatMap(([name, value]) => [name, value])]
     if (body !== undefined) raw.push("content-type", "application/json", "content-length", String(Buffer.byteLength(body)))
@@ -29,15 +28,15 @@ const call = (url: string, path: string, headers: ReadonlyArray<readonly [string
     req.end(body)
   })
 
-class Server extends Context.Tag("test/AuthnServer")<Server, Sidecar>() {}
-const ServerLive = Layer.scoped(
+class Server extends Context.Service<Server, Sidecar>()("test/AuthnServer") {}
+const ServerLive = Layer.effect(
   Server,
   Effect.gen(function*() {
     const dir = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-authn-" }))
     // no SIDECAR_HOST: trusted-header binds loopback on its own
     return yield* startSidecar({ SIDECAR_DB: join(dir, "sidecar.db"), SIDECAR_AUTHN_MODE: "trusted-header", SIDECAR_HOST: "" })
   })
-).pipe(Layer.provide(NodeContext.layer))
+).pipe(Layer.provide(NodeServices.layer))
 
 const alice = [["X-Remote-User", "alice"]] as const
 
@@ -96,7 +95,7 @@ layer(ServerLive, { timeout: "60 seconds", excludeTestServices: true })("trusted
     }))
 })
 
-layer(NodeContext.layer, { excludeTestServices: true })("trusted-header configuration", (it) => {
+layer(NodeServices.layer, { excludeTestServices: true })("trusted-header configuration", (it) => {
   it.effect("an explicit SIDECAR_HOST outside loopback, or a misspelt mode, refuses to start naming the variable", () =>
     Effect.gen(function*() {
       const refused = yield* runToExit({ SIDECAR_AUTHN_MODE: "trusted-header", SIDECAR_HOST: "0.0.0.0", SIDECAR_DB: ":memory:" })

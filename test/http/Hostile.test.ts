@@ -1,7 +1,6 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { expect, layer } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, FileSystem, Layer } from "effect"
 import fc from "fast-check"
 import { fileURLToPath } from "node:url"
 import { maxBodyBytes, maxJsonDepth } from "../../src/http/RequestBody.js"
@@ -11,17 +10,19 @@ import { openDatabase, pragma } from "../support/sqlite.js"
 // Hostile and malformed input against the real sidecar process (loopback, a real SQLite file): every answer is a
 // 4xx with a JSON `error`, the process keeps serving, and nothing is stored.
 
-class Server extends Context.Tag("test/HostileServer")<Server, { readonly sidecar: Sidecar; readonly db: string }>() {}
+class Server extends Context.Service<Server, { readonly sidecar: Sidecar; readonly db: string }>()(
+  "test/HostileServer"
+) {}
 
 /** One sidecar process for the whole file, over a database file in a temp dir removed afterwards. */
-const ServerLive = Layer.scoped(
+const ServerLive = Layer.effect(
   Server,
   Effect.gen(function*() {
     const dir = yield* (yield* FileSystem.FileSystem).makeTempDirectoryScoped({ prefix: "sidecar-hostile-" })
     const db = `${dir}/sidecar.db`
     return { sidecar: yield* startSidecar({ SIDECAR_DB: db }), db }
   })
-).pipe(Layer.provide(NodeContext.layer))
+).pipe(Layer.provide(NodeServices.layer))
 
 /** The task types main.ts registers: no generated body may name one (the last test finds any row stored). */
 const registered = new Set(["mark-ready", "mark-not-ready", "run-command"])

@@ -1,8 +1,9 @@
-import { HttpApiClient, HttpBody, HttpClient, HttpClientRequest } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
-import { SqlClient } from "@effect/sql"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { HttpBody, HttpClient, HttpClientRequest } from "effect/http"
+import { HttpApiClient } from "effect/http-api"
+import { SqlClient } from "effect/sql"
 import { Api } from "../../src/http/Api.js"
 import { Engine } from "../../src/engine/Engine.js"
 import { HttpLive } from "../../src/http/Http.js"
@@ -73,14 +74,14 @@ describe("POST /v0/tasks", () => {
     Effect.gen(function*() {
       expectError(yield* call("POST", "/v0/tasks", "{\"type\":", "application/json"), 400, /^invalid request body/)
       expectError(yield* call("POST", "/v0/tasks", "", "application/json"), 400)
-      expectError(yield* post({}), 400, "type: is missing")
+      expectError(yield* post({}), 400, "type: Missing key")
       expectError(yield* post({ type: "" }), 400, "type: must not be empty")
-      expectError(yield* post({ type: 42 }), 400, "type: Expected string, actual 42")
+      expectError(yield* post({ type: 42 }), 400, "type: Expected string, got 42")
       expectError(yield* post([1, 2]), 400)
       expectError(yield* post({ id: "not-a-uuid", type: "mark-ready" }), 400, /^invalid task id "not-a-uuid"/)
       expectError(yield* post({ id: 7, type: "mark-ready" }), 400)
       expectError(yield* post({ type: "launch-missiles" }), 400, "unknown task type: launch-missiles")
-      expectError(yield* post({ type: "test", params: { key: 1 } }), 400, /key: Expected string, actual 1/)
+      expectError(yield* post({ type: "test", params: { key: 1 } }), 400, /key: Expected string, got 1/)
       expectError(yield* post({ type: "run-command", params: { command: "nope" } }), 400, /unknown command: nope/)
       expect((yield* call("GET", "/v0/tasks")).json).toEqual([])
     }).pipe(Effect.provide(HttpTest)))
@@ -183,9 +184,9 @@ describe("probes", () => {
       expect((yield* call("GET", "/v0/status")).json).toEqual({ status: "Initializing" })
     }).pipe(Effect.provide(HttpTest)))
 
-  class CloseDb extends Context.Tag("test/CloseDb")<CloseDb, Effect.Effect<void>>() {}
+  class CloseDb extends Context.Service<CloseDb, Effect.Effect<void>>()("test/CloseDb") {}
   /** In-memory SQLite whose connection the test can close underneath the running server. */
-  const ClosableSql = Layer.scopedContext(Effect.gen(function*() {
+  const ClosableSql = Layer.effectContext(Effect.gen(function*() {
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
     const context = yield* Layer.buildWithScope(SqlMemory, scope)
@@ -218,14 +219,14 @@ describe("typed client", () => {
       yield* settle(ID)
       expect(yield* client.tasks.submit({ payload: { id: ID, type: "mark-ready" } }))
         .toEqual({ _tag: "TaskDeduplicated", id: ID })
-      const task = yield* client.tasks.get({ path: { id: ID }, urlParams: {} })
+      const task = yield* client.tasks.get({ params: { id: ID }, query: {} })
       expect(task.status).toBe("completed")
-      const missing = yield* Effect.flip(client.tasks.get({ path: { id: "nope" }, urlParams: {} }))
+      const missing = yield* Effect.flip(client.tasks.get({ params: { id: "nope" }, query: {} }))
       expect(missing._tag).toBe("TaskNotFound")
       const invalid = yield* Effect.flip(client.tasks.submit({ payload: { id: "x", type: "mark-ready" } }))
       expect(invalid._tag).toBe("InvalidTaskId")
-      yield* client.tasks.remove({ path: { id: ID } })
-      expect((yield* client.tasks.list({ urlParams: {} })).length).toBe(0)
+      yield* client.tasks.remove({ params: { id: ID } })
+      expect((yield* client.tasks.list({ query: {} })).length).toBe(0)
       yield* client.healthz()
     }).pipe(Effect.provide(HttpTest)))
 })

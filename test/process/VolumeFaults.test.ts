@@ -68,7 +68,9 @@ const toggleReadOnlyVolume = Effect.gen(function*() {
     Effect.orDie
   )
   if (!mounted(mountPoint)) {
-    return yield* Effect.dieMessage(`cannot mount the FUSE volume for this test (needs root, /dev/fuse and python3-fusepy): ${stderr}`)
+    return yield* Effect.die(
+      new Error(`cannot mount the FUSE volume for this test (needs root, /dev/fuse and python3-fusepy): ${stderr}`)
+    )
   }
   return {
     dir: mountPoint,
@@ -97,7 +99,7 @@ const fillUp = (dir: string, left: number) => {
 
 /** An HTTP server that answers 503 until `open`, then 200: a latch the await-http tasks wait on. */
 const gate = Effect.acquireRelease(
-  Effect.async<{ url: string; open: () => void; server: Http.Server }>((resume) => {
+  Effect.callback<{ url: string; open: () => void; server: Http.Server }>((resume) => {
     let isOpen = false
     const server = Http.createServer((_req, res) => {
       res.statusCode = isOpen ? 200 : 503
@@ -108,7 +110,7 @@ const gate = Effect.acquireRelease(
       resume(Effect.succeed({ url: `http://127.0.0.1:${port}/`, open: () => (isOpen = true), server }))
     })
   }),
-  ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+  ({ server }) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
 )
 
 interface Answer {
@@ -119,7 +121,7 @@ interface Answer {
 const submit = (url: string, body: unknown) =>
   request(`${url}/v0/tasks`, { method: "POST", body }).pipe(
     Effect.map((r): Answer => r),
-    Effect.catchAllDefect((e) => Effect.succeed<Answer>({ status: 0, json: String(e) }))
+    Effect.catchDefect((e) => Effect.succeed<Answer>({ status: 0, json: String(e) }))
   )
 
 /**
@@ -140,7 +142,9 @@ const load = (url: string, gateUrl: string, clients: number, stop: Deferred.Defe
         yield* Ref.update(answers, (all) => [...all, { ...answer, id, type: body.type }])
       }
     })
-    const fiber = yield* Effect.fork(Effect.all(Array.from({ length: clients }, () => client), { concurrency: "unbounded" }))
+    const fiber = yield* Effect.forkChild(
+      Effect.all(Array.from({ length: clients }, () => client), { concurrency: "unbounded" })
+    )
     return { answers, fiber }
   })
 

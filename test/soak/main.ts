@@ -10,7 +10,7 @@
  * accepted (BENCHMARKS.md, "Why new connections wait under saturation"): some then fail the client's 10 s connect
  * timeout. That is overload, which this test does not measure; a higher --rate shows it.
  */
-import { NodeContext } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Schedule } from "effect"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -48,7 +48,7 @@ const program = Effect.gen(function*() {
   const call = (path: string, init?: { method?: string; body?: unknown }) =>
     request(`${sidecar.url}${path}`, init).pipe(
       Effect.tap((res) => Effect.sync(() => (stats.requests++, count(res.status)))),
-      Effect.catchAllDefect((e) => Effect.sync(() => (stats.errors++, console.error(`${String(e)}${(e as any)?.cause ? `: ${String((e as any).cause)}` : ""}`))).pipe(Effect.as(undefined)))
+      Effect.catchDefect((e) => Effect.sync(() => (stats.errors++, console.error(`${String(e)}${(e as any)?.cause ? `: ${String((e as any).cause)}` : ""}`))).pipe(Effect.as(undefined)))
     )
   const settledIds = () => [...tasks.keys()].filter((id) => !busy.has(id))
 
@@ -60,7 +60,7 @@ const program = Effect.gen(function*() {
       busy.add(id)
       return call("/v0/tasks", { method: "POST", body: { id, type: "run-command", params: { command: "work", args: [id, outcome] } } })
         .pipe(
-          Effect.tap((res) => res?.status === 201 && tasks.set(id, { run: 1, outcome })),
+          Effect.tap((res) => Effect.sync(() => res?.status === 201 && tasks.set(id, { run: 1, outcome }))),
           Effect.ensuring(Effect.sync(() => busy.delete(id)))
         )
     }
@@ -75,21 +75,23 @@ const program = Effect.gen(function*() {
           current?.json?.status === "running" ? Effect.void : call("/v0/tasks", {
             method: "POST",
             body: { id, type: "run-command", params: { command: "work", args: [id, outcome] } }
-          }).pipe(Effect.tap((res) => {
-            const expected = tasks.get(id)!
-            if (res?.status === 201) {
-              expected.run++
-              expected.outcome = outcome
-              stats.resubmitted++
-            }
-          }))
+          }).pipe(Effect.tap((res) =>
+            Effect.sync(() => {
+              const expected = tasks.get(id)!
+              if (res?.status === 201) {
+                expected.run++
+                expected.outcome = outcome
+                stats.resubmitted++
+              }
+            })
+          ))
         ),
         Effect.ensuring(done)
       )
     }
     if (roll < 0.65) {
       return call(`/v0/tasks/${id}`, { method: "DELETE" }).pipe(
-        Effect.tap((res) => res?.status === 204 && (tasks.delete(id), stats.deleted++)),
+        Effect.tap((res) => Effect.sync(() => res?.status === 204 && (tasks.delete(id), stats.deleted++))),
         Effect.ensuring(done)
       )
     }
@@ -147,7 +149,7 @@ const program = Effect.gen(function*() {
   // Under load the count moves with requests and children in flight; a leak shows once everything is idle again
   // (idle keep-alive connections close after the server's 5 s timeout).
   const fdsIdle = yield* pollUntil(Effect.sync(fdsOf), (n) => n <= fdsAtStart + 8, "20 seconds").pipe(
-    Effect.orElse(() => Effect.sync(fdsOf))
+    Effect.catch(() => Effect.sync(fdsOf))
   )
   const fdsBusy = Math.max(...samples.map((s) => s.fds))
   const rssGrowth = rssEarly === 0 ? 0 : (rssLate - rssEarly) / rssEarly
@@ -175,7 +177,7 @@ const program = Effect.gen(function*() {
   console.log(`\nsoak summary (${((Date.now() - started) / 1000).toFixed(0)} s)`)
   for (const [name, value, ok] of checks) console.log(`${ok ? "ok  " : "FAIL"}  ${name.padEnd(width)}  ${value}`)
   return checks.every(([, , ok]) => ok)
-}).pipe(Effect.scoped, Effect.provide(NodeContext.layer))
+}).pipe(Effect.scoped, Effect.provide(NodeServices.layer))
 
 Effect.runPromise(program).then(
   (ok) => {

@@ -1,8 +1,9 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
-import { Migrator, SqlClient } from "@effect/sql"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { SqliteMigrator } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, ConfigProvider, DateTime, Effect, Exit, Layer, Logger, LogLevel, Option, TestClock } from "effect"
+import { Cause, ConfigProvider, DateTime, Effect, Exit, FileSystem, Layer, Logger, Option, References } from "effect"
+import { SqlClient } from "effect/sql"
+import { TestClock } from "effect/testing"
 import fc from "fast-check"
 import { createHash } from "node:crypto"
 import { readdirSync, readFileSync } from "node:fs"
@@ -12,8 +13,9 @@ import { normaliseTimestamp } from "../../migrations/0004_adopt_go_sidecar.js"
 import type { TaskId } from "../../src/Domain.js"
 import { Task } from "../../src/Domain.js"
 import { migrations } from "../../migrations/index.js"
+import { Metrics } from "../../src/Metrics.js"
 import { sqliteLayer } from "../../src/store/Sqlite.js"
-import { migrate, sqlLayer, UnsupportedDatabase } from "../../src/store/Sql.js"
+import { sqlLayer, UnsupportedDatabase } from "../../src/store/Sql.js"
 import { Store, type TaskRow } from "../../src/store/Store.js"
 import { engineOver } from "../layers.js"
 import { runToExit } from "../sidecar.js"
@@ -33,7 +35,7 @@ const allMigrations = readdirSync(migrationsDir)
 const tempDb = Effect.map(
   Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-adopt-" })),
   (dir) => `${dir}/sidecar.db`
-).pipe(Effect.provide(NodeContext.layer))
+).pipe(Effect.provide(NodeServices.layer))
 
 interface LogLine {
   readonly message: unknown
@@ -44,17 +46,16 @@ interface LogLine {
 /** A logger layer that keeps every line, at debug and above, in `logs`. */
 const capture = (logs: Array<LogLine>) =>
   Layer.merge(
-    Logger.replace(
-      Logger.defaultLogger,
-      Logger.make<unknown, void>(({ annotations, logLevel, message }) => {
+    Logger.layer([
+      Logger.make<unknown, void>(({ fiber, logLevel, message }) => {
         logs.push({
           message: Array.isArray(message) ? message[0] : message,
-          level: logLevel.label,
-          annotations: Object.fromEntries(annotations)
+          level: logLevel,
+          annotations: { ...fiber.getRef(References.CurrentLogAnnotations) }
         })
       })
-    ),
-    Logger.minimumLogLevel(LogLevel.Debug)
+    ]),
+    Layer.succeed(References.MinimumLogLevel, "Debug")
   )
 
 /** Open `file` exactly as the sidecar does (sqlLayer, then the Store), run `use`, close it; with what it logged. */
@@ -62,7 +63,7 @@ const open = <A, E>(file: string, use: Effect.Effect<A, E, Store | SqlClient.Sql
   Effect.gen(function*() {
     const logs: Array<LogLine> = []
     const value = yield* use.pipe(
-      Effect.provide(Store.Default),
+      Effect.provide(Store.layer.pipe(Layer.provide(Metrics.layer))),
       Effect.provide(sqlLayer(file)),
       Effect.provide(capture(logs))
     )
@@ -305,8 +306,8 @@ const expectedTask = (fixture: Fixture, has: { run: boolean; result: boolean }) 
     ...(params === undefined ? {} : { params }),
     ...(fixture.go.error === "" ? {} : { error: fixture.go.error }),
     ...(result === undefined ? {} : { result }),
-    submittedAt: DateTime.unsafeMake(fixture.submittedAt),
-    ...(fixture.completedAt === null ? {} : { completedAt: DateTime.unsafeMake(fixture.completedAt) })
+    submittedAt: DateTime.makeUnsafe(fixture.submittedAt),
+    ...(fixture.completedAt === null ? {} : { completedAt: DateTime.makeUnsafe(fixture.completedAt) })
   })
 }
 
@@ -340,7 +341,7 @@ const freshColumns = Effect.gen(function*() {
 
 describe("adopting a Go sidecar database", () => {
   for (const version of [1, 2, 3, 4, 5]) {
-    it.scoped(`version ${version}: every row kept and brought to this schema, in place, once`, () =>
+    it.effect(`version ${version}: every row kept and brought to this schema, in place, once`, () =>
       Effect.gen(function*() {
         const file = yield* tempDb
         const ownColumns = yield* freshColumns
@@ -395,7 +396,7 @@ describe("adopting a Go sidecar database", () => {
       }))
   }
 
-  it.scoped("the release with another column at version 3: that column is kept with its data, run is added as 1", () =>
+  it.effect("the release with another column at version 3: that column is kept with its data, run is added as 1", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       const ownColumns = yield* freshColumns
@@ -410,7 +411,7 @@ describe("adopting a Go sidecar database", () => {
         fixtures.map((f, n) => ({ id: f.go.id, attempts: n + 1 }))
       )
       expect(adoptionLog(logs)?.annotations).toMatchObject({ userVersion: 3, unknownColumnsKept: ["attempts"] })
-      expect(logs.filter((l) => l.level === "WARN")).toEqual([])
+      expect(logs.filter((l) => l.level === "Warn")).toEqual([])
 
       // and the sidecar can store new tasks beside it (the column's default fills it)
       const fresh = new Task({
@@ -418,13 +419,13 @@ describe("adopting a Go sidecar database", () => {
         type: "mark-ready",
         status: "running",
         run: 1,
-        submittedAt: DateTime.unsafeMake("2026-01-02T03:04:05.000Z")
+        submittedAt: DateTime.makeUnsafe("2026-01-02T03:04:05.000Z")
       })
-      const again = yield* open(file, Effect.flatMap(Store, (s) => Effect.zipRight(s.save(fresh), s.get(fresh.id))))
+      const again = yield* open(file, Effect.flatMap(Store, (s) => Effect.andThen(s.save(fresh), s.get(fresh.id))))
       expect(Option.getOrThrow(again.value)).toEqual(fresh)
     }))
 
-  it.scoped("a timestamp that is not RFC 3339 stops the start and rolls everything back", () =>
+  it.effect("a timestamp that is not RFC 3339 stops the start and rolls everything back", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       makeGoFile(file, 1)
@@ -434,7 +435,7 @@ describe("adopting a Go sidecar database", () => {
       const rowsBefore = dump(file).tables.task_results
 
       const exit = yield* Effect.exit(open(file, Effect.void))
-      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(Exit.isFailure(exit) && Cause.hasDies(exit.cause)).toBe(true)
       // the one line the sidecar prints when it cannot start
       expect(Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : "opened").toBe(
         `UnreadableTimestamp: task_results row "${id(4)}": submitted_at "yesterday" is not an RFC 3339 time; ` +
@@ -453,7 +454,7 @@ describe("retention after adopting a Go sidecar database", () => {
     Effect.gen(function*() {
       const logs: Array<LogLine> = []
       const engine = engineOver(sqlLayer(file)).pipe(
-        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["SIDECAR_RETENTION_HOURS", "168"]]))))
+        Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: { SIDECAR_RETENTION_HOURS: "168" } })))
       )
       const value = yield* use.pipe(Effect.provide(engine), Effect.provide(capture(logs)))
       return { value, logs }
@@ -463,7 +464,7 @@ describe("retention after adopting a Go sidecar database", () => {
   /** Long enough for the background prune, forked as the Engine starts, to have its turn. */
   const settle = TestClock.adjust("1 second")
   const graceWarning = (logs: ReadonlyArray<LogLine>) =>
-    logs.filter((l) => l.level === "WARN" && String(l.message).startsWith("retention will delete"))
+    logs.filter((l) => l.level === "Warn" && String(l.message).startsWith("retention will delete"))
   // four weeks after the fixtures ended: ids 2, 3 and 4 ended more than 168 h before; 1 is running, 5 never ended,
   // and 6 is the latest readiness task, which retention keeps
   const upgradedAt = Date.parse("2024-04-01T00:00:00.000Z")
@@ -476,7 +477,7 @@ describe("retention after adopting a Go sidecar database", () => {
     deletingFrom: "2024-04-01T01:00:00.000Z" // an hour after the start
   }
 
-  it.scoped("old finished tasks are kept through an hour's grace, announced with their count, then pruned", () =>
+  it.effect("old finished tasks are kept through an hour's grace, announced with their count, then pruned", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       makeGoFile(file, 5)
@@ -505,7 +506,7 @@ describe("retention after adopting a Go sidecar database", () => {
       expect(taskIds(file)).toEqual([id(5), id(6)]) // 1 failed when it was resumed (no such command here)
     }))
 
-  it.scoped("a restart inside the grace keeps its end: it neither starts again nor is skipped", () =>
+  it.effect("a restart inside the grace keeps its end: it neither starts again nor is skipped", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       makeGoFile(file, 2)
@@ -528,7 +529,7 @@ describe("retention after adopting a Go sidecar database", () => {
       expect(graceWarning(second.logs).map((l) => l.annotations)).toEqual([warned])
     }))
 
-  it.scoped("with nothing old enough to delete, it warns that adopted tasks go as they age, and does not wait", () =>
+  it.effect("with nothing old enough to delete, it warns that adopted tasks go as they age, and does not wait", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       makeGoFile(file, 5)
@@ -559,7 +560,7 @@ describe("a Go sidecar database newer than version 5", () => {
       })
     )
 
-  it.scoped("is refused before it is opened, byte for byte untouched, nothing created beside it", () =>
+  it.effect("is refused before it is opened, byte for byte untouched, nothing created beside it", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       makeGoFile(file, 5)
@@ -576,7 +577,7 @@ describe("a Go sidecar database newer than version 5", () => {
       expect(filesBeside(file)).toEqual(files)
     }))
 
-  it.scoped("in WAL mode too: no -wal or -shm appears beside it", () =>
+  it.effect("in WAL mode too: no -wal or -shm appears beside it", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       makeGoFile(file, 5, { journal: "wal" })
@@ -591,7 +592,7 @@ describe("a Go sidecar database newer than version 5", () => {
       expect(filesBeside(file)).toEqual(["sidecar.db"])
     }))
 
-  it.scoped("when the new version is committed only to the -wal file of a writer still open, it is still refused", () =>
+  it.effect("when the new version is committed only to the -wal file of a writer still open, it is still refused", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       makeGoFile(file, 5, { journal: "wal" })
@@ -606,7 +607,7 @@ describe("a Go sidecar database newer than version 5", () => {
       expect(sha256(file)).toBe(hash)
     }))
 
-  it.scoped("a database of ours stamped with a user_version above 5 is not refused (it has the migrator's table)", () =>
+  it.effect("a database of ours stamped with a user_version above 5 is not refused (it has the migrator's table)", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       yield* open(file, Effect.void)
@@ -635,16 +636,16 @@ describe("a Go sidecar database newer than version 5", () => {
 })
 
 describe("a database this project created before 0004", () => {
-  it.scoped("is left exactly as it was", () =>
+  it.effect("is left exactly as it was", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       // the schema as 0001 to 0003 made it, with rows written by the Store itself
       const upTo0003 = Layer.effectDiscard(
-        migrate({
-          loader: Effect.map(Migrator.fromRecord(migrations), (all) => all.filter(([n]) => n <= 3))
+        SqliteMigrator.run({
+          loader: Effect.map(SqliteMigrator.fromRecord(migrations), (all) => all.filter(([n]) => n <= 3))
         })
-      ).pipe(Layer.provideMerge(sqliteLayer(file)), Layer.provide(NodeContext.layer))
-      const at = (iso: string) => DateTime.unsafeMake(iso)
+      ).pipe(Layer.provideMerge(sqliteLayer(file)))
+      const at = (iso: string) => DateTime.makeUnsafe(iso)
       const tasks = [
         new Task({
           id: id(1),
@@ -698,7 +699,7 @@ describe("a database this project created before 0004", () => {
       expect(readyLog(logs)?.annotations.migrationsApplied).toContain("0004_adopt_go_sidecar")
       const adoption = logs.find((l) => l.message === "no Go sidecar database to adopt")
       expect(adoption?.annotations).toMatchObject({ userVersion: 0, rowsRewritten: 0, goColumnsDropped: [] })
-      expect(logs.filter((l) => l.annotations.migration_id === "4" && l.level !== "DEBUG")).toEqual([])
+      expect(logs.filter((l) => l.annotations.migration_id === "4" && l.level !== "Debug")).toEqual([])
     }))
 })
 

@@ -1,7 +1,6 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger } from "effect"
+import { Effect, FileSystem, Layer, Logger } from "effect"
 import { copyFileSync, existsSync, rmSync, unlinkSync } from "node:fs"
 import { join } from "node:path"
 import { BackgroundCheckpoints, mainConnectionCheckpoint } from "../../src/store/Checkpointer.js"
@@ -15,7 +14,7 @@ import type { DatabaseSync } from "node:sqlite"
 const folder = Effect.flatMap(
   FileSystem.FileSystem,
   (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-checkpoint-" })
-).pipe(Effect.provide(NodeContext.layer))
+).pipe(Effect.provide(NodeServices.layer))
 
 const autocheckpoint = (db: DatabaseSync) => pragma(db, "wal_autocheckpoint") as number
 
@@ -72,7 +71,7 @@ describe("background checkpoints", () => {
       const file = join(dir, "sidecar.db")
       const warnings: Array<unknown> = []
       const capture = Logger.make(({ logLevel, message }) => {
-        if (logLevel._tag === "Warning") warnings.push(message)
+        if (logLevel === "Warn") warnings.push(message)
       })
       yield* Effect.scoped(Effect.gen(function*() {
         const db = yield* Sqlite
@@ -82,6 +81,6 @@ describe("background checkpoints", () => {
         yield* pollUntil(Effect.sync(() => warnings.length), (n) => n > 0)
         expect(String(warnings)).toMatch(/background checkpoints stopped .*the database connection checkpoints itself/)
         expect(autocheckpoint(db.db)).toBe(mainConnectionCheckpoint)
-      }).pipe(Effect.provide(sqlLayer(file)), Effect.provide(Logger.replace(Logger.defaultLogger, capture))))
+      }).pipe(Effect.provide(sqlLayer(file)), Effect.provide(Logger.layer([capture]))))
     }).pipe(Effect.scoped))
 })

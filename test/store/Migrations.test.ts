@@ -1,14 +1,15 @@
-import { FileSystem } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
-import { Migrator, SqlClient } from "@effect/sql"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { SqliteMigrator } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Effect, FileSystem, Layer, Option } from "effect"
+import { SqlClient } from "effect/sql"
 import type { TaskId } from "../../src/Domain.js"
 import { readdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { migrations } from "../../migrations/index.js"
 import { sqliteLayer } from "../../src/store/Sqlite.js"
-import { migrate, sqlLayer } from "../../src/store/Sql.js"
+import { Metrics } from "../../src/Metrics.js"
+import { sqlLayer } from "../../src/store/Sql.js"
 import { Store } from "../../src/store/Store.js"
 import { openDatabase, pragma } from "../support/sqlite.js"
 
@@ -22,7 +23,7 @@ const tempDb = Effect.map(
 )
 
 const open = (file: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.provide(effect, Store.Default).pipe(
+  Effect.provide(effect, Store.layer.pipe(Layer.provide(Metrics.layer))).pipe(
     Effect.provide(sqlLayer(file))
   )
 
@@ -52,7 +53,7 @@ describe("migrations", () => {
     expect(files.length).toBeGreaterThanOrEqual(7)
   })
 
-  it.scoped("create the schema on a new file, and a second start applies nothing", () =>
+  it.effect("create the schema on a new file, and a second start applies nothing", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toEqual([
@@ -93,9 +94,9 @@ describe("migrations", () => {
           "idx_task_results_unfinished_submitted_at"
         ])
       expect(pragmas.journal).toBe("wal")
-    }).pipe(Effect.provide(NodeContext.layer)))
+    }).pipe(Effect.provide(NodeServices.layer)))
 
-  it.scoped("a 0001-shaped database made by another program, with rows, upgrades in place", () =>
+  it.effect("a 0001-shaped database made by another program, with rows, upgrades in place", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       const db = openDatabase(file)
@@ -136,9 +137,9 @@ describe("migrations", () => {
       expect(Option.getOrThrow(ready).params).toBeUndefined()
       expect(columnsOf(file)).toContain("run")
       expect(columnsOf(file)).toContain("result")
-    }).pipe(Effect.provide(NodeContext.layer)))
+    }).pipe(Effect.provide(NodeServices.layer)))
 
-  it.scoped("a database that already has run and result (but no migrator table) keeps its data", () =>
+  it.effect("a database that already has run and result (but no migrator table) keeps its data", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       const db = openDatabase(file)
@@ -159,7 +160,7 @@ describe("migrations", () => {
       db.close()
       const got = yield* Effect.flatMap(Store, (s) => s.get("33333333-3333-4333-8333-333333333333")).pipe(open(file))
       expect(Option.getOrThrow(got)).toMatchObject({ run: 4, result: { exitCode: 0 } })
-    }).pipe(Effect.provide(NodeContext.layer)))
+    }).pipe(Effect.provide(NodeServices.layer)))
 })
 
 describe("0008: the grace before retention first prunes a file", () => {
@@ -188,14 +189,14 @@ describe("0008: the grace before retention first prunes a file", () => {
     }
   }
 
-  it.scoped("a new file gets none: it has no tasks", () =>
+  it.effect("a new file gets none: it has no tasks", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))
       expect(graceRows(file)).toEqual([])
-    }).pipe(Effect.provide(NodeContext.layer)))
+    }).pipe(Effect.provide(NodeServices.layer)))
 
-  it.scoped("a file with tasks from before retention (0001 to 0003) gets one, its end left to the first prune", () =>
+  it.effect("a file with tasks from before retention (0001 to 0003) gets one, its end left to the first prune", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
       const db = openDatabase(file)
@@ -204,17 +205,14 @@ describe("0008: the grace before retention first prunes a file", () => {
       insertTask(file)
       yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))
       expect(graceRows(file)).toEqual([{ history: "written before retention", ends_at: null }])
-    }).pipe(Effect.provide(NodeContext.layer)))
+    }).pipe(Effect.provide(NodeServices.layer)))
 
-  it.scoped("a file already under retention (0005 applied by an earlier start) gets none", () =>
+  it.effect("a file already under retention (0005 applied by an earlier start) gets none", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
-      yield* migrate({
-        loader: Effect.map(Migrator.fromRecord(migrations), (all) => all.filter(([n]) => n <= 7))
-      }).pipe(
-        Effect.provide(Layer.provideMerge(sqliteLayer(file), NodeContext.layer)),
-        Effect.scoped
-      )
+      yield* SqliteMigrator.run({
+        loader: Effect.map(SqliteMigrator.fromRecord(migrations), (all) => all.filter(([n]) => n <= 7))
+      }).pipe(Effect.provide(sqliteLayer(file)))
       insertTask(file)
       // that earlier start was a while ago (the migrator records its time to the second)
       const db = openDatabase(file)
@@ -222,5 +220,5 @@ describe("0008: the grace before retention first prunes a file", () => {
       db.close()
       expect(yield* appliedMigrations.pipe(Effect.provide(sqlLayer(file)))).toHaveLength(10)
       expect(graceRows(file)).toEqual([])
-    }).pipe(Effect.provide(NodeContext.layer)))
+    }).pipe(Effect.provide(NodeServices.layer)))
 })

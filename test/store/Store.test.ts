@@ -2,16 +2,20 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { DateTime, Effect, Layer, Option } from "effect"
 import type { TaskId } from "../../src/Domain.js"
 import { Task } from "../../src/Domain.js"
+import { Metrics } from "../../src/Metrics.js"
 import { Sqlite } from "../../src/store/Sqlite.js"
 import { Store } from "../../src/store/Store.js"
 import { SqlMemory } from "../layers.js"
 
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}` as TaskId
-const at = (seconds: number) => DateTime.unsafeMake(seconds * 1000)
+const at = (seconds: number) => DateTime.makeUnsafe(seconds * 1000)
 const task = (n: number, fields: Partial<ConstructorParameters<typeof Task>[0]> = {}) =>
   new Task({ id: id(n), type: "test", status: "running", run: 1, submittedAt: at(n), ...fields })
 
-layer(Store.Default.pipe(Layer.provide(SqlMemory)))("Store", (it) => {
+/** The real Store over in-memory SQLite, with Metrics of its own. */
+const StoreMemory = Store.layer.pipe(Layer.provide(Layer.merge(SqlMemory, Metrics.layer)))
+
+layer(StoreMemory)("Store", (it) => {
   it.effect("save then get round-trips every field, run included", () =>
     Effect.gen(function*() {
       const store = yield* Store
@@ -96,7 +100,7 @@ describe("Store listing", () => {
       expect((yield* store.list({ limit: 100 })).map((t) => t.id)).toEqual([5, 4, 3, 2, 1].map(id))
       expect((yield* store.list({ limit: 2 })).map((t) => t.id)).toEqual([id(5), id(4)])
       expect((yield* store.listRunning).map((t) => t.id)).toEqual([1, 3, 5].map(id))
-    }).pipe(Effect.provide(Store.Default.pipe(Layer.provide(SqlMemory)))))
+    }).pipe(Effect.provide(StoreMemory)))
 
   it.effect("lastCompleted picks the latest completion among the given types", () =>
     Effect.gen(function*() {
@@ -107,7 +111,7 @@ describe("Store listing", () => {
       yield* store.save(task(4, { type: "other", status: "completed", completedAt: at(40) }))
       const last = yield* store.lastCompleted(["mark-ready", "mark-not-ready"])
       expect(Option.map(last, (t) => t.id)).toEqual(Option.some(id(2)))
-    }).pipe(Effect.provide(Store.Default.pipe(Layer.provide(SqlMemory)))))
+    }).pipe(Effect.provide(StoreMemory)))
 
   // Every start and every retention pass asks this; a plan through the status index sorted every completed task.
   it.effect("lastCompleted reads the given types' rows through the type index, not every completed task", () =>
@@ -126,7 +130,7 @@ describe("Store listing", () => {
     Effect.gen(function*() {
       const { plan, prepared, store } = yield* recordingStore
       const planOf = <A, E>(query: Effect.Effect<A, E>) =>
-        Effect.map(Effect.zipRight(Effect.sync(() => (prepared.length = 0)), query), () => {
+        Effect.map(Effect.andThen(Effect.sync(() => (prepared.length = 0)), query), () => {
           expect(prepared).toHaveLength(1)
           return plan(prepared[0]!)
         })
@@ -191,7 +195,9 @@ const recordingStore = Effect.gen(function*() {
     }
   })
   const store = yield* Store.pipe(
-    Effect.provide(Store.Default.pipe(Layer.provide(Layer.succeed(Sqlite, { ...db, db: recording }))))
+    Effect.provide(
+      Store.layer.pipe(Layer.provide(Layer.merge(Layer.succeed(Sqlite, { ...db, db: recording }), Metrics.layer)))
+    )
   )
   const plan = (text: string) => {
     const values = Array.from({ length: parameterCount(text) }, () => "x")

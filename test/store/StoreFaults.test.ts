@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Either, Exit, Fiber, Layer, TestClock } from "effect"
+import { Effect, Exit, Fiber, Layer, Result } from "effect"
+import { TestClock } from "effect/testing"
 import { execFileSync } from "node:child_process"
 import {
   closeSync,
@@ -37,12 +38,12 @@ const livez = Effect.flatMap(Engine, (e) => e.livez)
 const livezOnceChecked = (failing: boolean) =>
   Effect.gen(function*() {
     for (let i = 0; i < 250; i++) {
-      const answer = yield* Effect.either(livez)
-      if (Either.isLeft(answer) === failing) return yield* answer
+      const answer = yield* Effect.result(livez)
+      if (Result.isFailure(answer) === failing) return yield* Effect.fromResult(answer)
       yield* Effect.sleep("20 millis")
     }
-    return yield* Effect.dieMessage(`livez did not ${failing ? "fail" : "recover"} within 5 s`)
-  }).pipe(Effect.withClock(Clock.make()))
+    return yield* Effect.die(new Error(`livez did not ${failing ? "fail" : "recover"} within 5 s`))
+  }).pipe(TestClock.withLive)
 
 /** Mount a small tmpfs for a test (it needs root, as in CI); a test that cannot mount fails. */
 const tmpfs = (size: string) =>
@@ -60,7 +61,7 @@ const tmpfs = (size: string) =>
   )
 
 describe("another connection holds the write lock", () => {
-  it.scoped("submits fail with a StoreError once the busy timeout passes, queued ones too; reads and livez go on", () =>
+  it.effect("submits fail with a StoreError once the busy timeout passes, queued ones too; reads and livez go on", () =>
     Effect.gen(function*() {
       const engine = yield* Engine
       const file = yield* dbFile
@@ -70,17 +71,17 @@ describe("another connection holds the write lock", () => {
         (db) => Effect.sync(() => db.close())
       )
       other.exec("BEGIN IMMEDIATE")
-      const pending = yield* Effect.forEach([1, 2, 3], () => Effect.fork(submit()))
+      const pending = yield* Effect.forEach([1, 2, 3], () => Effect.forkChild(submit()))
       // let the first submit reach its write and the others queue on the gate
-      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
-      expect(pending.map((f) => f.unsafePoll())).toEqual([null, null, null])
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow
+      expect(pending.map((f) => f.pollUnsafe())).toEqual([undefined, undefined, undefined])
 
       // WAL lets readers through while the writer waits, without blocking the event loop
       yield* livez
       expect((yield* engine.get(ID)).id).toBe(ID)
 
       // step the clock past the busy timeout (each retry schedules the next as it fails)
-      for (let i = 0; i < 120 && pending.some((f) => f.unsafePoll() === null); i++) {
+      for (let i = 0; i < 120 && pending.some((f) => f.pollUnsafe() === undefined); i++) {
         yield* TestClock.adjust("100 millis")
       }
       for (const fiber of pending) {
@@ -125,7 +126,7 @@ describe("storage broken underneath the process", () => {
       expect((yield* submit())._tag).toBe("Started")
     }).pipe(Effect.provide(engineOver(SqlTest))))
 
-  it.scoped("a full volume: submits answer StoreError while livez stays up; both recover when space frees", () =>
+  it.effect("a full volume: submits answer StoreError while livez stays up; both recover when space frees", () =>
     Effect.gen(function*() {
       const dir = yield* tmpfs("4m")
       yield* Effect.gen(function*() {
@@ -143,12 +144,12 @@ describe("storage broken underneath the process", () => {
         expect((yield* Effect.flip(submit()))._tag).toBe("StoreError")
         unlinkSync(filler)
         // taken again once the background check sees the space (every 0.5 s), without a restart
-        let accepted = yield* Effect.either(submit())
-        for (let i = 0; i < 250 && Either.isLeft(accepted); i++) {
-          yield* Effect.sleep("20 millis").pipe(Effect.withClock(Clock.make()))
-          accepted = yield* Effect.either(submit())
+        let accepted = yield* Effect.result(submit())
+        for (let i = 0; i < 250 && Result.isFailure(accepted); i++) {
+          yield* TestClock.withLive(Effect.sleep("20 millis"))
+          accepted = yield* Effect.result(submit())
         }
-        expect(Either.isRight(accepted)).toBe(true)
+        expect(Result.isSuccess(accepted)).toBe(true)
         expect(yield* Effect.flatMap(Engine, (e) => e.get(ID))).toMatchObject({ id: ID })
       }).pipe(Effect.provide(engineOver(sqlLayer(join(dir, "sidecar.db")))))
     }))
@@ -161,7 +162,7 @@ describe("a run whose completion cannot be written", () => {
       Store,
       Effect.map(Store, (real) => {
         let left = failures
-        return Store.make({
+        return Store.of({
           ...real,
           completeAll: (batch) =>
             Effect.suspend(() =>
@@ -171,14 +172,14 @@ describe("a run whose completion cannot be written", () => {
             )
         })
       })
-    ).pipe(Layer.provide(Store.Default))
+    ).pipe(Layer.provide(Store.layer))
 
   it.effect("is retried until it is written", () =>
     Effect.gen(function*() {
       const engine = yield* Engine
       const { id } = yield* submit()
-      const done = yield* Effect.fork(engine.join(id))
-      for (let i = 0; i < 20 && done.unsafePoll() === null; i++) yield* TestClock.adjust("500 millis")
+      const done = yield* Effect.forkChild(engine.join(id))
+      for (let i = 0; i < 20 && done.pollUnsafe() === undefined; i++) yield* TestClock.adjust("500 millis")
       expect((yield* engine.get(id)).status).toBe("completed")
     }).pipe(Effect.provide(engineWithStore(flakyCompletions(3), SqlTest))))
 
@@ -187,18 +188,18 @@ describe("a run whose completion cannot be written", () => {
       const id = yield* Effect.gen(function*() {
         const engine = yield* Engine
         const { id } = yield* submit()
-        const done = yield* Effect.fork(engine.join(id))
+        const done = yield* Effect.forkChild(engine.join(id))
         // ten minutes of refused writes: the run neither ends nor gives up, and its row stays running
         for (let i = 0; i < 10; i++) yield* TestClock.adjust("1 minute")
-        expect(done.unsafePoll()).toBeNull()
+        expect(done.pollUnsafe()).toBeUndefined()
         expect((yield* engine.get(id)).status).toBe("running")
         return id
-      }).pipe(Effect.provide(Engine.DefaultWithoutDependencies.pipe(
+      }).pipe(Effect.provide(Layer.effect(Engine, Engine.make).pipe(
         Layer.provide(flakyCompletions(1_000_000)),
         Layer.provide(HandlersTest),
-        Layer.provide(Layer.merge(Readiness.Default, Metrics.Default))
+        Layer.provide(Layer.merge(Readiness.layer, Metrics.layer))
       )))
-      const resumed = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.zipRight(e.join(id), e.get(id))))
+      const resumed = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id))))
       expect(resumed).toMatchObject({ status: "completed", run: 1 })
-    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.Default))))
+    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.layer))))
 })
