@@ -97,7 +97,7 @@ const machine = (bench: Bench) => {
   const nproc = execFileSync("nproc", { encoding: "utf8" }).trim()
   return [
     `- machine: \`nproc\` = ${nproc}, CPU ${model}, ${Math.round(Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) / 1024 / 1024)} GiB RAM`,
-    `- node ${process.version} (SQLite ${process.versions.sqlite}), effect ${version("effect")}, @effect/platform ${version("@effect/platform")}, autocannon ${version("autocannon")}, tsx ${version("tsx")}`,
+    `- node ${process.version} (SQLite ${process.versions.sqlite}), effect ${version("effect")}, @effect/platform-node ${version("@effect/platform-node")}, autocannon ${version("autocannon")}, tsx ${version("tsx")}`,
     `- code measured: ${describeCode(commit)}`,
     `- sidecar started ${formLabel(form, bench.build)}: ${started(bench, "sidecar")}; the floor the same way, ${
       command(bench, "floor")
