@@ -19,47 +19,123 @@ const knownRoutes = new Set([
   "/docs"
 ])
 
+/** One combination of label values and what was recorded under it. */
+interface Series<V> {
+  readonly labels: Record<string, string>
+  readonly value: V
+}
+
 /**
- * A metric's child for one combination of label values, made on first use and kept: prom-client would otherwise hash
- * the labels at every use. Label values here are few (task types, routes, statuses), so the children are too.
+ * The series of a labelled metric, found by its label values through one map per label: recording a value costs a
+ * few map lookups, where prom-client hashes and validates the labels at every call.
  */
-const children = <C>(make: (...values: Array<string>) => C) => {
-  const made = new Map<string, C>()
-  return (...values: Array<string>): C => {
-    const key = values.join("\u0000")
-    let child = made.get(key)
-    if (child === undefined) made.set(key, child = make(...values))
-    return child
+const seriesOf = <V>(labelNames: ReadonlyArray<string>, initial: () => V) => {
+  const root = new Map<string, any>()
+  const all: Array<Series<V>> = []
+  const find = (values: ReadonlyArray<string>): V => {
+    let level = root
+    for (let i = 0; i < values.length - 1; i++) {
+      let next = level.get(values[i]!)
+      if (next === undefined) level.set(values[i]!, next = new Map())
+      level = next
+    }
+    const last = values[values.length - 1]!
+    let series: Series<V> | undefined = level.get(last)
+    if (series === undefined) {
+      series = { labels: Object.fromEntries(labelNames.map((name, i) => [name, values[i]!])), value: initial() }
+      level.set(last, series)
+      all.push(series)
+    }
+    return series.value
+  }
+  return { find, all }
+}
+
+/** A labelled counter kept as plain numbers and handed to the registry when it is scraped. */
+const counter = (registry: Prometheus.Registry, name: string, help: string, labelNames: ReadonlyArray<string>) => {
+  const series = seriesOf(labelNames, () => ({ count: 0 }))
+  registry.registerMetric({
+    name,
+    help,
+    get: async () => ({
+      name,
+      help,
+      type: "counter",
+      aggregator: "sum",
+      values: series.all.map(({ labels, value }) => ({ labels, value: value.count }))
+    })
+  } as unknown as Prometheus.Metric)
+  return (...values: ReadonlyArray<string>): void => void series.find(values).count++
+}
+
+/** A labelled histogram kept as plain numbers (a count per bucket, the sum, the count) and handed over the same way. */
+const histogram = (
+  registry: Prometheus.Registry,
+  name: string,
+  help: string,
+  labelNames: ReadonlyArray<string>,
+  buckets: ReadonlyArray<number>
+) => {
+  const series = seriesOf(labelNames, () => ({ buckets: buckets.map(() => 0), sum: 0, count: 0 }))
+  registry.registerMetric({
+    name,
+    help,
+    get: async () => ({
+      name,
+      help,
+      type: "histogram",
+      aggregator: "sum",
+      values: series.all.flatMap(({ labels, value }) => {
+        let cumulative = 0
+        return [
+          ...buckets.map((bound, i) => ({
+            metricName: `${name}_bucket`,
+            labels: { le: bound, ...labels },
+            value: cumulative += value.buckets[i]!
+          })),
+          { metricName: `${name}_bucket`, labels: { le: "+Inf", ...labels }, value: value.count },
+          { metricName: `${name}_sum`, labels, value: value.sum },
+          { metricName: `${name}_count`, labels, value: value.count }
+        ]
+      })
+    })
+  } as unknown as Prometheus.Metric)
+  return (observed: number, ...values: ReadonlyArray<string>): void => {
+    const value = series.find(values)
+    const at = buckets.findIndex((bound) => observed <= bound)
+    if (at >= 0) value.buckets[at]!++
+    value.sum += observed
+    value.count++
   }
 }
 
 /**
- * The sidecar's Prometheus metrics, in a registry of its own. prom-client formats the exposition. What the engine
- * records is a plain function, called within the synchronous steps in which it settles a submit or ends a run (an
- * effect apiece cost a run more than prom-client does); the rest are effects, to compose with the HTTP layer.
+ * The sidecar's Prometheus metrics, in a registry of its own; prom-client formats the exposition. Everything is
+ * recorded by a plain function, called within the synchronous steps in which a submit is settled, a run ends or an
+ * answer goes out; the labelled ones are kept as plain numbers until a scrape reads them.
  */
 export class Metrics extends Context.Service<Metrics>()("sidecar/Metrics", {
   make: Effect.sync(() => {
     const registry = new Prometheus.Registry()
-    const submitted = new Prometheus.Counter({
-      name: "sidecar_tasks_submitted_total",
-      help: "Accepted submits, by task type and what the submit decided",
-      labelNames: ["type", "outcome"],
-      registers: [registry]
-    })
-    const finished = new Prometheus.Counter({
-      name: "sidecar_task_runs_finished_total",
-      help: "Runs that ended, by task type and final status",
-      labelNames: ["type", "status"],
-      registers: [registry]
-    })
-    const duration = new Prometheus.Histogram({
-      name: "sidecar_task_duration_seconds",
-      help: "How long runs took, by task type and final status",
-      labelNames: ["type", "status"],
-      buckets: [0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60, 300, 1800],
-      registers: [registry]
-    })
+    const submitted = counter(
+      registry,
+      "sidecar_tasks_submitted_total",
+      "Accepted submits, by task type and what the submit decided",
+      ["type", "outcome"]
+    )
+    const finished = counter(
+      registry,
+      "sidecar_task_runs_finished_total",
+      "Runs that ended, by task type and final status",
+      ["type", "status"]
+    )
+    const duration = histogram(
+      registry,
+      "sidecar_task_duration_seconds",
+      "How long runs took, by task type and final status",
+      ["type", "status"],
+      [0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60, 300, 1800]
+    )
     const running = new Prometheus.Gauge({
       name: "sidecar_tasks_running",
       help: "Runs in progress in this process",
@@ -70,56 +146,51 @@ export class Metrics extends Context.Service<Metrics>()("sidecar/Metrics", {
       help: "Requests waiting (?wait=) for a task to end",
       registers: [registry]
     })
-    const crashes = new Prometheus.Counter({
-      name: "sidecar_handler_crashes_total",
-      help: "Runs failed by a handler defect (a throw or a die), by task type",
-      labelNames: ["type"],
-      registers: [registry]
-    })
-    const requests = new Prometheus.Counter({
-      name: "sidecar_http_requests_total",
-      help: "HTTP requests answered, by route, method and status",
-      labelNames: ["route", "method", "status"],
-      registers: [registry]
-    })
-    const rejections = new Prometheus.Counter({
-      name: "sidecar_authn_rejections_total",
-      help: "Requests refused by trusted-header authentication, by reason",
-      labelNames: ["reason"],
-      registers: [registry]
-    })
+    const crashes = counter(
+      registry,
+      "sidecar_handler_crashes_total",
+      "Runs failed by a handler defect (a throw or a die), by task type",
+      ["type"]
+    )
+    // Routes are few (routeOf), and so are the methods and statuses Node's parser lets through.
+    const requests = counter(
+      registry,
+      "sidecar_http_requests_total",
+      "HTTP requests answered, by route, method and status",
+      ["route", "method", "status"]
+    )
+    const rejections = counter(
+      registry,
+      "sidecar_authn_rejections_total",
+      "Requests refused by trusted-header authentication, by reason",
+      ["reason"]
+    )
     const pingFailures = new Prometheus.Counter({
       name: "sidecar_store_ping_failures_total",
       help: "Liveness checks of the database that failed",
       registers: [registry]
     })
-    const refusals = new Prometheus.Counter({
-      name: "sidecar_store_writes_refused_total",
-      help: "Database writes refused, by reason: full, read-only, replaced, corrupt, locked, io-error",
-      labelNames: ["reason"],
-      registers: [registry]
-    })
-    const submittedAs = children((type, outcome) => submitted.labels(type, outcome))
-    const finishedAs = children((type, status) => finished.labels(type, status))
-    const durationOf = children((type, status) => duration.labels(type, status))
-    // Routes are few (routeOf), and so are the methods and statuses Node's parser lets through.
-    const requestsOf = children((route, method, status) => requests.labels(route, method, status))
+    const refusals = counter(
+      registry,
+      "sidecar_store_writes_refused_total",
+      "Database writes refused, by reason: full, read-only, replaced, corrupt, locked, io-error",
+      ["reason"]
+    )
     return {
-      submitted: (type: string, outcome: SubmitKind): void => submittedAs(type, outcome).inc(),
+      submitted: (type: string, outcome: SubmitKind): void => submitted(type, outcome),
       runStarted: (): void => running.inc(),
       runEnded: (): void => running.dec(),
       finished: (type: string, status: "completed" | "failed", seconds: number): void => {
-        finishedAs(type, status).inc()
-        durationOf(type, status).observe(seconds)
+        finished(type, status)
+        duration(seconds, type, status)
       },
-      crashed: (type: string): void => crashes.inc({ type }),
-      refusedWrite: (reason: string): void => refusals.inc({ reason }),
+      crashed: (type: string): void => crashes(type),
+      refusedWrite: (reason: string): void => refusals(reason),
       /** Count `wait` as a waiter while it runs, however it ends (a client that hangs up interrupts it). */
       waiting: <A, E, R>(wait: Effect.Effect<A, E, R>) =>
         Effect.acquireUseRelease(Effect.sync(() => waiters.inc()), () => wait, () => Effect.sync(() => waiters.dec())),
-      request: (path: string, method: string, status: number) =>
-        Effect.sync(() => requestsOf(routeOf(path), method, String(status)).inc()),
-      rejected: (reason: string) => Effect.sync(() => rejections.inc({ reason })),
+      request: (path: string, method: string, status: number): void => requests(routeOf(path), method, String(status)),
+      rejected: (reason: string): void => rejections(reason),
       pingFailed: Effect.sync(() => pingFailures.inc()),
       /** Add the process's own metrics (CPU, memory, event loop lag, file descriptors); once, in the server. */
       collectProcessMetrics: Effect.sync(() => Prometheus.collectDefaultMetrics({ register: registry })),

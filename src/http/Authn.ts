@@ -1,6 +1,5 @@
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
-import { Effect } from "effect"
-import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { IncomingMessage } from "node:http"
 
 export type AuthnMode = "unauthenticated" | "trusted-header"
@@ -43,17 +42,6 @@ const messages: Record<RejectionReason, string> = {
   duplicated: "more than one X-Remote-User header"
 }
 
-/**
- * Under trusted-header, an authenticating proxy in the pod (kube-rbac-proxy, say) sets X-Remote-User on what it lets
- * through; anything else is refused with 401. `onReject` is told why (for the metrics).
- */
-export const authn = (mode: AuthnMode, onReject: (reason: RejectionReason) => Effect.Effect<void>) =>
-  mode === "unauthenticated" ? HttpMiddleware.make((app) => app) : HttpMiddleware.make((app) =>
-    Effect.gen(function*() {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const reason = rejection(request)
-      if (reason === undefined) return yield* app
-      yield* onReject(reason)
-      return HttpServerResponse.jsonUnsafe({ error: messages[reason] }, { status: 401 })
-    })
-  )
+/** The 401 for a request refused under trusted-header. */
+export const unauthorized = (reason: RejectionReason) =>
+  HttpServerResponse.jsonUnsafe({ error: messages[reason] }, { status: 401 })

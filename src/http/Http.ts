@@ -1,16 +1,16 @@
 // Part http/: the HTTP surface. Api.ts, the contract; Http.ts, its implementation and serving; RequestBody.ts and
 // Authn.ts, request hardening and authentication; ApiDocs.ts, the OpenAPI document and /docs. Imports engine/, the
 // registry of handlers, and the shared modules.
-import { Cause, Duration, Effect, Exit, Layer } from "effect"
+import { Cause, Context, Duration, Effect, Layer } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiError, OpenApi } from "effect/http-api"
 import { Api } from "./Api.js"
 import { apiDocsLayer, describeTaskTypes } from "./ApiDocs.js"
-import { authn, type AuthnMode } from "./Authn.js"
+import { type AuthnMode, rejection, unauthorized } from "./Authn.js"
 import { Engine } from "../engine/Engine.js"
 import { formatSchemaError, NotReady } from "../Errors.js"
 import { Metrics } from "../Metrics.js"
-import { hardenRequests, jsonError } from "./RequestBody.js"
+import { hardened, jsonError } from "./RequestBody.js"
 import { Shutdown } from "../Shutdown.js"
 import { TaskHandlers } from "../engine/TaskHandlers.js"
 
@@ -61,59 +61,65 @@ export const HttpApiLive = Layer.unwrap(Effect.gen(function*() {
 }))
 
 /**
- * Every error the framework produces on its own (decode failures, unknown routes, defects) becomes a JSON body with
- * an `error` string, like the typed errors. Never a stack trace.
+ * Every error the framework produces on its own (decode failures, unknown routes, defects) as a JSON body with an
+ * `error` string, like the typed errors. Never a stack trace.
  */
-const errorBodies = HttpMiddleware.make((app) =>
-  Effect.catchCause(app, (cause) => {
-    for (const reason of cause.reasons) {
-      if (reason._tag === "Die" && HttpApiError.HttpApiSchemaError.is(reason.defect)) {
-        const error = reason.defect
-        const message = error.kind === "Payload" && isUnparsableBody(error.cause)
-          ? "invalid request body: not valid JSON"
-          : formatSchemaError(error.cause)
-        // the shape of the API's own InvalidRequest
-        return Effect.succeed(HttpServerResponse.jsonUnsafe({ _tag: "InvalidRequest", error: message }, { status: 400 }))
-      }
-      if (reason._tag === "Fail" && HttpServerError.isHttpServerError(reason.error)) {
-        const e = reason.error
-        if (e.reason._tag === "RouteNotFound") {
-          return Effect.succeed(jsonError(404, `no route for ${e.request.method} ${e.request.url}`))
-        }
+const errorBody = (cause: Cause.Cause<unknown>): Effect.Effect<HttpServerResponse.HttpServerResponse, unknown> => {
+  for (const reason of cause.reasons) {
+    if (reason._tag === "Die" && HttpApiError.HttpApiSchemaError.is(reason.defect)) {
+      const error = reason.defect
+      const message = error.kind === "Payload" && isUnparsableBody(error.cause)
+        ? "invalid request body: not valid JSON"
+        : formatSchemaError(error.cause)
+      // the shape of the API's own InvalidRequest
+      return Effect.succeed(HttpServerResponse.jsonUnsafe({ _tag: "InvalidRequest", error: message }, { status: 400 }))
+    }
+    if (reason._tag === "Fail" && HttpServerError.isHttpServerError(reason.error)) {
+      const e = reason.error
+      if (e.reason._tag === "RouteNotFound") {
+        return Effect.succeed(jsonError(404, `no route for ${e.request.method} ${e.request.url}`))
       }
     }
-    if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
-    return Effect.logError("request failed with a defect", cause).pipe(Effect.as(jsonError(500, "internal error")))
-  })
-)
+  }
+  if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+  return Effect.logError("request failed with a defect", cause).pipe(Effect.as(jsonError(500, "internal error")))
+}
 
 /** Whether a payload failed to decode because its text is not JSON at all (the framework's own words for it). */
 const isUnparsableBody = (error: { readonly message: string }) => error.message.includes("Expected a valid JSON body")
 
-/** Count every answer by route, method and status (a failure that escaped everything else counts as a 500). */
-const countRequests = (metrics: Metrics["Service"]) =>
-  HttpMiddleware.make((app) =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-      Effect.onExit(app, (exit) => {
+/**
+ * What every request goes through, as one middleware of the router (inside the server's own handling, so what it
+ * answers is what the client gets): authentication, the body's hardening, JSON errors, and the count by route,
+ * method and status. Plain code around one effect: with a middleware apiece, they cost a get a fifth more.
+ */
+const everyRequest = (authnMode: AuthnMode, metrics: Metrics["Service"]) =>
+  HttpRouter.middleware((app) => {
+    const answered = Effect.catchCause(app, errorBody)
+    return Effect.withFiber((fiber) => {
+      const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+      const count = (response: HttpServerResponse.HttpServerResponse) => {
         const query = request.url.indexOf("?")
-        const path = query === -1 ? request.url : request.url.slice(0, query)
-        return metrics.request(path, request.method, Exit.isSuccess(exit) ? exit.value.status : 500)
-      }))
-  )
+        metrics.request(query === -1 ? request.url : request.url.slice(0, query), request.method, response.status)
+        return response
+      }
+      const refused = authnMode === "trusted-header" ? rejection(request) : undefined
+      if (refused !== undefined) {
+        metrics.rejected(refused)
+        return Effect.succeed(count(unauthorized(refused)))
+      }
+      return Effect.map(hardened(request, answered), count)
+    })
+  }, { global: true })
 
 /**
  * The API served on whatever HttpServer is provided (a real port in main, a test server in tests), with
- * `authnMode` deciding who may call it. Every request goes through one middleware of the router, inside the
- * server's own handling, so that what it answers (JSON errors above all) is what the client gets.
+ * `authnMode` deciding who may call it.
  */
 export const httpLayer = (authnMode: AuthnMode) =>
   Layer.unwrap(Effect.gen(function*() {
     const metrics = yield* Metrics
-    const everyRequest = HttpRouter.middleware(
-      (app) => app.pipe(errorBodies, hardenRequests, authn(authnMode, metrics.rejected), countRequests(metrics)),
-      { global: true }
-    )
-    return HttpRouter.serve(Layer.mergeAll(HttpApiLive, everyRequest), { disableLogger: true }).pipe(
+    return HttpRouter.serve(Layer.mergeAll(HttpApiLive, everyRequest(authnMode, metrics)), { disableLogger: true }).pipe(
       // Nothing exports traces, yet the framework's per-request tracing would still make a span for each request.
       Layer.provide(Layer.succeed(HttpMiddleware.TracerDisabledWhen, () => true))
     )

@@ -1,6 +1,6 @@
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Data, Effect } from "effect"
-import { Headers, HttpMethod, HttpMiddleware, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Headers, HttpMethod, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { IncomingMessage } from "node:http"
 
 /** An error answer as every one of this API's: JSON with an `error` string. */
@@ -114,31 +114,32 @@ const unreadable = (e: unknown) =>
   e instanceof BodyTooLarge ? tooLarge(e.ended) : jsonError(400, `invalid request body: ${String(e)}`)
 
 /**
- * Bodies are refused over `maxBodyBytes` (413) and over `maxJsonDepth` (400), and read as JSON whatever their
- * content type says: Go clients and curl -d do not always say application/json, and this API has no other body type.
- * The body is read here, before the API decodes it, so the API's own reader is never used on Node's server.
+ * `app` for `request`, hardened: bodies are refused over `maxBodyBytes` (413) and over `maxJsonDepth` (400), and read
+ * as JSON whatever their content type says: Go clients and curl -d do not always say application/json, and this API
+ * has no other body type. The body is read here, before the API decodes it, so the framework's reader is never used.
  */
-export const hardenRequests = HttpMiddleware.make((app) =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const source: unknown = NodeHttpServerRequest.toIncomingMessage(request)
-    // the sidecar runs on Node's server only (in tests too)
-    if (!(source instanceof IncomingMessage)) return Effect.die(new Error("not a request of Node's HTTP server"))
-    // HTTP/1.1 requires Host; the server lets such requests through (requireHostHeader: false) so the 400 is JSON.
-    if (source.httpVersion === "1.1" && source.headers.host === undefined) {
-      return Effect.succeed(jsonError(400, "missing Host header (HTTP/1.1 requires one)"))
-    }
-    if (!HttpMethod.hasBody(request.method)) return app
-    const declaredTooLarge = Number(source.headers["content-length"]) > maxBodyBytes
-    return Effect.matchEffect(readBody(source, declaredTooLarge), {
-      onFailure: (e) => Effect.succeed(unreadable(e)),
-      onSuccess: (text) => {
-        if (declaredTooLarge) return Effect.succeed(tooLarge(true))
-        if (nestedDeeperThan(text, maxJsonDepth)) {
-          return Effect.succeed(jsonError(400, `invalid request body: JSON nested deeper than ${maxJsonDepth} levels`))
-        }
-        readAsJson(request, text)
-        return app
+export const hardened = <E, R>(
+  request: HttpServerRequest.HttpServerRequest,
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> => {
+  const source: unknown = NodeHttpServerRequest.toIncomingMessage(request)
+  // the sidecar runs on Node's server only (in tests too)
+  if (!(source instanceof IncomingMessage)) return Effect.die(new Error("not a request of Node's HTTP server"))
+  // HTTP/1.1 requires Host; the server lets such requests through (requireHostHeader: false) so the 400 is JSON.
+  if (source.httpVersion === "1.1" && source.headers.host === undefined) {
+    return Effect.succeed(jsonError(400, "missing Host header (HTTP/1.1 requires one)"))
+  }
+  if (!HttpMethod.hasBody(request.method)) return app
+  const declaredTooLarge = Number(source.headers["content-length"]) > maxBodyBytes
+  return Effect.matchEffect(readBody(source, declaredTooLarge), {
+    onFailure: (e) => Effect.succeed(unreadable(e)),
+    onSuccess: (text) => {
+      if (declaredTooLarge) return Effect.succeed(tooLarge(true))
+      if (nestedDeeperThan(text, maxJsonDepth)) {
+        return Effect.succeed(jsonError(400, `invalid request body: JSON nested deeper than ${maxJsonDepth} levels`))
       }
-    })
+      readAsJson(request, text)
+      return app
+    }
   })
-)
+}
