@@ -26,18 +26,24 @@ const { DatabaseSync } = require("node:sqlite")
 const url = pathToFileURL(workerData.file)
 url.searchParams.set("mode", "rw")
 const db = new DatabaseSync(url, { timeout: workerData.restartWaitMillis })
-const walSize = () => {
+const walState = () => {
   try {
-    return statSync(workerData.file + "-wal").size
+    const { mtimeMs, size } = statSync(workerData.file + "-wal")
+    return { mtimeMs, size }
   } catch {
-    return 0
+    return { mtimeMs: 0, size: 0 }
   }
 }
+const passive = db.prepare("PRAGMA wal_checkpoint(PASSIVE)")
+const restart = db.prepare("PRAGMA wal_checkpoint(RESTART)")
+// the WAL as it was when a checkpoint last copied all of it: unchanged since, there is nothing to do
+let done = { mtimeMs: -1, size: -1 }
 const tick = () => {
-  const size = walSize()
-  if (size === 0) return
+  const wal = walState()
+  if (wal.size === 0 || (wal.size === done.size && wal.mtimeMs === done.mtimeMs)) return
   try {
-    db.exec(size > workerData.restartBytes ? "PRAGMA wal_checkpoint(RESTART)" : "PRAGMA wal_checkpoint(PASSIVE)")
+    const { checkpointed, log } = (wal.size > workerData.restartBytes ? restart : passive).get()
+    if (log === checkpointed) done = wal
   } catch (e) {
     parentPort.postMessage({ failed: String(e && e.message ? e.message : e) })
   }
