@@ -16,8 +16,8 @@ interface Run {
 }
 
 /**
- * Run the CLI to completion: the compiled entry point by default, or the `bin` a user runs (its shebang, its tsx
- * registration), which costs a few seconds more to start.
+ * Run the CLI to completion: the compiled entry point by default, or the `bin` a user runs (its shebang), which runs
+ * the same bundle.
  */
 const run = (command: ReadonlyArray<string>) => (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   Effect.callback<Run>((resume) => {
@@ -100,7 +100,10 @@ describe("sidecar CLI", () => {
           expect(help.stdout).toContain(command)
         }
         expect(submitHelp.code).toBe(0)
+        expect(submitHelp.stdout).toContain("sidecar task submit [flags]")
         expect(submitHelp.stdout).toMatch(/--type[\s\S]*--params[\s\S]*--wait[\s\S]*--url[\s\S]*SIDECAR_URL/)
+        // not a terminal: no colour codes
+        for (const run of [help, submitHelp, usage]) expect(run.stdout + run.stderr).not.toMatch(/\u001b\[/)
         expect(usage).toMatchObject({ code: 2, stdout: "" })
         expect(usage.stderr).toMatch(/Expected to find option: '--type'/)
         expect(usage.stderr).toMatch(/--params is not JSON/)
