@@ -1,6 +1,6 @@
 import { Effect, Schema, SchemaIssue } from "effect"
 
-interface Issue {
+export interface Issue {
   readonly path: ReadonlyArray<PropertyKey>
   readonly message: string
 }
@@ -22,12 +22,15 @@ export const formatIssues = (issues: ReadonlyArray<Issue>): string => {
 
 const standardIssues = SchemaIssue.makeFormatterStandardSchemaV1()
 
-/** A schema's failure as `formatIssues` says it: each problem with the path of the field it is about. */
-export const formatSchemaError = (error: Schema.SchemaError): string =>
-  formatIssues(standardIssues(error.issue).issues.map((issue) => ({
+/** A schema's failure as a list of problems, each with the path of the field it is about. */
+export const schemaIssues = (error: Schema.SchemaError): ReadonlyArray<Issue> =>
+  standardIssues(error.issue).issues.map((issue) => ({
     message: issue.message,
     path: (issue.path ?? []).map((segment) => (typeof segment === "object" ? segment.key : segment))
-  })))
+  }))
+
+/** A schema's failure as `formatIssues` says it. */
+export const formatSchemaError = (error: Schema.SchemaError): string => formatIssues(schemaIssues(error))
 
 // Errors that cross the HTTP boundary carry a human-readable `error` string: existing Go clients read it.
 

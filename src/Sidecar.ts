@@ -17,8 +17,8 @@ import { SqlLive } from "./store/Sql.js"
 import type { TaskHandlers } from "./engine/TaskHandlers.js"
 
 /** Answer `error` as JSON and close the connection, where the platform does not answer. */
-const answerJson = (response: ServerResponse, status: number, error: string) => {
-  const body = JSON.stringify({ error })
+const answerJson = (response: ServerResponse, status: number, tag: string, error: string) => {
+  const body = JSON.stringify({ _tag: tag, error })
   response.writeHead(status, {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(body),
@@ -27,8 +27,8 @@ const answerJson = (response: ServerResponse, status: number, error: string) => 
   response.end(body)
 }
 
-const rawJson = (status: number, reason: string, error: string) => {
-  const body = JSON.stringify({ error })
+const rawJson = (status: number, reason: string, tag: string, error: string) => {
+  const body = JSON.stringify({ _tag: tag, error })
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
     `Connection: close\r\n\r\n${body}`
 }
@@ -52,20 +52,20 @@ export const createHttpServer = () => {
   // in CI). Such a request is answered 503 and its connection closed.
   server.on("request", (_request, response) => {
     if (server.listenerCount("request") === 1) {
-      answerJson(response, 503, "not serving requests (starting or shutting down); try again")
+      answerJson(response, 503, "NotServing", "not serving requests (starting or shutting down); try again")
     }
   })
-  server.on("connect", (_request, socket) => socket.end(rawJson(405, "Method Not Allowed", "CONNECT is not supported")))
+  server.on("connect", (_request, socket) => socket.end(rawJson(405, "Method Not Allowed", "MethodNotAllowed", "CONNECT is not supported")))
   server.on("checkExpectation", (request, response) =>
-    answerJson(response, 417, `unsupported Expect: ${request.headers.expect}`))
+    answerJson(response, 417, "ExpectationFailed", `unsupported Expect: ${request.headers.expect}`))
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
     if (error.code === "ECONNRESET" || !socket.writable) return socket.destroy()
     socket.end(
       error.code === "HPE_HEADER_OVERFLOW"
-        ? rawJson(431, "Request Header Fields Too Large", "request headers too large")
+        ? rawJson(431, "Request Header Fields Too Large", "HeadersTooLarge", "request headers too large")
         : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
-        ? rawJson(408, "Request Timeout", "request not received in time")
-        : rawJson(400, "Bad Request", "malformed HTTP request")
+        ? rawJson(408, "Request Timeout", "RequestTimeout", "request not received in time")
+        : rawJson(400, "Bad Request", "InvalidRequest", "malformed HTTP request")
     )
   })
   return server

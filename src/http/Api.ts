@@ -45,9 +45,15 @@ const ListParams = {
   limit: Schema.optionalKey(integerParam(1, 1000))
 }
 
+/** A query parameter holding a number of seconds from 0 to `max`, in plain decimal digits (up to 3 decimals). */
+const secondsParam = (max: number) =>
+  Schema.String.check(Schema.makeFilter((s) =>
+    (/^\d{1,9}(\.\d{1,3})?$/.test(s) && Number(s) <= max) || `must be a number of seconds from 0 to ${max}`
+  )).pipe(Schema.decodeTo(Schema.NumberFromString))
+
 const GetParams = {
   /** Seconds to wait for the task to become terminal before answering. */
-  wait: Schema.optionalKey(integerParam(0, 60))
+  wait: Schema.optionalKey(secondsParam(60))
 }
 
 /** A probe's 200: no body. */
@@ -159,12 +165,16 @@ export class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
 export class Api extends HttpApi.make("sidecar")
   .add(HealthApi)
   .add(TasksApi)
-  // a 400 shows the value it refuses (bounded: see formatIssues)
+  // a 400 shows the value it refuses (bounded: see formatIssues); a query parameter an endpoint does not take is one
   .annotate(HttpApi.ParseOptions, { reportInput: true })
+  .annotate(HttpApi.QueryParseOptions, { reportInput: true, onExcessProperty: "error" })
   .annotate(OpenApi.Title, "Sidecar task engine")
   .annotate(OpenApi.Version, pkg.version)
   .annotate(
     OpenApi.Description,
-    "Durable, idempotent task execution over HTTP. Every error answer is JSON with an `error` string."
+    "Durable, idempotent task execution over HTTP. Every error answer is JSON with a `_tag` and an `error` string: " +
+      "besides each operation's own, `InvalidRequest` (400: malformed JSON or HTTP, a field or query parameter that " +
+      "does not fit), `RouteNotFound` (404), `BodyTooLarge` (413, over 1 MiB), `Unauthenticated` (401, under " +
+      "trusted-header) and `InternalError` (500)."
   )
 {}

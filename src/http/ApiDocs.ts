@@ -41,7 +41,13 @@ export const describeTaskTypes = (handlers: ReadonlyMap<string, RegisteredHandle
     })),
     discriminator: { propertyName: "type" }
   }
+  // what "Try it out" sends first: a body the server accepts
+  const first = handlers.keys().next()
+  if (first.done !== true) body.example = { type: first.value }
   document.components.schemas = { ...document.components.schemas, ...definitions }
+  // no Authorize button for schemes that do not exist (the API has none; trusted-header is the proxy's)
+  if (Array.isArray(document.security) && document.security.length === 0) delete document.security
+  if (Object.keys(document.components.securitySchemes ?? {}).length === 0) delete document.components.securitySchemes
   return document
 }
 

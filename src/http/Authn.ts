@@ -44,4 +44,4 @@ const messages: Record<RejectionReason, string> = {
 
 /** The 401 for a request refused under trusted-header. */
 export const unauthorized = (reason: RejectionReason) =>
-  HttpServerResponse.jsonUnsafe({ error: messages[reason] }, { status: 401 })
+  HttpServerResponse.jsonUnsafe({ _tag: "Unauthenticated", error: messages[reason] }, { status: 401 })

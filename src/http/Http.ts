@@ -8,7 +8,7 @@ import { Api } from "./Api.js"
 import { apiDocsLayer, describeTaskTypes } from "./ApiDocs.js"
 import { type AuthnMode, rejection, unauthorized } from "./Authn.js"
 import { Engine } from "../engine/Engine.js"
-import { formatSchemaError, NotReady } from "../Errors.js"
+import { formatIssues, NotReady, schemaIssues } from "../Errors.js"
 import { Metrics } from "../Metrics.js"
 import { hardened, jsonError } from "./RequestBody.js"
 import { Shutdown } from "../Shutdown.js"
@@ -67,26 +67,42 @@ export const HttpApiLive = Layer.unwrap(Effect.gen(function*() {
 const errorBody = (cause: Cause.Cause<unknown>): Effect.Effect<HttpServerResponse.HttpServerResponse, unknown> => {
   for (const reason of cause.reasons) {
     if (reason._tag === "Die" && HttpApiError.HttpApiSchemaError.is(reason.defect)) {
-      const error = reason.defect
-      const message = error.kind === "Payload" && isUnparsableBody(error.cause)
-        ? "invalid request body: not valid JSON"
-        : formatSchemaError(error.cause)
       // the shape of the API's own InvalidRequest
-      return Effect.succeed(HttpServerResponse.jsonUnsafe({ _tag: "InvalidRequest", error: message }, { status: 400 }))
+      return Effect.succeed(jsonError(400, "InvalidRequest", requestProblem(reason.defect)))
     }
     if (reason._tag === "Fail" && HttpServerError.isHttpServerError(reason.error)) {
       const e = reason.error
       if (e.reason._tag === "RouteNotFound") {
-        return Effect.succeed(jsonError(404, `no route for ${e.request.method} ${e.request.url}`))
+        return Effect.succeed(jsonError(404, "RouteNotFound", `no route for ${e.request.method} ${e.request.url}`))
       }
     }
   }
   if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
-  return Effect.logError("request failed with a defect", cause).pipe(Effect.as(jsonError(500, "internal error")))
+  return Effect.logError("request failed with a defect", cause).pipe(
+    Effect.as(jsonError(500, "InternalError", "internal error"))
+  )
 }
 
-/** Whether a payload failed to decode because its text is not JSON at all (the framework's own words for it). */
-const isUnparsableBody = (error: { readonly message: string }) => error.message.includes("Expected a valid JSON body")
+/**
+ * What is wrong with a request the API could not decode, in words for people: which field, of the body, the query or
+ * the path, and what it accepts, once.
+ */
+const requestProblem = (error: HttpApiError.HttpApiSchemaError): string => {
+  const where = error.kind === "Payload" ? "request body" : error.kind === "Query" ? "query" : "path"
+  return formatIssues(schemaIssues(error.cause).map(({ message, path }) => {
+    // the framework's own words for a body that is not JSON at all, or that is missing
+    if (message === "Expected a valid JSON body") return { path, message: `${where}: not valid JSON` }
+    const missing = /, got (undefined|null)$/.exec(message)
+    if (path.length === 0 && error.kind === "Payload" && missing !== null) {
+      const got = missing[1] === "null" ? "null" : "nothing"
+      return { path, message: `${where}: expected a JSON object such as {"type": "mark-ready"}, got ${got}` }
+    }
+    if (message.startsWith("Unexpected key")) {
+      return { path, message: error.kind === "Query" ? "unknown query parameter" : "unknown field" }
+    }
+    return path.length === 0 ? { path, message: `${where}: ${message}` } : { path, message }
+  }))
+}
 
 /**
  * What every request goes through, as one middleware of the router (inside the server's own handling, so what it

@@ -3,8 +3,9 @@ import { Data, Effect } from "effect"
 import { Headers, HttpMethod, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { IncomingMessage } from "node:http"
 
-/** An error answer as every one of this API's: JSON with an `error` string. */
-export const jsonError = (status: number, error: string) => HttpServerResponse.jsonUnsafe({ error }, { status })
+/** An error answer as every one of this API's: JSON with the error's `_tag` and an `error` string for people. */
+export const jsonError = (status: number, tag: string, error: string) =>
+  HttpServerResponse.jsonUnsafe({ _tag: tag, error }, { status })
 
 /** Largest request body accepted; larger ones get 413. */
 export const maxBodyBytes = 1024 * 1024
@@ -18,7 +19,7 @@ export const maxJsonDepth = 128
 
 /** The 413; `Connection: close` when the refused body was not read to its end (its rest is still on the wire). */
 export const tooLarge = (ended: boolean) => {
-  const response = jsonError(413, `request body too large (limit ${maxBodyBytes} bytes)`)
+  const response = jsonError(413, "BodyTooLarge", `request body too large (limit ${maxBodyBytes} bytes)`)
   return ended ? response : HttpServerResponse.setHeader(response, "connection", "close")
 }
 
@@ -111,7 +112,7 @@ const readAsJson = (request: HttpServerRequest.HttpServerRequest, text: string) 
 }
 
 const unreadable = (e: unknown) =>
-  e instanceof BodyTooLarge ? tooLarge(e.ended) : jsonError(400, `invalid request body: ${String(e)}`)
+  e instanceof BodyTooLarge ? tooLarge(e.ended) : jsonError(400, "InvalidRequest", `invalid request body: ${String(e)}`)
 
 /**
  * `app` for `request`, hardened: bodies are refused over `maxBodyBytes` (413) and over `maxJsonDepth` (400), and read
@@ -127,7 +128,7 @@ export const hardened = <E, R>(
   if (!(source instanceof IncomingMessage)) return Effect.die(new Error("not a request of Node's HTTP server"))
   // HTTP/1.1 requires Host; the server lets such requests through (requireHostHeader: false) so the 400 is JSON.
   if (source.httpVersion === "1.1" && source.headers.host === undefined) {
-    return Effect.succeed(jsonError(400, "missing Host header (HTTP/1.1 requires one)"))
+    return Effect.succeed(jsonError(400, "InvalidRequest", "missing Host header (HTTP/1.1 requires one)"))
   }
   if (!HttpMethod.hasBody(request.method)) return app
   const declaredTooLarge = Number(source.headers["content-length"]) > maxBodyBytes
@@ -136,7 +137,9 @@ export const hardened = <E, R>(
     onSuccess: (text) => {
       if (declaredTooLarge) return Effect.succeed(tooLarge(true))
       if (nestedDeeperThan(text, maxJsonDepth)) {
-        return Effect.succeed(jsonError(400, `invalid request body: JSON nested deeper than ${maxJsonDepth} levels`))
+        return Effect.succeed(
+          jsonError(400, "InvalidRequest", `invalid request body: JSON nested deeper than ${maxJsonDepth} levels`)
+        )
       }
       readAsJson(request, text)
       return app

@@ -60,15 +60,19 @@ layer(ServerLive, { timeout: "60 seconds", excludeTestServices: true })("trusted
       const { url } = yield* Server
       const paths = ["/v0/tasks", "/v0/tasks/00000000-0000-4000-8000-000000000001", "/v0/status", "/v0/openapi.json", "/docs"]
       for (const path of paths) {
-        expect(yield* call(url, path, []), path).toEqual({ status: 401, json: { error: "missing X-Remote-User header" } })
+        expect(yield* call(url, path, []), path).toEqual({
+          status: 401,
+          json: { _tag: "Unauthenticated", error: "missing X-Remote-User header" }
+        })
         expect((yield* call(url, path, [["X-Remote-User", ""]])).json, path).toEqual({
+          _tag: "Unauthenticated",
           error: "empty X-Remote-User header"
         })
         expect((yield* call(url, path, [["X-Remote-User", "   "]])).status, path).toBe(401)
         // never trust the first of two values
         expect(yield* call(url, path, [["X-Remote-User", "alice"], ["X-Remote-User", "mallory"]]), path).toEqual({
           status: 401,
-          json: { error: "more than one X-Remote-User header" }
+          json: { _tag: "Unauthenticated", error: "more than one X-Remote-User header" }
         })
       }
       const submit = yield* call(url, "/v0/tasks", [], JSON.stringify({ type: "mark-ready" }))

@@ -72,8 +72,12 @@ describe("POST /v0/tasks", () => {
 
   it.effect("400 with a JSON error for every kind of bad request, and nothing is stored", () =>
     Effect.gen(function*() {
-      expectError(yield* call("POST", "/v0/tasks", "{\"type\":", "application/json"), 400, /^invalid request body/)
-      expectError(yield* call("POST", "/v0/tasks", "", "application/json"), 400)
+      expectError(yield* call("POST", "/v0/tasks", "{\"type\":", "application/json"), 400, /^request body: not valid JSON$/)
+      expectError(
+        yield* call("POST", "/v0/tasks", "", "application/json"),
+        400,
+        `request body: expected a JSON object such as {"type": "mark-ready"}, got nothing`
+      )
       expectError(yield* post({}), 400, "type: Missing key")
       expectError(yield* post({ type: "" }), 400, "type: must not be empty")
       expectError(yield* post({ type: 42 }), 400, "type: Expected string, got 42")
@@ -83,6 +87,14 @@ describe("POST /v0/tasks", () => {
       expectError(yield* post({ type: "launch-missiles" }), 400, "unknown task type: launch-missiles")
       expectError(yield* post({ type: "test", params: { key: 1 } }), 400, /key: Expected string, got 1/)
       expectError(yield* post({ type: "run-command", params: { command: "nope" } }), 400, /unknown command: nope/)
+      // a query parameter the list does not take, and one it takes with a value it does not: said once each
+      expectError(yield* call("GET", "/v0/tasks?foo=bar"), 400, "foo: unknown query parameter")
+      expectError(
+        yield* call("GET", "/v0/tasks?status=done"),
+        400,
+        `status: Expected "running" | "completed" | "failed", got "done"`
+      )
+      expectError(yield* call("GET", "/v0/tasks?limit=0"), 400, "limit: must be an integer from 1 to 1000")
       expect((yield* call("GET", "/v0/tasks")).json).toEqual([])
     }).pipe(Effect.provide(HttpTest)))
 

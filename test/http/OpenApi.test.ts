@@ -1,7 +1,7 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { HttpClient } from "effect/http"
+import { HttpBody, HttpClient } from "effect/http"
 import { OpenApi } from "effect/http-api"
 import { Api } from "../../src/http/Api.js"
 import { describeTaskTypes } from "../../src/http/ApiDocs.js"
@@ -70,7 +70,27 @@ describe("API description", () => {
       expect(spec.paths["/v0/tasks/{id}"].get.parameters).toContainEqual(
         expect.objectContaining({ name: "id", in: "path", required: true })
       )
+      // No Authorize button for a scheme the API does not have
+      expect(spec).not.toHaveProperty("security")
+      expect(spec.components).not.toHaveProperty("securitySchemes")
     }).pipe(Effect.provide(HttpTest)))
+
+  it.effect("what /docs' \"Try it out\" sends first is accepted: the body's example is a submit the server takes", () =>
+    Effect.gen(function*() {
+      const spec = JSON.parse((yield* get("/v0/openapi.json")).text)
+      const example = spec.paths["/v0/tasks"].post.requestBody.content["application/json"].example
+      expect(example).toEqual({ type: expect.any(String) })
+      const client = yield* HttpClient.HttpClient
+      const response = yield* client.post("/v0/tasks", { body: HttpBody.jsonUnsafe(example) })
+      expect(response.status).toBe(201)
+      // every 400 the document lists is the shape the server sends: `_tag` and `error`
+      const shapes = spec.paths["/v0/tasks"].post.responses["400"].content["application/json"].schema.anyOf
+      for (const { $ref } of shapes) {
+        expect(spec.components.schemas[$ref.split("/").at(-1)].required, $ref).toEqual(
+          expect.arrayContaining(["_tag", "error"])
+        )
+      }
+    }).pipe(Effect.scoped, Effect.provide(HttpTest)))
 
   it.effect("GET /docs is the Swagger UI page, inline (no CDN)", () =>
     Effect.gen(function*() {
