@@ -48,7 +48,29 @@ export const describeTaskTypes = (handlers: ReadonlyMap<string, RegisteredHandle
   // no Authorize button for schemes that do not exist (the API has none; trusted-header is the proxy's)
   if (Array.isArray(document.security) && document.security.length === 0) delete document.security
   if (Object.keys(document.components.securitySchemes ?? {}).length === 0) delete document.components.securitySchemes
-  return document
+  return namedAsOnTheWire(document)
+}
+
+/**
+ * The document with its schemas named as a client knows them (`Task`, `StoreError`), not as the framework names the
+ * encoded side of a class (`TaskEncoded`): what is on the wire is only ever the encoded side.
+ */
+const namedAsOnTheWire = (document: Json): Json => {
+  const names = Object.keys(document.components.schemas ?? {})
+  const renamed = new Map(names.flatMap((name) => {
+    const plain = name.replace(/Encoded$/, "")
+    return plain !== name && !names.includes(plain) ? [[name, plain] as const] : []
+  }))
+  if (renamed.size === 0) return document
+  const text = JSON.stringify(document).replace(
+    /"#\/components\/schemas\/(\w+)"/g,
+    (whole, name: string) => (renamed.has(name) ? `"#/components/schemas/${renamed.get(name)}"` : whole)
+  )
+  const result = JSON.parse(text)
+  result.components.schemas = Object.fromEntries(
+    Object.entries(result.components.schemas).map(([name, schema]) => [renamed.get(name) ?? name, schema])
+  )
+  return result
 }
 
 /**
