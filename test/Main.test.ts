@@ -111,11 +111,11 @@ describe("the sidecar process", () => {
     expect(started.stderr.trim().split("\n")).toHaveLength(1)
   })
 
-  // A start compiled the bundle before it ran it: about 80 ms here, of a 460 ms start (BENCHMARKS.md). It now runs
-  // from the code cache of a training start, which the build makes. The CLI is in the bundle but neither compiled nor
-  // run until first imported; Swagger UI's page (1.9 MB) is beside it, read when GET /docs first imports it. A module
-  // namespace of a package (`var Schema_exports = {}`) is esbuild keeping all of that module: barrel imports are
-  // rewritten so that it keeps what is used.
+  // A start compiled the bundle before it ran it: about 80 ms here, of a 460 ms start
+  // (docs/benchmarks/2026-12-07-notebook.md). It now runs from the code cache of a training start, which the build
+  // makes. The CLI is in the bundle but neither compiled nor run until first imported; Swagger UI's page (1.9 MB) is
+  // beside it, read when GET /docs first imports it. A module namespace of a package (`var Schema_exports = {}`) is
+  // esbuild keeping all of that module: barrel imports are rewritten so that it keeps what is used.
   it.live("a start runs the bundle from its code cache; the CLI and Swagger UI's page stay unrun until imported", () =>
     Effect.gen(function*() {
       const fs = yield* Effect.promise(() => import("node:fs/promises"))

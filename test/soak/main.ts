@@ -7,8 +7,8 @@
  * The default rate leaves the sidecar headroom: on the 2-core machine it was written on, with this client on the same
  * cores, 100 requests/s (a third of them spawning a process) kept it near 55 % of a core and 150 near 80 %. Near
  * saturation a stall lets requests pile up, the client opens more connections, and new connections wait to be
- * accepted (BENCHMARKS.md, "Why new connections wait under saturation"): some then fail the client's 10 s connect
- * timeout. That is overload, which this test does not measure; a higher --rate shows it.
+ * accepted (docs/benchmarks/2026-12-07-notebook.md, "Why new connections wait under saturation"): some then fail
+ * the client's 10 s connect timeout. That is overload, which this test does not measure; a higher --rate shows it.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Schedule } from "effect"
