@@ -101,7 +101,7 @@ const markers: ReadonlyArray<readonly [string, (frame: CallFrame) => boolean]> =
     /effect\/(?:dist\/esm|src)\/internal\/effect\/circular\.[jt]s/.test(f.url) &&
     /take|release|withPermits|updateTaken|Semaphore/.test(f.functionName)],
   ["tsx / esbuild (module transform)", (f) => /\/(tsx|esbuild)\//.test(f.url)],
-  ["module loading (node:internal/modules)", (f) => /^node:internal\/modules/.test(f.url)]
+  ["module loading (node:internal/modules)", (f) => f.url.startsWith("node:internal/modules")]
 ]
 
 const special = new Set(["(idle)", "(program)", "(garbage collector)", "(root)"])
@@ -165,7 +165,7 @@ export const summarise = (profile: CpuProfile, top = 20, fromMs = 0): ProfileSum
     idleMs: idle,
     functions: rows(selfByFunction, top),
     groups: rows(selfByGroup, 1000),
-    markers: [...markers.map(([label]) => label)].map((label) => ({
+    markers: markers.map(([label]) => ({
       name: label,
       ms: byMarker.get(label) ?? 0,
       percent: ((byMarker.get(label) ?? 0) / busy) * 100

@@ -103,7 +103,7 @@ describe("sidecar CLI", () => {
         expect(submitHelp.stdout).toContain("sidecar task submit [flags]")
         expect(submitHelp.stdout).toMatch(/--type[\s\S]*--params[\s\S]*--wait[\s\S]*--url[\s\S]*SIDECAR_URL/)
         // not a terminal: no colour codes
-        for (const run of [help, submitHelp, usage]) expect(run.stdout + run.stderr).not.toMatch(/\u001b\[/)
+        for (const run of [help, submitHelp, usage]) expect(run.stdout + run.stderr).not.toContain("\u001b[")
         expect(usage).toMatchObject({ code: 2, stdout: "" })
         expect(usage.stderr).toMatch(/Expected to find option: '--type'/)
         expect(usage.stderr).toMatch(/--params is not JSON/)
