@@ -96,8 +96,14 @@ const machine = (bench: Bench) => {
   const model = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpus()[0]?.model ?? "?"
   const nproc = execFileSync("nproc", { encoding: "utf8" }).trim()
   return [
-    `- machine: \`nproc\` = ${nproc}, CPU ${model}, ${Math.round(Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) / 1024 / 1024)} GiB RAM`,
-    `- node ${process.version} (SQLite ${process.versions.sqlite}), effect ${version("effect")}, @effect/platform-node ${version("@effect/platform-node")}, autocannon ${version("autocannon")}, tsx ${version("tsx")}`,
+    `- machine: \`nproc\` = ${nproc}, CPU ${model}, ${
+      Math.round(Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) / 1024 / 1024)
+    } GiB RAM`,
+    `- node ${process.version} (SQLite ${process.versions.sqlite}), effect ${
+      version("effect")
+    }, @effect/platform-node ${version("@effect/platform-node")}, autocannon ${version("autocannon")}, tsx ${
+      version("tsx")
+    }`,
     `- code measured: ${describeCode(commit)}`,
     `- sidecar started ${formLabel(form, bench.build)}: ${started(bench, "sidecar")}; the floor the same way, ${
       command(bench, "floor")
@@ -134,13 +140,19 @@ const started = (bench: Bench, kind: "sidecar" | "floor") =>
  */
 const prepareBefore = (dir: string): Elsewhere & { readonly version: string } => {
   const node = option("--before-node") ??
-    [join(dir, "node_modules/.bin/node"), ...(process.env.PATH ?? "").split(":").filter((p) => !p.includes("node_modules"))
-      .map((p) => join(p, "node"))].find((file) => existsSync(file))
+    [
+      join(dir, "node_modules/.bin/node"),
+      ...(process.env.PATH ?? "").split(":").filter((p) => !p.includes("node_modules"))
+        .map((p) => join(p, "node"))
+    ].find((file) => existsSync(file))
   if (node === undefined) throw new Error("--before: no node found to run it; give --before-node")
   const entry = "dist/bench-before/server.mjs"
   if (!existsSync(join(dir, entry))) {
     log(`bundling ${dir}'s bench/server.ts with its own scripts/bundle.mjs and ${node}`)
-    execFileSync(node, ["scripts/bundle.mjs", "bench/server.ts", "--outdir", "dist/bench-before"], { cwd: dir, stdio: "inherit" })
+    execFileSync(node, ["scripts/bundle.mjs", "bench/server.ts", "--outdir", "dist/bench-before"], {
+      cwd: dir,
+      stdio: "inherit"
+    })
   }
   const version = execFileSync(node, ["--version"], { encoding: "utf8" }).trim()
   const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: dir, encoding: "utf8" }).trim()
@@ -214,7 +226,10 @@ const main = async () => {
         >).then(({ listQueryPlan }) => listQueryPlan(bench.seededCopy())).catch((e: unknown) => {
           if (commit === undefined) throw e
           log(`query plan not captured: ${e instanceof Error ? e.message : String(e)}`)
-          report.push(`The list query's plan was not captured: this checkout's bench/plan.ts cannot read the Store of ${commit}.`, "")
+          report.push(
+            `The list query's plan was not captured: this checkout's bench/plan.ts cannot read the Store of ${commit}.`,
+            ""
+          )
           return undefined
         })
         if (plan !== undefined) {
@@ -250,13 +265,19 @@ const main = async () => {
         log("== module loading")
         await bench.compile()
         await prepareModuleLoading(bench.tree, bench.build)
-        const steps = await measureModuleLoading(bench.tree, bench.build, Math.max(3, Math.min(settings.startupReps, 5)))
+        const steps = await measureModuleLoading(
+          bench.tree,
+          bench.build,
+          Math.max(3, Math.min(settings.startupReps, 5))
+        )
         report.push(
           "### Where startup goes: the launcher and module loading (spawn to exit, importing only)",
           "",
           "| step | median ms | min–max |",
           "|---|---:|---:|",
-          ...steps.map((s) => `| ${s.label} | ${s.ms.median.toFixed(0)} | ${s.ms.min.toFixed(0)}–${s.ms.max.toFixed(0)} |`),
+          ...steps.map((s) =>
+            `| ${s.label} | ${s.ms.median.toFixed(0)} | ${s.ms.min.toFixed(0)}–${s.ms.max.toFixed(0)} |`
+          ),
           ""
         )
       }
@@ -273,12 +294,16 @@ const main = async () => {
 
       if (flag("--profile")) {
         const missed = [
-          ...new Set(outcomes.filter((o) => o.met === false && scenarioNames.includes(o.scenario)).map((o) => o.scenario))
+          ...new Set(
+            outcomes.filter((o) => o.met === false && scenarioNames.includes(o.scenario)).map((o) => o.scenario)
+          )
         ]
         for (const scenario of missed) report.push(...(await profileScenario(bench, scenario, ["sidecar"])))
       }
     } else {
-      for (const scenario of profileOnly) report.push(...(await profileScenario(bench, scenario, ["sidecar", "baseline", "floor"])))
+      for (const scenario of profileOnly) {
+        report.push(...(await profileScenario(bench, scenario, ["sidecar", "baseline", "floor"])))
+      }
     }
     report.push(`Total time ${((performance.now() - started) / 1000).toFixed(0)} s.`)
     const during = loadDuringRun()
@@ -302,7 +327,9 @@ const profileScenario = async (bench: Bench, scenario: string, kinds: ReadonlyAr
     const who = kind === "baseline" ? kind : `${kind} ${formLabel(bench.form, bench.build)}`
     log(`== profiling ${variant.name} (${who})`)
     const { sample, summary } = await bench.profile(variant, kind, keepProfiles)
-    const figures = variant.metrics.map((m) => `${m.label} ${(sample[m.key] ?? Number.NaN).toFixed(m.digits)}${m.unit === "" ? "" : ` ${m.unit}`}`)
+    const figures = variant.metrics.map((m) =>
+      `${m.label} ${(sample[m.key] ?? Number.NaN).toFixed(m.digits)}${m.unit === "" ? "" : ` ${m.unit}`}`
+    )
     lines.push(
       `### CPU profile: ${variant.name}, ${who}`,
       "",

@@ -46,7 +46,13 @@ export const loadSteps = (cwd: string, build: Build): ReadonlyArray<LoadStep> =>
   {
     label: "baseline's modules via tsx, as the baseline starts (node:http, node:sqlite, bench/schema.ts)",
     kind: "baseline",
-    args: ["--import", "tsx", "--input-type=module", "-e", "await import('node:http'); await import('./bench/schema.ts')"]
+    args: [
+      "--import",
+      "tsx",
+      "--input-type=module",
+      "-e",
+      "await import('node:http'); await import('./bench/schema.ts')"
+    ]
   },
   {
     label: "sidecar's modules via tsx (src/index.ts and the packages it imports; npm run dev)",
@@ -80,8 +86,9 @@ const timeOnce = (cwd: string, args: ReadonlyArray<string>): Promise<number> =>
     let stderr = ""
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
     child.once("exit", (code) =>
-      code === 0 ? resolve(performance.now() - started) : reject(new Error(`${args.join(" ")} exited ${code}: ${stderr}`))
-    )
+      code === 0
+        ? resolve(performance.now() - started)
+        : reject(new Error(`${args.join(" ")} exited ${code}: ${stderr}`)))
   })
 
 /** Spawn-to-exit time of each step, `reps` times each, the steps interleaved so drift hits them alike. */

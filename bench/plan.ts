@@ -54,9 +54,10 @@ export const listQueryPlan = (file: string): Promise<QueryPlan> =>
     const captured = ran.find(([text]) => /^\s*SELECT/i.test(text))
     if (captured === undefined) return yield* Effect.die(new Error("Store.list ran no statement"))
     const [text, params] = captured
-    const plan = (db.db.prepare(`EXPLAIN QUERY PLAN ${text}`).all(...(params as Array<string | number | null>)) as Array<
-      { detail: string }
-    >).map((r) => r.detail)
+    const plan =
+      (db.db.prepare(`EXPLAIN QUERY PLAN ${text}`).all(...(params as Array<string | number | null>)) as Array<
+        { detail: string }
+      >).map((r) => r.detail)
     const indexServed = plan.some((d) => /^SCAN task_results USING (COVERING )?INDEX/.test(d)) &&
       !plan.some((d) => d === "USE TEMP B-TREE FOR ORDER BY" || /^SCAN task_results$/.test(d))
     return { sql: text.replace(/\s+/g, " ").trim(), plan, indexServed }

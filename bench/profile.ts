@@ -87,19 +87,35 @@ const groupOf = (url: string): string => {
  * steps run under whatever node frame resumed it, so "under node:http" would count most of the application.
  */
 const markers: ReadonlyArray<readonly [string, (frame: CallFrame) => boolean]> = [
-  ["logging (effect Logger, src/Logging's JSON lines, console, stdout writes)", (f) =>
-    /effect\/(?:dist\/esm|src)\/(internal\/logger|Logger)/.test(f.url) || /\/src\/Logging\.(ts|js)$/.test(f.url)],
+  [
+    "logging (effect Logger, src/Logging's JSON lines, console, stdout writes)",
+    (f) => /effect\/(?:dist\/esm|src)\/(internal\/logger|Logger)/.test(f.url) || /\/src\/Logging\.(ts|js)$/.test(f.url)
+  ],
   ["schema decode/encode (ParseResult)", (f) => /effect\/(?:dist\/esm|src)\/ParseResult\.[jt]s/.test(f.url)],
-  ["DateTime parse/format (effect DateTime)", (f) => /effect\/(?:dist\/esm|src)\/internal\/dateTime\.[jt]s/.test(f.url)],
+  [
+    "DateTime parse/format (effect DateTime)",
+    (f) => /effect\/(?:dist\/esm|src)\/internal\/dateTime\.[jt]s/.test(f.url)
+  ],
   ["SQLite (@effect/sql)", (f) => /@effect\/sql/.test(f.url)],
-  ["node:sqlite statement calls (native)", (f) => f.url === "" && /^(run|all|get|iterate|prepare)$/.test(f.functionName)],
+  [
+    "node:sqlite statement calls (native)",
+    (f) => f.url === "" && /^(run|all|get|iterate|prepare)$/.test(f.functionName)
+  ],
   // Not tracer.js's `context`: the runtime runs every fiber through it, spans or not.
-  ["making and ending spans (withSpan, Effect.fn, NativeSpan)", (f) =>
-    /effect\/(?:dist\/esm|src)\/internal\/(tracer|core-effect|fiberRuntime)\.[jt]s/.test(f.url) &&
-    /^(unsafeMakeSpan|makeSpan|useSpan|withSpan|addSpanStackTrace|NativeSpan|end|attribute|endSpan)$/.test(f.functionName)],
-  ["semaphore (take/release/withPermits)", (f) =>
-    /effect\/(?:dist\/esm|src)\/internal\/effect\/circular\.[jt]s/.test(f.url) &&
-    /take|release|withPermits|updateTaken|Semaphore/.test(f.functionName)],
+  [
+    "making and ending spans (withSpan, Effect.fn, NativeSpan)",
+    (f) =>
+      /effect\/(?:dist\/esm|src)\/internal\/(tracer|core-effect|fiberRuntime)\.[jt]s/.test(f.url) &&
+      /^(unsafeMakeSpan|makeSpan|useSpan|withSpan|addSpanStackTrace|NativeSpan|end|attribute|endSpan)$/.test(
+        f.functionName
+      )
+  ],
+  [
+    "semaphore (take/release/withPermits)",
+    (f) =>
+      /effect\/(?:dist\/esm|src)\/internal\/effect\/circular\.[jt]s/.test(f.url) &&
+      /take|release|withPermits|updateTaken|Semaphore/.test(f.functionName)
+  ],
   ["tsx / esbuild (module transform)", (f) => /\/(tsx|esbuild)\//.test(f.url)],
   ["module loading (node:internal/modules)", (f) => f.url.startsWith("node:internal/modules")]
 ]
@@ -136,7 +152,9 @@ export const summarise = (profile: CpuProfile, top = 20, fromMs = 0): ProfileSum
     busy += dt
     const name = special.has(frame.functionName)
       ? frame.functionName
-      : `${frame.functionName || "(anonymous)"} ${frame.url === "" ? "(native)" : `${shortUrl(frame.url)}:${frame.lineNumber + 1}`}`
+      : `${frame.functionName || "(anonymous)"} ${
+        frame.url === "" ? "(native)" : `${shortUrl(frame.url)}:${frame.lineNumber + 1}`
+      }`
     selfByFunction.set(name, (selfByFunction.get(name) ?? 0) + dt)
     // A native frame's time belongs to the module that called it.
     let owner: ProfileNode | undefined = node

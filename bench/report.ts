@@ -20,10 +20,16 @@ const altFigure = (result: VariantResult, key: string): Spread =>
   spread((result.alt?.samples ?? []).map((s) => s[key] ?? Number.NaN))
 
 const fmt = (value: number, digits: number) =>
-  Number.isNaN(value) ? "n/a" : value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+  Number.isNaN(value)
+    ? "n/a"
+    : value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
 
 const cell = (s: Spread, metric: Metric) =>
-  s.n === 0 ? "n/a" : s.n === 1 ? fmt(s.median, metric.digits) : `${fmt(s.median, metric.digits)} (${fmt(s.min, metric.digits)}–${fmt(s.max, metric.digits)})`
+  s.n === 0
+    ? "n/a"
+    : s.n === 1
+    ? fmt(s.median, metric.digits)
+    : `${fmt(s.median, metric.digits)} (${fmt(s.min, metric.digits)}–${fmt(s.max, metric.digits)})`
 
 const ratio = (b: Spread, s: Spread) => (b.median === 0 ? Number.NaN : s.median / b.median)
 
@@ -61,16 +67,18 @@ export const resultsTable = (
       const unit = metric.unit === "" ? "" : ` (${metric.unit})`
       const label = r.alt === undefined ? metric.label : `${metric.label}, sidecar ${formLabel(form, build)}`
       lines.push(
-        `| ${i === 0 ? `**${r.variant.name}** ×${n}` : ""} | ${label}${unit} | ${cell(b, metric)} | ${cell(s, metric)} | ${
-          floor ? cell(f, metric) : ""
-        } | ${ratioCell(b, s, metric)} | ${floor ? ratioCell(b, f, metric) : ""} | ${floor ? ratioCell(f, s, metric) : ""} |`
+        `| ${i === 0 ? `**${r.variant.name}** ×${n}` : ""} | ${label}${unit} | ${cell(b, metric)} | ${
+          cell(s, metric)
+        } | ${floor ? cell(f, metric) : ""} | ${ratioCell(b, s, metric)} | ${floor ? ratioCell(b, f, metric) : ""} | ${
+          floor ? ratioCell(f, s, metric) : ""
+        } |`
       )
       if (r.alt !== undefined) {
         const a = altFigure(r, metric.key)
         lines.push(
-          `| | ${metric.label}, sidecar ${formLabel(r.alt.form, build)}${unit} | ″ | ${cell(a, metric)} | ${floor ? "″" : ""} | ${
-            ratioCell(b, a, metric)
-          } | | ${floor ? ratioCell(f, a, metric) : ""} |`
+          `| | ${metric.label}, sidecar ${formLabel(r.alt.form, build)}${unit} | ″ | ${cell(a, metric)} | ${
+            floor ? "″" : ""
+          } | ${ratioCell(b, a, metric)} | | ${floor ? ratioCell(f, a, metric) : ""} |`
         )
       }
     })
@@ -123,8 +131,20 @@ interface Target {
 
 /** The targets of issue 24, as ratios to the yardstick in the same run; the last two are kept from issue 10. */
 const targets: ReadonlyArray<Target> = [
-  { scenario: "submit-new", variant: "submit-new c=64", metric: "rps", text: "submit-new c=64 req/s ≥ 1.0x", check: (b, s) => s >= b },
-  { scenario: "submit-new", variant: "submit-new c=1", metric: "rps", text: "submit-new c=1 req/s ≥ 0.6x", check: (b, s) => s >= 0.6 * b },
+  {
+    scenario: "submit-new",
+    variant: "submit-new c=64",
+    metric: "rps",
+    text: "submit-new c=64 req/s ≥ 1.0x",
+    check: (b, s) => s >= b
+  },
+  {
+    scenario: "submit-new",
+    variant: "submit-new c=1",
+    metric: "rps",
+    text: "submit-new c=1 req/s ≥ 0.6x",
+    check: (b, s) => s >= 0.6 * b
+  },
   {
     scenario: "submit-dedupe",
     variant: "submit-dedupe c=64",
@@ -139,8 +159,20 @@ const targets: ReadonlyArray<Target> = [
     text: "get-one CPU per request ≤ 2x",
     check: (b, s) => s <= 2 * b
   },
-  { scenario: "livez", variant: "livez c=16", metric: "cpuUs", text: "livez CPU per request ≤ 2x", check: (b, s) => s <= 2 * b },
-  { scenario: "list-100", variant: "list-100 c=16 (100k rows)", metric: "p50", text: "list-100 p50 ≤ 1.2x", check: (b, s) => s <= 1.2 * b },
+  {
+    scenario: "livez",
+    variant: "livez c=16",
+    metric: "cpuUs",
+    text: "livez CPU per request ≤ 2x",
+    check: (b, s) => s <= 2 * b
+  },
+  {
+    scenario: "list-100",
+    variant: "list-100 c=16 (100k rows)",
+    metric: "p50",
+    text: "list-100 p50 ≤ 1.2x",
+    check: (b, s) => s <= 1.2 * b
+  },
   {
     scenario: "submit-new",
     variant: "submit-new c=64",
@@ -155,7 +187,13 @@ const targets: ReadonlyArray<Target> = [
     text: "spawn to first livez 200 ≤ 1.5x (fresh database)",
     check: (b, s) => s <= 1.5 * b
   },
-  { scenario: "submit-new", variant: "submit-new c=64", metric: "p99", text: "submit-new c=64 p99 ≤ 2x", check: (b, s) => s <= 2 * b },
+  {
+    scenario: "submit-new",
+    variant: "submit-new c=64",
+    metric: "p99",
+    text: "submit-new c=64 p99 ≤ 2x",
+    check: (b, s) => s <= 2 * b
+  },
   {
     scenario: "rehydrate",
     variant: "rehydrate 10k running rows",
@@ -194,16 +232,29 @@ export const judgeTargets = (
     })
     const f = figure(r, "floor", t.metric)
     const main: TargetOutcome = {
-      ...judge(r.alt === undefined ? t.text : `${t.text}: sidecar ${formLabel(form, build)}`, figure(r, "sidecar", t.metric), t.scenario),
+      ...judge(
+        r.alt === undefined ? t.text : `${t.text}: sidecar ${formLabel(form, build)}`,
+        figure(r, "sidecar", t.metric),
+        t.scenario
+      ),
       // The same check applied to the floor: a target the floor misses cannot be met on this stack by any code.
       ...(withFloor(r) && f.n > 0
-        ? { floor: { value: `${fmt(f.median, metric.digits)} ${metric.unit}`, ratio: ratioCell(b, f, metric), met: checked(f) } }
+        ? {
+          floor: {
+            value: `${fmt(f.median, metric.digits)} ${metric.unit}`,
+            ratio: ratioCell(b, f, metric),
+            met: checked(f)
+          }
+        }
         : {})
     }
     // The other form's row is for information: it is never profiled (the scenario's profile is of the main form).
     return r.alt === undefined
       ? [main]
-      : [main, judge(`${t.text}: sidecar ${formLabel(r.alt.form, build)}`, altFigure(r, t.metric), `${t.scenario}/other form`)]
+      : [
+        main,
+        judge(`${t.text}: sidecar ${formLabel(r.alt.form, build)}`, altFigure(r, t.metric), `${t.scenario}/other form`)
+      ]
   })
 
 const verdict = (met: boolean | undefined) => (met === undefined ? "not run" : met ? "**met**" : "**MISSED**")
@@ -219,7 +270,11 @@ export const targetsTable = (outcomes: ReadonlyArray<TargetOutcome>): string =>
     ...outcomes.map((o) => {
       const floor = o.floor === undefined
         ? ["", "", ""]
-        : [o.floor.value, o.floor.ratio, o.floor.met === undefined ? "n/a" : o.floor.met ? "would meet it" : "**misses it**"]
+        : [
+          o.floor.value,
+          o.floor.ratio,
+          o.floor.met === undefined ? "n/a" : o.floor.met ? "would meet it" : "**misses it**"
+        ]
       return `| ${[o.target, o.baseline, o.sidecar, o.ratio, verdict(o.met), ...floor].join(" | ")} |`
     })
   ].join("\n")

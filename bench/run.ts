@@ -66,9 +66,11 @@ export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench
     if (built !== undefined) return built.then(() => 0)
     built = buildSnapshot(tree, build).then((ms) => {
       options.progress?.(
-        `${build === "bundle" ? "bundled the snapshot's servers with scripts/bundle.mjs" : "compiled the snapshot with tsc"} in ${
-          (ms / 1000).toFixed(1)
-        } s`
+        `${
+          build === "bundle"
+            ? "bundled the snapshot's servers with scripts/bundle.mjs"
+            : "compiled the snapshot with tsc"
+        } in ${(ms / 1000).toFixed(1)} s`
       )
       return ms
     })
@@ -133,10 +135,12 @@ export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench
     // baseline, sidecar, [floor,] [the sidecar in its other form,] [the sidecar before,] baseline, sidecar, ...
     type Runner = readonly [ServerKind, SidecarForm, Array<Sample>, string, Elsewhere?]
     const runners: ReadonlyArray<Runner> = [
-      ...serverKinds.filter((kind) => kind !== "floor" || variant.floor === true).map((kind): Runner =>
-        [kind, form, result.samples[kind], kind]
-      ),
-      ...(alt === undefined ? [] : [["sidecar", alt.form, alt.samples, `sidecar ${formLabel(alt.form, build)}`] as const]),
+      ...serverKinds.filter((kind) => kind !== "floor" || variant.floor === true).map((
+        kind
+      ): Runner => [kind, form, result.samples[kind], kind]),
+      ...(alt === undefined
+        ? []
+        : [["sidecar", alt.form, alt.samples, `sidecar ${formLabel(alt.form, build)}`] as const]),
       ...(before === undefined ? [] : [["sidecar", form, before.samples, "sidecar before", before.at] as const])
     ]
     const reps = variant.reps(settings)
@@ -175,7 +179,10 @@ export const makeBench = (settings: Settings, options: BenchOptions = {}): Bench
         // The measured part's start is in the name: `bench/profile.ts FILE --from-ms N` summarises the same samples.
         // Kept as mapped, as the snapshot (and its source maps) goes when the benchmark ends.
         const from = Math.round(ctx.window.measuredFromMs)
-        writeFileSync(join(keepIn, `${variant.scenario}-${kind}-${runs}-from-ms-${from}.cpuprofile`), JSON.stringify(cpuProfile))
+        writeFileSync(
+          join(keepIn, `${variant.scenario}-${kind}-${runs}-from-ms-${from}.cpuprofile`),
+          JSON.stringify(cpuProfile)
+        )
       }
       return { summary: summarise(cpuProfile, 25, ctx.window.measuredFromMs), sample }
     } finally {

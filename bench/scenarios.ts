@@ -1,14 +1,15 @@
 // The scenarios: each is run against the baseline and the sidecar (and, where it means something, the framework's
 // floor), alternately, on identical databases, and returns one sample of named figures per run. A server is started
 // afresh for every run so no run inherits another's table or heap.
-import { DatabaseSync } from "node:sqlite"
 import { randomUUID } from "node:crypto"
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { DatabaseSync } from "node:sqlite"
 import { type LoadOptions, type LoadResult, runLoad } from "./load.js"
 import { noopType, seededId } from "./schema.js"
 import {
   type Build,
+  type Elsewhere,
   getJson,
   getStatus,
   needsCompile,
@@ -17,8 +18,7 @@ import {
   type ServerKind,
   type SidecarForm,
   sleep,
-  startServer,
-  type Elsewhere
+  startServer
 } from "./servers.js"
 
 export interface Settings {
@@ -202,13 +202,22 @@ const submitNew = (connections: number): Variant => ({
   scenario: "submit-new",
   name: `submit-new c=${connections}`,
   metrics: connections === 64
-    ? [...loadMetrics, m("peakRss", "peak RSS (sampled VmRSS)", "MiB", "lower", 1), m("hwm", "VmHWM at end", "MiB", "lower", 1)]
+    ? [
+      ...loadMetrics,
+      m("peakRss", "peak RSS (sampled VmRSS)", "MiB", "lower", 1),
+      m("hwm", "VmHWM at end", "MiB", "lower", 1)
+    ]
     : loadMetrics,
   reps: (s) => s.reps,
   floor: true,
   run: (kind, ctx) =>
-    withServer(kind, ctx, freshDb(ctx), async (server) =>
-      (await measuredLoad(server, ctx, { connections, method: "POST", path: "/v0/tasks", body: newSubmit })).sample)
+    withServer(
+      kind,
+      ctx,
+      freshDb(ctx),
+      async (server) =>
+        (await measuredLoad(server, ctx, { connections, method: "POST", path: "/v0/tasks", body: newSubmit })).sample
+    )
 })
 
 /** Poll GET /v0/tasks/{id} until the task has ended. */
@@ -234,7 +243,12 @@ const submitDedupe: Variant = {
       if (status !== 201) throw new Error(`first submit answered ${status}`)
       await awaitCompleted(server.url, id)
       const body = JSON.stringify({ id, type: noopType })
-      const { result, sample } = await measuredLoad(server, ctx, { connections: 64, method: "POST", path: "/v0/tasks", body })
+      const { result, sample } = await measuredLoad(server, ctx, {
+        connections: 64,
+        method: "POST",
+        path: "/v0/tasks",
+        body
+      })
       // The floor keeps nothing, so it answers every submit 201: the count would say nothing (n/a in the report).
       return kind === "floor" ? sample : { ...sample, non202: result.responses - (result.statusCodes["202"] ?? 0) }
     })
@@ -249,7 +263,9 @@ const assertServesSeeded = async (server: Server, rows: number) => {
   const one = await getStatus(`${server.url}/v0/tasks/${seededId(Math.floor(rows / 2))}`)
   if (!Array.isArray(list) || list.length !== Math.min(100, rows) || one !== 200) {
     throw new Error(
-      `the ${server.kind} does not serve the seeded rows: the list has ${Array.isArray(list) ? list.length : "no"} tasks, ` +
+      `the ${server.kind} does not serve the seeded rows: the list has ${
+        Array.isArray(list) ? list.length : "no"
+      } tasks, ` +
         `GET of a seeded id answered ${one}`
     )
   }
@@ -292,8 +308,12 @@ const livez: Variant = {
   reps: (s) => s.reps,
   floor: true,
   run: (kind, ctx) =>
-    withServer(kind, ctx, freshDb(ctx), async (server) =>
-      (await measuredLoad(server, ctx, { connections: 16, path: "/v0/livez" })).sample)
+    withServer(
+      kind,
+      ctx,
+      freshDb(ctx),
+      async (server) => (await measuredLoad(server, ctx, { connections: 16, path: "/v0/livez" })).sample
+    )
 }
 
 /**

@@ -156,7 +156,9 @@ export const startServer = async (kind: ServerKind, options: StartOptions): Prom
       ...(options.cpuProfileDir === undefined
         ? []
         : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir, "--cpu-prof-interval", "250"]),
-      ...(elsewhere === undefined ? launchArgs(kind, options.form, options.build) : [...deployedNodeFlags, elsewhere.entry])
+      ...(elsewhere === undefined
+        ? launchArgs(kind, options.form, options.build)
+        : [...deployedNodeFlags, elsewhere.entry])
     ],
     {
       cwd: elsewhere?.cwd ?? options.cwd,
@@ -263,7 +265,11 @@ export const postJson = (url: string, body: unknown): Promise<number> =>
     const text = JSON.stringify(body)
     const req = request(
       url,
-      { method: "POST", agent: false, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(text) } },
+      {
+        method: "POST",
+        agent: false,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(text) }
+      },
       (res) => {
         res.resume()
         res.on("end", () => resolve(res.statusCode ?? 0))

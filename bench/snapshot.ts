@@ -19,7 +19,10 @@ export const snapshot = (dir: string, commit?: string): string => {
   if (commit === undefined) {
     for (const part of parts) cpSync(join(root, part), join(dir, part), { recursive: true })
   } else {
-    const archive = execFileSync("git", ["archive", "--format=tar", commit, ...parts], { cwd: root, maxBuffer: 256 << 20 })
+    const archive = execFileSync("git", ["archive", "--format=tar", commit, ...parts], {
+      cwd: root,
+      maxBuffer: 256 << 20
+    })
     execFileSync("tar", ["-x", "-C", dir], { input: archive })
   }
   cpSync(join(root, "bench"), join(dir, "bench"), { recursive: true })
@@ -69,7 +72,9 @@ export const bundleSnapshot = async (
     try {
       await bundle([entry], outdir, dir, options)
     } catch (e) {
-      throw new Error(`scripts/bundle.mjs could not bundle the snapshot's ${entry}:\n${e instanceof Error ? e.message : String(e)}`)
+      throw new Error(
+        `scripts/bundle.mjs could not bundle the snapshot's ${entry}:\n${e instanceof Error ? e.message : String(e)}`
+      )
     }
     const out = join(outdir, basename(entry).replace(/\.ts$/, ".mjs"))
     if (!existsSync(join(dir, out))) throw new Error(`scripts/bundle.mjs emitted no ${out}`)
@@ -119,7 +124,11 @@ export const compileSnapshot = (dir: string): number => {
   )
   const tsc = join(root, "node_modules", "typescript", "bin", "tsc")
   try {
-    execFileSync(process.execPath, [tsc, "-p", config, "--noCheck", "--noResolve"], { cwd: dir, encoding: "utf8", stdio: "pipe" })
+    execFileSync(process.execPath, [tsc, "-p", config, "--noCheck", "--noResolve"], {
+      cwd: dir,
+      encoding: "utf8",
+      stdio: "pipe"
+    })
   } catch (e) {
     // tsc exits non-zero on any diagnostic; without type checking those are syntax or emit errors, so the
     // JavaScript may be missing or wrong: refuse to measure it.
@@ -143,7 +152,9 @@ export const describeCode = (commit?: string): string => {
       }`
     }
     // Not trimmed: each porcelain line starts with two status columns, the first often a space.
-    const dirty = raw("status", "--porcelain", "--", "src", "migrations", "package.json").split("\n").filter((l) => l !== "")
+    const dirty = raw("status", "--porcelain", "--", "src", "migrations", "package.json").split("\n").filter((l) =>
+      l !== ""
+    )
     return `working tree at commit ${git("log", "-1", "--format=%h %s")}${
       dirty.length === 0 ? "" : `, with uncommitted changes in ${dirty.map((l) => l.slice(3)).join(", ")}`
     }`

@@ -1,5 +1,5 @@
 import { Effect, Schema } from "effect"
-import { builtinHandlers, runSidecar, TaskError, TaskHandlers, taskHandler } from "effect-sidecar"
+import { builtinHandlers, runSidecar, TaskError, taskHandler, TaskHandlers } from "effect-sidecar"
 
 const restore = taskHandler({
   name: "restore-snapshot",
@@ -7,8 +7,15 @@ const restore = taskHandler({
   run: ({ height }) =>
     height % 2 === 0
       ? Effect.succeed({ restoredTo: height })
-      : Effect.fail(new TaskError({ task: "restore-snapshot", operation: "fetch", message: `no snapshot at ${height}`,
-          hint: "pick an even height", retryable: false }))
+      : Effect.fail(
+        new TaskError({
+          task: "restore-snapshot",
+          operation: "fetch",
+          message: `no snapshot at ${height}`,
+          hint: "pick an even height",
+          retryable: false
+        })
+      )
 })
 
 runSidecar(TaskHandlers.layer(...builtinHandlers, restore))

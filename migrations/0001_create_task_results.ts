@@ -1,5 +1,5 @@
-import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 // IF NOT EXISTS: a database that the Go sidecar (or anything else) created in this shape is adopted as it is.
 export default Effect.gen(function*() {

@@ -1,5 +1,5 @@
-import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 // Rows that exist already finished their first run, hence DEFAULT 1.
 export default Effect.gen(function*() {

@@ -1,5 +1,5 @@
-import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 // The handler's result as JSON text; NULL when it returned nothing.
 export default Effect.gen(function*() {

@@ -1,5 +1,5 @@
-import { SqlClient } from "effect/sql"
 import { Data, Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 /**
  * Adopts a database the Go sidecar wrote (it versioned its schema with PRAGMA user_version 1 to 5 and had no

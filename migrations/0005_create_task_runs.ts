@@ -1,5 +1,5 @@
-import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 // One row per run of a task, kept by triggers on task_results: a run is opened when a row is inserted or its `run`
 // changes, closed when its status changes within the same run, and forgotten with the task. Each write to

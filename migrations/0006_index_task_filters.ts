@@ -1,5 +1,5 @@
-import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 // Lists filtered by status or type, newest first, and retention's search for old terminal rows, each served by an
 // index rather than a scan of the whole table.

@@ -1,5 +1,5 @@
-import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 // History at less cost per task. 0005 kept every run in task_runs, the current one included, through triggers that
 // wrote task_runs on every insert and every completion: a second B-tree write, and a trigger program, on each of

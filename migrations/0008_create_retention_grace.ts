@@ -1,5 +1,5 @@
-import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 /**
  * Retention came in with 0005. A file that gets 0005 in the same start as this migration holds tasks that no

@@ -1,5 +1,5 @@
-import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 // Fewer B-tree writes per completion, the filters and retention still served by indexes. A completion wrote four
 // pages: the row, the full status index twice (its entry left `running` and joined `completed`, two places in the

@@ -1,5 +1,5 @@
-import { SqlClient } from "effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 // Lists come newest first, ties in submission order reversed: ORDER BY submitted_at DESC, rowid DESC. An index on
 // `submitted_at DESC` keeps each tie in rowid order, the wrong way, so every list sorted its rows in a temporary

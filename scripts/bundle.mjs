@@ -62,7 +62,15 @@ export const css = page.css`,
  * module names; the rewritten imports stay on the line they came from, so the source map still points at the right
  * lines.
  */
-const barrels = ["effect", "effect/http", "effect/http-api", "effect/sql", "effect/cli", "effect/reactivity", "@effect/sql-sqlite-node"]
+const barrels = [
+  "effect",
+  "effect/http",
+  "effect/http-api",
+  "effect/sql",
+  "effect/cli",
+  "effect/reactivity",
+  "@effect/sql-sqlite-node"
+]
 const barrelImport = new RegExp(`^import (type )?\\{([^}]*)\\} from "(${barrels.join("|")})"`, "gm")
 export const importModulesNotBarrels = (source) =>
   source.replace(barrelImport, (whole, allTypes, names, pkg) => {
@@ -96,7 +104,10 @@ const modulesNotBarrels = {
  * loader then compiles from source as before, saying so on stderr. The cache's name carries the bundle's hash, so
  * a cache is only ever read with the bundle it was made from.
  */
-const loaderSource = (name, cacheName) => `// Written by scripts/bundle.mjs: runs ${name}.cjs from V8's code cache when there is a usable one.
+const loaderSource = (
+  name,
+  cacheName
+) => `// Written by scripts/bundle.mjs: runs ${name}.cjs from V8's code cache when there is a usable one.
 import { readFileSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
@@ -120,7 +131,11 @@ try {
 }
 const script = new Script(readFileSync(bundle, "utf8"), { filename: bundle, cachedData })
 if (script.cachedDataRejected === true) {
-  process.stderr.write(${JSON.stringify(`${name}.cjs: its code cache (${cacheName}) was made by another node or with other V8 flags; compiling from source (a slower start)\n`)})
+  process.stderr.write(${
+    JSON.stringify(
+      `${name}.cjs: its code cache (${cacheName}) was made by another node or with other V8 flags; compiling from source (a slower start)\n`
+    )
+  })
 }
 if (process.env[${JSON.stringify(trainingVariable)}] === "1") {
   process.once("exit", () => writeFileSync(cache, script.createCachedData()))

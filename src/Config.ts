@@ -17,8 +17,7 @@ const invalid = (name: string, rule: string, value: string) =>
   new Config.ConfigError(new ConfigProvider.SourceError({ message: `${name} ${rule}, but is "${value}"` }))
 
 /** The words of a ConfigError, for the one line a refused start prints. */
-export const describeConfigError = (error: Config.ConfigError): string =>
-  error.cause.message
+export const describeConfigError = (error: Config.ConfigError): string => error.cause.message
 
 /** `name`, a whole number from `min` to `max` in plain decimal digits; `rule` says so in words. */
 const wholeNumber = (name: string, min: number, max: number, rule: string) =>

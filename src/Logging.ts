@@ -1,6 +1,6 @@
+import type { Config } from "effect"
 import { Cause, Clock, Context, Effect, type Fiber, Layer, Logger, LogLevel, References } from "effect"
 import type { LogConfig } from "./Config.js"
-import type { Config } from "effect"
 
 const messageOf = (message: unknown) => (Array.isArray(message) && message.length === 1 ? message[0] : message)
 
@@ -122,6 +122,12 @@ const labels: Record<LogLevel.LogLevel, string> = {
 /** The logger SIDECAR_LOG_FORMAT and SIDECAR_LOG_LEVEL ask for. */
 export const loggerFor = ({ format, level }: Config.Success<typeof LogConfig>) =>
   Layer.merge(
-    Logger.layer([format === "json" ? jsonLines : format === "logfmt" ? Logger.formatLogFmt.pipe(Logger.withConsoleLog) : Logger.consolePretty()]),
+    Logger.layer([
+      format === "json"
+        ? jsonLines
+        : format === "logfmt"
+        ? Logger.formatLogFmt.pipe(Logger.withConsoleLog)
+        : Logger.consolePretty()
+    ]),
     Layer.succeed(References.MinimumLogLevel, level)
   )

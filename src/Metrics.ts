@@ -5,10 +5,13 @@ export type SubmitKind = "started" | "deduplicated" | "re-executed"
 
 /** The HTTP route a path belongs to: a label with few values, whatever the ids and junk paths sent. */
 export const routeOf = (path: string): string =>
-  path === "/v0/tasks" ? path
-  : path.startsWith("/v0/tasks/") && !path.slice("/v0/tasks/".length).includes("/") ? "/v0/tasks/:id"
-  : knownRoutes.has(path) ? path
-  : "other"
+  path === "/v0/tasks" ?
+    path
+    : path.startsWith("/v0/tasks/") && !path.slice("/v0/tasks/".length).includes("/") ?
+    "/v0/tasks/:id"
+    : knownRoutes.has(path) ?
+    path
+    : "other"
 const knownRoutes = new Set([
   "/v0/healthz",
   "/v0/startupz",

@@ -5,16 +5,16 @@ import { Cause, Config, Duration, Effect, Exit, Layer, Option, References } from
 import { createServer, type ServerResponse } from "node:http"
 import { AppConfig, describeConfigError, LogConfig, ShutdownTimeout } from "./Config.js"
 import { Engine } from "./engine/Engine.js"
+import { Readiness } from "./engine/Readiness.js"
+import { ResumeGate } from "./engine/Recovery.js"
+import type { TaskHandlers } from "./engine/TaskHandlers.js"
+import { Commands } from "./handlers/RunCommand.js"
 import { httpLayer } from "./http/Http.js"
 import { loggerFor } from "./Logging.js"
 import { Metrics } from "./Metrics.js"
 import { Shutdown } from "./Shutdown.js"
-import { Readiness } from "./engine/Readiness.js"
-import { ResumeGate } from "./engine/Recovery.js"
-import { Commands } from "./handlers/RunCommand.js"
 import { BackgroundCheckpoints } from "./store/Checkpointer.js"
 import { SqlLive } from "./store/Sql.js"
-import type { TaskHandlers } from "./engine/TaskHandlers.js"
 
 /** Answer `error` as JSON and close the connection, where the platform does not answer. */
 const answerJson = (response: ServerResponse, status: number, tag: string, error: string) => {
@@ -29,7 +29,9 @@ const answerJson = (response: ServerResponse, status: number, tag: string, error
 
 const rawJson = (status: number, reason: string, tag: string, error: string) => {
   const body = JSON.stringify({ _tag: tag, error })
-  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${
+    Buffer.byteLength(body)
+  }\r\n` +
     `Connection: close\r\n\r\n${body}`
 }
 
@@ -44,8 +46,9 @@ export const createHttpServer = () => {
   // Upgrade header to it and its body is never read: `curl --http2 -d ... http://` sends `Upgrade: h2c`. Without
   // one, Node hands such requests to the normal handler.
   const on = server.on.bind(server)
-  server.on = ((event: string, listener: (...args: Array<any>) => void) =>
-    event === "upgrade" ? server : on(event, listener)) as typeof server.on
+  server.on =
+    ((event: string, listener: (...args: Array<any>) => void) =>
+      event === "upgrade" ? server : on(event, listener)) as typeof server.on
   // The platform adds its request listener after the server listens, and removes it before it closes the server at
   // shutdown. A request in between (a client polling on a keep-alive connection while the sidecar stops) got no
   // answer, and its connection, left open, held the shutdown up until the watchdog (found by test/Shutdown.test.ts
@@ -55,9 +58,15 @@ export const createHttpServer = () => {
       answerJson(response, 503, "NotServing", "not serving requests (starting or shutting down); try again")
     }
   })
-  server.on("connect", (_request, socket) => socket.end(rawJson(405, "Method Not Allowed", "MethodNotAllowed", "CONNECT is not supported")))
-  server.on("checkExpectation", (request, response) =>
-    answerJson(response, 417, "ExpectationFailed", `unsupported Expect: ${request.headers.expect}`))
+  server.on(
+    "connect",
+    (_request, socket) => socket.end(rawJson(405, "Method Not Allowed", "MethodNotAllowed", "CONNECT is not supported"))
+  )
+  server.on(
+    "checkExpectation",
+    (request, response) =>
+      answerJson(response, 417, "ExpectationFailed", `unsupported Expect: ${request.headers.expect}`)
+  )
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
     if (error.code === "ECONNRESET" || !socket.writable) return socket.destroy()
     socket.end(
@@ -170,7 +179,11 @@ const describe = (error: unknown): string => {
   const message = error instanceof Error ? error.message : ""
   const cause = typeof error === "object" && error !== null && "cause" in error ? error.cause : undefined
   const why = cause === undefined || cause === null ? "" : describe(cause)
-  return message === "" ? (why === "" ? String(error) : why) : why === "" || message.includes(why) ? message : `${message}: ${why}`
+  return message === ""
+    ? (why === "" ? String(error) : why)
+    : why === "" || message.includes(why)
+    ? message
+    : `${message}: ${why}`
 }
 
 /** A start that failed: one line on stderr that says why, and a non-zero exit. */

@@ -104,12 +104,18 @@ describe("the sidecar process", () => {
       expect(commands.stderr).toMatch(/^sidecar: cannot start: SIDECAR_COMMANDS: cannot read/)
     }))
 
-  it.skipIf(olderNode === undefined)(`on a node older than engines (${olderNode}), a start is refused with one line`, () => {
-    const started = spawnSync(olderNode!, [sidecarMain], { env: { ...process.env, SIDECAR_DB: ":memory:" }, encoding: "utf8" })
-    expect(started.status).toBe(1)
-    expect(started.stderr).toMatch(/^sidecar: needs Node\.js 26\.12\.1 or later, but runs on v\d+/)
-    expect(started.stderr.trim().split("\n")).toHaveLength(1)
-  })
+  it.skipIf(olderNode === undefined)(
+    `on a node older than engines (${olderNode}), a start is refused with one line`,
+    () => {
+      const started = spawnSync(olderNode!, [sidecarMain], {
+        env: { ...process.env, SIDECAR_DB: ":memory:" },
+        encoding: "utf8"
+      })
+      expect(started.status).toBe(1)
+      expect(started.stderr).toMatch(/^sidecar: needs Node\.js 26\.12\.1 or later, but runs on v\d+/)
+      expect(started.stderr.trim().split("\n")).toHaveLength(1)
+    }
+  )
 
   // A start compiled the bundle before it ran it: about 80 ms here, of a 460 ms start
   // (docs/benchmarks/2026-12-07-notebook.md). It now runs from the code cache of a training start, which the build
@@ -144,7 +150,7 @@ describe("the sidecar process", () => {
       const wholeModules = [...text.matchAll(/^var (\w+)_exports = \{\}/gm)].map((m) => m[1])
       expect(wholeModules.sort()).toEqual(onImport)
       for (const module of onImport) expect(text).toMatch(new RegExp(`^var init_${module} = __esm\\(`, "m"))
-      const swaggerUi = text.indexOf('"swagger-ui.json"')
+      const swaggerUi = text.indexOf("\"swagger-ui.json\"")
       expect(text.lastIndexOf("var init_httpApiSwagger = __esm(", swaggerUi)).toBeGreaterThan(
         text.lastIndexOf("\n});\n", swaggerUi)
       )

@@ -11,9 +11,14 @@ import { engineOver, Probe, SqlMemory } from "./layers.js"
 const HttpTest = HttpLive.pipe(Layer.provideMerge(engineOver(SqlMemory)), Layer.provideMerge(NodeHttpServer.layerTest))
 const ID = "3c9e4d5f-6a7b-4c8d-9e0f-a1b2c3d4e5f6"
 
-const scrape = Effect.flatMap(HttpClient.HttpClient, (client) =>
-  Effect.flatMap(client.get("/v0/metrics"), (res) =>
-    Effect.map(res.text, (text) => ({ status: res.status, type: res.headers["content-type"], text }))))
+const scrape = Effect.flatMap(
+  HttpClient.HttpClient,
+  (client) =>
+    Effect.flatMap(
+      client.get("/v0/metrics"),
+      (res) => Effect.map(res.text, (text) => ({ status: res.status, type: res.headers["content-type"], text }))
+    )
+)
 /** The value of one sample line, e.g. `sidecar_tasks_running` or `name{label="x"}`. */
 const sample = (text: string, series: string) => {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `))

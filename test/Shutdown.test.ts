@@ -8,25 +8,42 @@ import { pollUntil, request, send, startSidecar } from "./sidecar.js"
 import { openDatabase } from "./support/sqlite.js"
 
 /** A sidecar whose `stubborn` command ignores SIGTERM and writes its pid, with the given shutdown timeout. */
-const stubbornSidecar = (shutdownTimeoutSeconds: number) => Effect.gen(function*() {
-  const dir = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-stop-" }))
-  const pidFile = join(dir, "pid")
-  const commands = join(dir, "commands.json")
-  writeFileSync(commands, JSON.stringify({
-    stubborn: {
-      argv: ["node", "-e", `process.on("SIGTERM", () => {}); require("fs").writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000)`]
-    }
-  }))
-  const db = join(dir, "sidecar.db")
-  const sidecar = yield* startSidecar({ SIDECAR_DB: db, SIDECAR_COMMANDS: commands, SIDECAR_SHUTDOWN_TIMEOUT_SECONDS: String(shutdownTimeoutSeconds) })
-  const submitted = yield* request(`${sidecar.url}/v0/tasks`, {
-    method: "POST",
-    body: { type: "run-command", params: { command: "stubborn" } }
-  })
-  expect(submitted.status).toBe(201)
-  yield* pollUntil(Effect.sync(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== ""), (ok) => ok)
-  return { sidecar, db, id: submitted.json.id as string, child: Number(readFileSync(pidFile, "utf8")) }
-}).pipe(Effect.provide(NodeServices.layer))
+const stubbornSidecar = (shutdownTimeoutSeconds: number) =>
+  Effect.gen(function*() {
+    const dir = yield* Effect.flatMap(
+      FileSystem.FileSystem,
+      (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-stop-" })
+    )
+    const pidFile = join(dir, "pid")
+    const commands = join(dir, "commands.json")
+    writeFileSync(
+      commands,
+      JSON.stringify({
+        stubborn: {
+          argv: [
+            "node",
+            "-e",
+            `process.on("SIGTERM", () => {}); require("fs").writeFileSync(${
+              JSON.stringify(pidFile)
+            }, String(process.pid)); setInterval(() => {}, 1000)`
+          ]
+        }
+      })
+    )
+    const db = join(dir, "sidecar.db")
+    const sidecar = yield* startSidecar({
+      SIDECAR_DB: db,
+      SIDECAR_COMMANDS: commands,
+      SIDECAR_SHUTDOWN_TIMEOUT_SECONDS: String(shutdownTimeoutSeconds)
+    })
+    const submitted = yield* request(`${sidecar.url}/v0/tasks`, {
+      method: "POST",
+      body: { type: "run-command", params: { command: "stubborn" } }
+    })
+    expect(submitted.status).toBe(201)
+    yield* pollUntil(Effect.sync(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== ""), (ok) => ok)
+    return { sidecar, db, id: submitted.json.id as string, child: Number(readFileSync(pidFile, "utf8")) }
+  }).pipe(Effect.provide(NodeServices.layer))
 
 /** A process that exited but was not reaped yet (a zombie) counts as gone. */
 const isAlive = (pid: number) => {

@@ -6,5 +6,8 @@ import { fileURLToPath } from "node:url"
  * (scripts/bundle.mjs): the same code as the sources. Built here, before any test, so it is never stale.
  */
 export default function setup() {
-  execFileSync(process.execPath, ["scripts/bundle.mjs"], { cwd: fileURLToPath(new URL("..", import.meta.url)), stdio: "inherit" })
+  execFileSync(process.execPath, ["scripts/bundle.mjs"], {
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+    stdio: "inherit"
+  })
 }

@@ -1,15 +1,15 @@
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Context, DateTime, Deferred, Effect, FileSystem, Layer, Schema } from "effect"
-import { builtinHandlers } from "../src/handlers/Builtins.js"
 import { Engine } from "../src/engine/Engine.js"
-import { TaskError } from "../src/Errors.js"
-import { Metrics } from "../src/Metrics.js"
 import { Readiness } from "../src/engine/Readiness.js"
-import { Shutdown } from "../src/Shutdown.js"
-import { Store } from "../src/store/Store.js"
+import { taskHandler, TaskHandlers } from "../src/engine/TaskHandlers.js"
+import { TaskError } from "../src/Errors.js"
+import { builtinHandlers } from "../src/handlers/Builtins.js"
 import { Commands } from "../src/handlers/RunCommand.js"
+import { Metrics } from "../src/Metrics.js"
+import { Shutdown } from "../src/Shutdown.js"
 import { sqlLayer } from "../src/store/Sql.js"
-import { TaskHandlers, taskHandler } from "../src/engine/TaskHandlers.js"
+import { Store } from "../src/store/Store.js"
 
 /** A fresh SQLite file in a temp folder, removed with the layer; built exactly as in production. */
 export const SqlTest = Layer.unwrap(
@@ -75,7 +75,13 @@ export const probeHandler = taskHandler({
       if (hold === true) yield* probe.wait(key).pipe(Effect.onInterrupt(() => probe.interrupted(key)))
       if (crash !== undefined) throw new Error(crash)
       if (fail !== undefined) {
-        return yield* new TaskError({ task: "test", operation: key, message: fail, hint: "release it", retryable: true })
+        return yield* new TaskError({
+          task: "test",
+          operation: key,
+          message: fail,
+          hint: "release it",
+          retryable: true
+        })
       }
       return { key, run: probe.runs(key) }
     })

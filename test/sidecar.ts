@@ -60,15 +60,24 @@ export const startSidecar = (env: Record<string, string>) =>
       })
       child.once("exit", (code) => {
         Deferred.doneUnsafe(exited, Effect.succeed(code))
-        Deferred.doneUnsafe(listening, Effect.fail(new Error(`sidecar exited with ${code} before listening: ${stderr}`)))
+        Deferred.doneUnsafe(
+          listening,
+          Effect.fail(new Error(`sidecar exited with ${code} before listening: ${stderr}`))
+        )
       })
       const url = yield* Deferred.await(listening).pipe(
-        Effect.timeoutOrElse({ duration: "30 seconds", orElse: () => Effect.fail(new Error(`sidecar did not listen: ${stderr}`)) })
+        Effect.timeoutOrElse({
+          duration: "30 seconds",
+          orElse: () => Effect.fail(new Error(`sidecar did not listen: ${stderr}`))
+        })
       )
       const stop = (signal: NodeJS.Signals = "SIGTERM") =>
         Effect.sync(() => child.exitCode === null && child.kill(signal)).pipe(
           Effect.andThen(Deferred.await(exited)),
-          Effect.timeoutOrElse({ duration: "20 seconds", orElse: () => Effect.fail(new Error("sidecar did not exit")) }),
+          Effect.timeoutOrElse({
+            duration: "20 seconds",
+            orElse: () => Effect.fail(new Error("sidecar did not exit"))
+          }),
           Effect.orDie
         )
       return { url, child, logs: () => lines, stderr: () => stderr, stop } satisfies Sidecar

@@ -38,7 +38,9 @@ const rows = <Params extends Array<string>>(sql: string) => {
 }
 const selectOne = rows<[string]>(`SELECT ${columns} FROM task_results WHERE id = ?`)
 const selectNewest = rows<[]>(`SELECT ${columns} FROM task_results ORDER BY submitted_at DESC, rowid DESC LIMIT 100`)
-const selectRunning = rows<[]>(`SELECT ${columns} FROM task_results WHERE status = 'running' ORDER BY submitted_at, rowid`)
+const selectRunning = rows<[]>(
+  `SELECT ${columns} FROM task_results WHERE status = 'running' ORDER BY submitted_at, rowid`
+)
 // The same upsert as the sidecar's Store.save: a re-run replaces every column.
 const save = db.prepare(
   `INSERT INTO task_results (${columns}) VALUES (?, ?, 'running', ?, ?, '', NULL, ?, NULL)
@@ -55,7 +57,9 @@ const ping = db.prepare("SELECT count(*) FROM (SELECT 1 FROM task_results LIMIT 
 const isEmptyObject = (value: unknown) =>
   typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length === 0
 const noParams = (params: unknown) => params === undefined || params === null || isEmptyObject(params)
-const toJson = (value: unknown) => (value === undefined || value === null || isEmptyObject(value) ? null : JSON.stringify(value))
+const toJson = (
+  value: unknown
+) => (value === undefined || value === null || isEmptyObject(value) ? null : JSON.stringify(value))
 const fromJson = (text: string | null): unknown => {
   if (text === null || text === "") return undefined
   try {
@@ -109,7 +113,9 @@ const submit = (res: ServerResponse, text: string) => {
     return send(res, 400, { error: "expected an object" })
   }
   const { id: given, params, type } = body as Record<string, unknown>
-  if (given !== undefined && given !== null && typeof given !== "string") return send(res, 400, { error: "id: expected a string" })
+  if (given !== undefined && given !== null && typeof given !== "string") {
+    return send(res, 400, { error: "id: expected a string" })
+  }
   if (typeof type !== "string") return send(res, 400, { error: "type: expected a string" })
   const id = given === undefined || given === null || given === "" ? randomUUID() : given
   if (!uuid.test(id)) return send(res, 400, { error: `invalid task id: ${id}` })
@@ -170,13 +176,23 @@ const server = createServer((req, res) => {
 const running = selectRunning.all()
 for (const row of running) {
   if (row.type === noopType) execute(row.id, row.run)
-  else complete.run("failed", `no handler registered for task type: ${row.type}`, new Date().toISOString(), row.id, row.run)
+  else {
+    complete.run(
+      "failed",
+      `no handler registered for task type: ${row.type}`,
+      new Date().toISOString(),
+      row.id,
+      row.run
+    )
+  }
 }
 
 server.listen(port, host, () => {
   const address = server.address()
   const bound = typeof address === "object" && address !== null ? address.port : port
-  process.stdout.write(`${JSON.stringify({ message: `Listening on http://${host}:${bound}`, rehydrated: running.length })}\n`)
+  process.stdout.write(
+    `${JSON.stringify({ message: `Listening on http://${host}:${bound}`, rehydrated: running.length })}\n`
+  )
 })
 
 let stopping = false

@@ -9,10 +9,10 @@ import { Array as Arr, Cause, Config, Console, Effect, Exit, Layer, Option, Resu
 import { Argument, CliError, CliOutput, Command, Flag, HelpDoc, TerminalCapabilities } from "effect/cli"
 import { FetchHttpClient, HttpClient } from "effect/http"
 import pkg from "../../package.json" with { type: "json" }
+import type { Task } from "../Domain.js"
 import { CliFailure, connect, ExitCode, usageMessage } from "./CliFailure.js"
 import * as Format from "./CliFormat.js"
 import { waitUntilDone } from "./CliWait.js"
-import type { Task } from "../Domain.js"
 
 /** A flag's value passed through `f`; when `f` throws, the usage error is `message`, printed as it is. */
 const checkedBy = <A, B>(f: (a: A) => B, message: string) =>
@@ -41,8 +41,11 @@ const id = Argument.String("id").pipe(Argument.withDescription("the task's id"))
 /** Wait for the task to end and print it; fail with exit 1 if it failed. */
 const finish = (get: Effect.Effect<Task, CliFailure>, options: { json: boolean; timeout: Option.Option<number> }) =>
   Effect.gen(function*() {
-    const task = yield* waitUntilDone(get, options, (seconds) =>
-      new CliFailure({ code: ExitCode.TimedOut, reason: `still running after ${seconds} s` }))
+    const task = yield* waitUntilDone(
+      get,
+      options,
+      (seconds) => new CliFailure({ code: ExitCode.TimedOut, reason: `still running after ${seconds} s` })
+    )
     yield* Console.log(options.json ? Format.json(Format.taskJson(task)) : Format.summary(task))
     if (task.status === "failed") {
       return yield* new CliFailure({ code: ExitCode.Failed, reason: `task ${task.id} failed` })

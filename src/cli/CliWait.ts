@@ -1,6 +1,6 @@
 import { Duration, Effect, Option } from "effect"
-import { progress } from "./CliFormat.js"
 import type { Task } from "../Domain.js"
+import { progress } from "./CliFormat.js"
 
 const pollEvery = Duration.millis(250)
 const spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"]

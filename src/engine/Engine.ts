@@ -2,18 +2,18 @@
 // completions are written together; Execute.ts, one run; Recovery.ts, crash recovery; Readiness.ts, Retention.ts;
 // TaskHandlers.ts, the registry of task types. Imports store/ and the shared modules, never the parts above it.
 import { Clock, Context, Duration, Effect, Fiber, FiberMap, Layer, Option, Result, Schema, Semaphore } from "effect"
+import { Retention } from "../Config.js"
 import type { SubmitOutcome, TaskFilter } from "../Domain.js"
 import { type SubmitTask, TaskId } from "../Domain.js"
-import { Retention } from "../Config.js"
-import { decodeParams, makeExecute, type RunOf } from "./Execute.js"
 import { InvalidParams, InvalidRequest, InvalidTaskId, StoreError, TaskNotFound, UnknownTaskType } from "../Errors.js"
-import { groupCommit } from "./GroupCommit.js"
 import { logAnnotated, logFrom } from "../Logging.js"
 import { Metrics } from "../Metrics.js"
-import { Readiness } from "./Readiness.js"
-import { pruneForever } from "./Retention.js"
 import { busyTimeout, type Decision, encodeJson, Store } from "../store/Store.js"
+import { decodeParams, makeExecute, type RunOf } from "./Execute.js"
+import { groupCommit } from "./GroupCommit.js"
+import { Readiness } from "./Readiness.js"
 import { recoverRuns } from "./Recovery.js"
+import { pruneForever } from "./Retention.js"
 import type { RegisteredHandler } from "./TaskHandlers.js"
 import { TaskHandlers } from "./TaskHandlers.js"
 
@@ -118,13 +118,18 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
           params: a.stored,
           submittedAt
         })))
-        return Effect.flatMap(decided, (decisions) =>
-          Effect.withFiber<ReadonlyArray<Result.Result<SubmitOutcome, StoreError>>>((fiber) => {
-            let next = 0
-            return Effect.succeed(batch.map((a): Result.Result<SubmitOutcome, StoreError> =>
-              inTime[next] === a ? Result.succeed(settle(fiber, a, decisions[next++]!)) : Result.fail(tooLate)
-            ))
-          }))
+        return Effect.flatMap(
+          decided,
+          (decisions) =>
+            Effect.withFiber<ReadonlyArray<Result.Result<SubmitOutcome, StoreError>>>((fiber) => {
+              let next = 0
+              return Effect.succeed(
+                batch.map((a): Result.Result<SubmitOutcome, StoreError> =>
+                  inTime[next] === a ? Result.succeed(settle(fiber, a, decisions[next++]!)) : Result.fail(tooLate)
+                )
+              )
+            })
+        )
       }))
     const decide = yield* groupCommit(decideBatch)
     const tooLate = new StoreError({
@@ -141,7 +146,9 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
     const submit = (req: SubmitTask) =>
       Effect.flatMap(Clock.currentTimeMillis, (arrived): Effect.Effect<SubmitOutcome, Rejected | StoreError> => {
         const admitted = admit(req, arrived)
-        return Result.isFailure(admitted) ? Effect.fail(admitted.failure) : Effect.flatMap(decide(admitted.success), Effect.fromResult)
+        return Result.isFailure(admitted)
+          ? Effect.fail(admitted.failure)
+          : Effect.flatMap(decide(admitted.success), Effect.fromResult)
       })
 
     const found = (id: string) => <A, E>(lookup: Effect.Effect<Option.Option<A>, E>) =>
@@ -216,15 +223,16 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
       store,
       handlers,
       finish,
-      start: (task, handler, ended) =>
-        fork(task.id, execute(task, handler, decodeParams(handler, task.params), ended))
+      start: (task, handler, ended) => fork(task.id, execute(task, handler, decodeParams(handler, task.params), ended))
     })
     yield* Effect.forkScoped(recovery.resume)
     const retention = yield* Retention
     if (Option.isSome(retention)) {
       yield* Effect.forkScoped(pruneForever(store, retention.value, readinessTypeNames))
     }
-    yield* Effect.logInfo("engine started").pipe(Effect.annotateLogs({ rehydrated: recovery.found, ready: readyAtStart }))
+    yield* Effect.logInfo("engine started").pipe(
+      Effect.annotateLogs({ rehydrated: recovery.found, ready: readyAtStart })
+    )
 
     return { submit, get, getJson, await: await_, list, listJson, runs: runsOf, remove, join, ready, livez } as const
   })

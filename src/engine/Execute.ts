@@ -1,10 +1,22 @@
-import { Cause, Context, DateTime, Duration, Effect, Exit, type Fiber, Option, References, Result, Schema } from "effect"
+import {
+  Cause,
+  Context,
+  DateTime,
+  Duration,
+  Effect,
+  Exit,
+  type Fiber,
+  Option,
+  References,
+  Result,
+  Schema
+} from "effect"
 import type { TaskId } from "../Domain.js"
 import { formatSchemaError, InvalidParams, TaskError } from "../Errors.js"
-import { groupCommit } from "./GroupCommit.js"
 import { logFrom, millisOf } from "../Logging.js"
 import type { Metrics } from "../Metrics.js"
 import { type Completion, type Store, untilWritten } from "../store/Store.js"
+import { groupCommit } from "./GroupCommit.js"
 import type { RegisteredHandler } from "./TaskHandlers.js"
 
 /** What a run needs of its task. */
@@ -27,8 +39,11 @@ export const decodeParams = (handler: RegisteredHandler, params: unknown): Resul
     decode = (input) => decodeWith(input, { errors: "first", onExcessProperty: "error", reportInput: true })
     paramsDecoders.set(handler, decode)
   }
-  return Result.mapError(decode(params), (e) =>
-    new InvalidParams({ type: handler.name, error: `invalid params for ${handler.name}: ${formatSchemaError(e)}` }))
+  return Result.mapError(
+    decode(params),
+    (e) =>
+      new InvalidParams({ type: handler.name, error: `invalid params for ${handler.name}: ${formatSchemaError(e)}` })
+  )
 }
 
 const describeDefect = (cause: Cause.Cause<unknown>) => {
@@ -52,7 +67,7 @@ const withTimeout = (handler: RegisteredHandler) => <A, E, R>(run: Effect.Effect
   )
 
 /** The result as stored: encoded with the handler's result schema when it declares one. */
-const encodeResult = (handler: RegisteredHandler): ((value: unknown) => Effect.Effect<unknown, TaskError>) => {
+const encodeResult = (handler: RegisteredHandler): (value: unknown) => Effect.Effect<unknown, TaskError> => {
   if (handler.result === undefined) return Effect.succeed
   const encode = Schema.encodeUnknownEffect(handler.result as Schema.Codec<unknown, unknown>)
   return (value) =>
@@ -128,7 +143,12 @@ export const makeExecute = (store: Store["Service"], metrics: Metrics["Service"]
         })
       )
 
-    const failed = (task: RunOf, cause: Cause.Cause<TaskError | InvalidParams>, completedAt: DateTime.Utc, elapsedMs: number) => {
+    const failed = (
+      task: RunOf,
+      cause: Cause.Cause<TaskError | InvalidParams>,
+      completedAt: DateTime.Utc,
+      elapsedMs: number
+    ) => {
       const failure = Cause.findErrorOption(cause)
       const error = Option.match(failure, {
         onSome: (e) => (e._tag === "TaskError" ? e.render() : e.error),
@@ -185,26 +205,26 @@ export const makeExecute = (store: Store["Service"], metrics: Metrics["Service"]
         ? runnerOf(handler)(params.success)
         : Effect.fail(params.failure)
       return Effect.withFiber<void, never, unknown>((fiber) => {
-          annotate(fiber, task)
-          metrics.runStarted()
-          logFrom(fiber, "Debug", "task started", {})
-          const started = millisOf(fiber)
-          return Effect.onExit(
-            Effect.flatMap(Effect.exit(run), (exit) => record(task, exit, started)),
-            (exit) =>
-              Effect.andThen(
-                Effect.withFiber<void>((fiber) => {
-                  // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
-                  if (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) {
-                    logFrom(fiber, "Info", "task interrupted; it stays running until resumed or deleted", {})
-                  }
-                  metrics.runEnded()
-                  return Effect.void
-                }),
-                ended
-              )
-          )
-        })
+        annotate(fiber, task)
+        metrics.runStarted()
+        logFrom(fiber, "Debug", "task started", {})
+        const started = millisOf(fiber)
+        return Effect.onExit(
+          Effect.flatMap(Effect.exit(run), (exit) => record(task, exit, started)),
+          (exit) =>
+            Effect.andThen(
+              Effect.withFiber<void>((fiber) => {
+                // Interruption (shutdown, DELETE) is not a failure: nothing is written and the row stays `running`.
+                if (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) {
+                  logFrom(fiber, "Info", "task interrupted; it stays running until resumed or deleted", {})
+                }
+                metrics.runEnded()
+                return Effect.void
+              }),
+              ended
+            )
+        )
+      })
     }
 
     return { execute, finish } as const

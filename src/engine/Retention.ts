@@ -16,7 +16,11 @@ export const gracePeriod = (retention: Duration.Duration) => Duration.min(Durati
  * readiness task (of `readinessTypes`) that readiness is derived from at startup. On a file whose tasks no retention
  * has pruned yet (migration 0008), first warn what will go and wait out the grace.
  */
-export const pruneForever = (store: Store["Service"], retention: Duration.Duration, readinessTypes: ReadonlyArray<string>) => {
+export const pruneForever = (
+  store: Store["Service"],
+  retention: Duration.Duration,
+  readinessTypes: ReadonlyArray<string>
+) => {
   const keep = Effect.map(
     store.lastCompleted(readinessTypes),
     Option.match({ onNone: (): Array<string> => [], onSome: (t) => [t.id] })
@@ -32,7 +36,9 @@ export const pruneForever = (store: Store["Service"], retention: Duration.Durati
       yield* Effect.yieldNow // let requests in between batches
     }
     if (total > 0) {
-      yield* Effect.logInfo("pruned old tasks").pipe(Effect.annotateLogs({ deleted: total, before: DateTime.formatIso(before) }))
+      yield* Effect.logInfo("pruned old tasks").pipe(
+        Effect.annotateLogs({ deleted: total, before: DateTime.formatIso(before) })
+      )
     }
   })
   // An upgrade never silently deletes history: on a file whose tasks no retention has pruned yet (adopted from the Go

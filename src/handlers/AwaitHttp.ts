@@ -1,7 +1,7 @@
 import { Clock, Duration, Effect, Option, Schema } from "effect"
 import { FetchHttpClient, HttpClient, type HttpClientError } from "effect/http"
-import { TaskError } from "../Errors.js"
 import { taskHandler } from "../engine/TaskHandlers.js"
+import { TaskError } from "../Errors.js"
 
 const Url = Schema.String.check(
   Schema.isMaxLength(2048),
@@ -129,7 +129,13 @@ export const makeAwaitHttp = (client: HttpClient.HttpClient) =>
  * `await-http`: polls a URL until it answers the expected status. Through Node's own fetch, which loads its HTTP
  * client when first used: a sidecar that never awaits a URL does not load one as it starts. Redirects are answers.
  */
-export const awaitHttp = Effect.map(HttpClient.HttpClient, (client) =>
-  makeAwaitHttp(HttpClient.transform(client, (response) =>
-    Effect.provideService(response, FetchHttpClient.RequestInit, { redirect: "manual" })))
+export const awaitHttp = Effect.map(
+  HttpClient.HttpClient,
+  (client) =>
+    makeAwaitHttp(
+      HttpClient.transform(
+        client,
+        (response) => Effect.provideService(response, FetchHttpClient.RequestInit, { redirect: "manual" })
+      )
+    )
 ).pipe(Effect.provide(FetchHttpClient.layer))

@@ -2,8 +2,8 @@ import { Config, Context, Data, Duration, Effect, Layer, Option, Schema } from "
 import { spawn } from "node:child_process"
 import { readFile } from "node:fs/promises"
 import { AppConfig, ShutdownTimeout } from "../Config.js"
-import { formatSchemaError, TaskError } from "../Errors.js"
 import { taskHandler } from "../engine/TaskHandlers.js"
+import { formatSchemaError, TaskError } from "../Errors.js"
 
 /** One entry of the operator's commands file. */
 export const CommandSpec = Schema.Struct({
@@ -55,7 +55,10 @@ export class Commands extends Context.Service<Commands, ReadonlyMap<string, Comm
 
 const tailBytes = 4096
 /** How long a child gets to exit after SIGTERM before SIGKILL: 3 s, or less so a shutdown fits its timeout. */
-const KillGrace = Config.map(ShutdownTimeout, (timeout) => Duration.min(Duration.seconds(3), Duration.times(timeout, 0.3)))
+const KillGrace = Config.map(
+  ShutdownTimeout,
+  (timeout) => Duration.min(Duration.seconds(3), Duration.times(timeout, 0.3))
+)
 
 /** What a command that exited 0 leaves: its exit code and the tails of its output. */
 export const CommandResult = Schema.Struct({ exitCode: Schema.Int, stdout: Schema.String, stderr: Schema.String })

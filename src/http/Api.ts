@@ -35,9 +35,11 @@ const TaskPath = { id: Schema.String }
 
 /** A query parameter holding a whole number from `min` to `max`, in plain decimal digits. */
 const integerParam = (min: number, max: number) =>
-  Schema.String.check(Schema.makeFilter((s) =>
-    (/^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max) || `must be an integer from ${min} to ${max}`
-  )).pipe(Schema.decodeTo(Schema.NumberFromString))
+  Schema.String.check(
+    Schema.makeFilter((s) =>
+      (/^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max) || `must be an integer from ${min} to ${max}`
+    )
+  ).pipe(Schema.decodeTo(Schema.NumberFromString))
 
 const ListParams = {
   status: Schema.optionalKey(TaskStatus),
@@ -47,9 +49,11 @@ const ListParams = {
 
 /** A query parameter holding a number of seconds from 0 to `max`, in plain decimal digits (up to 3 decimals). */
 const secondsParam = (max: number) =>
-  Schema.String.check(Schema.makeFilter((s) =>
-    (/^\d{1,9}(\.\d{1,3})?$/.test(s) && Number(s) <= max) || `must be a number of seconds from 0 to ${max}`
-  )).pipe(Schema.decodeTo(Schema.NumberFromString))
+  Schema.String.check(
+    Schema.makeFilter((s) =>
+      (/^\d{1,9}(\.\d{1,3})?$/.test(s) && Number(s) <= max) || `must be a number of seconds from 0 to ${max}`
+    )
+  ).pipe(Schema.decodeTo(Schema.NumberFromString))
 
 const GetParams = {
   /** Seconds to wait for the task to become terminal before answering. */

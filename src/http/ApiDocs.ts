@@ -78,7 +78,9 @@ const namedAsOnTheWire = (document: Json): Json => {
  * made as the server starts, the document and the page's 2 MB of assets cost every start some 50 ms for pages few
  * ever ask for. The page's module is imported only then, so a start does not even read it.
  */
-export const apiDocsLayer = <Id extends string, Groups extends HttpApiGroup.Constraint>(api: HttpApi.HttpApi<Id, Groups>) =>
+export const apiDocsLayer = <Id extends string, Groups extends HttpApiGroup.Constraint>(
+  api: HttpApi.HttpApi<Id, Groups>
+) =>
   HttpRouter.use((router) =>
     Effect.gen(function*() {
       const spec = yield* Effect.cached(Effect.sync(() => HttpServerResponse.jsonUnsafe(OpenApi.fromApi(api))))

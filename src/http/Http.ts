@@ -4,15 +4,15 @@
 import { Cause, Context, Duration, Effect, Layer } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiError, OpenApi } from "effect/http-api"
+import { Engine } from "../engine/Engine.js"
+import { TaskHandlers } from "../engine/TaskHandlers.js"
+import { formatIssues, NotReady, schemaIssues } from "../Errors.js"
+import { Metrics } from "../Metrics.js"
+import { Shutdown } from "../Shutdown.js"
 import { Api } from "./Api.js"
 import { apiDocsLayer, describeTaskTypes } from "./ApiDocs.js"
 import { type AuthnMode, rejection, unauthorized } from "./Authn.js"
-import { Engine } from "../engine/Engine.js"
-import { formatIssues, NotReady, schemaIssues } from "../Errors.js"
-import { Metrics } from "../Metrics.js"
 import { hardened, jsonError } from "./RequestBody.js"
-import { Shutdown } from "../Shutdown.js"
-import { TaskHandlers } from "../engine/TaskHandlers.js"
 
 const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
   Effect.gen(function*() {
@@ -20,12 +20,24 @@ const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
     const shutdown = yield* Shutdown
     return handlers
       // Answered as the API declares (TaskStarted, TaskDeduplicated), without encoding `{"id"}` through a Schema.
-      .handle("submit", ({ payload }) =>
-        Effect.map(engine.submit(payload), (outcome) =>
-          HttpServerResponse.jsonUnsafe({ id: outcome.id }, { status: outcome._tag === "Started" ? 201 : 202 })))
+      .handle(
+        "submit",
+        ({ payload }) =>
+          Effect.map(
+            engine.submit(payload),
+            (outcome) =>
+              HttpServerResponse.jsonUnsafe({ id: outcome.id }, { status: outcome._tag === "Started" ? 201 : 202 })
+          )
+      )
       // Lists and plain gets answer the stored rows as they are (see Store's toJson) rather than through Task.
-      .handle("list", ({ query }) =>
-        Effect.map(engine.listJson({ ...query, limit: query.limit ?? 100 }), (tasks) => HttpServerResponse.jsonUnsafe(tasks)))
+      .handle(
+        "list",
+        ({ query }) =>
+          Effect.map(
+            engine.listJson({ ...query, limit: query.limit ?? 100 }),
+            (tasks) => HttpServerResponse.jsonUnsafe(tasks)
+          )
+      )
       .handle("get", ({ params, query }) =>
         query.wait === undefined || query.wait === 0
           ? Effect.map(engine.getJson(params.id), (task) => HttpServerResponse.jsonUnsafe(task))
@@ -41,13 +53,18 @@ const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
   Effect.gen(function*() {
     const engine = yield* Engine
     const metrics = yield* Metrics
-    const whenReady = Effect.flatMap(engine.ready, (ready) => ready ? Effect.void : new NotReady({ error: "not ready" }))
+    const whenReady = Effect.flatMap(
+      engine.ready,
+      (ready) => ready ? Effect.void : new NotReady({ error: "not ready" })
+    )
     return handlers
       .handle("healthz", () => whenReady)
       .handle("startupz", () => whenReady)
       .handle("livez", () => engine.livez)
-      .handle("status", () =>
-        Effect.map(engine.ready, (ready) => ({ status: ready ? "Ready" as const : "Initializing" as const })))
+      .handle(
+        "status",
+        () => Effect.map(engine.ready, (ready) => ({ status: ready ? "Ready" as const : "Initializing" as const }))
+      )
       .handle("metrics", () => metrics.exposition)
   }))
 
@@ -89,19 +106,21 @@ const errorBody = (cause: Cause.Cause<unknown>): Effect.Effect<HttpServerRespons
  */
 const requestProblem = (error: HttpApiError.HttpApiSchemaError): string => {
   const where = error.kind === "Payload" ? "request body" : error.kind === "Query" ? "query" : "path"
-  return formatIssues(schemaIssues(error.cause).map(({ message, path }) => {
-    // the framework's own words for a body that is not JSON at all, or that is missing
-    if (message === "Expected a valid JSON body") return { path, message: `${where}: not valid JSON` }
-    const missing = /, got (undefined|null)$/.exec(message)
-    if (path.length === 0 && error.kind === "Payload" && missing !== null) {
-      const got = missing[1] === "null" ? "null" : "nothing"
-      return { path, message: `${where}: expected a JSON object such as {"type": "mark-ready"}, got ${got}` }
-    }
-    if (message.startsWith("Unexpected key")) {
-      return { path, message: error.kind === "Query" ? "unknown query parameter" : "unknown field" }
-    }
-    return path.length === 0 ? { path, message: `${where}: ${message}` } : { path, message }
-  }))
+  return formatIssues(
+    schemaIssues(error.cause).map(({ message, path }) => {
+      // the framework's own words for a body that is not JSON at all, or that is missing
+      if (message === "Expected a valid JSON body") return { path, message: `${where}: not valid JSON` }
+      const missing = /, got (undefined|null)$/.exec(message)
+      if (path.length === 0 && error.kind === "Payload" && missing !== null) {
+        const got = missing[1] === "null" ? "null" : "nothing"
+        return { path, message: `${where}: expected a JSON object such as {"type": "mark-ready"}, got ${got}` }
+      }
+      if (message.startsWith("Unexpected key")) {
+        return { path, message: error.kind === "Query" ? "unknown query parameter" : "unknown field" }
+      }
+      return path.length === 0 ? { path, message: `${where}: ${message}` } : { path, message }
+    })
+  )
 }
 
 /**
@@ -135,10 +154,11 @@ const everyRequest = (authnMode: AuthnMode, metrics: Metrics["Service"]) =>
 export const httpLayer = (authnMode: AuthnMode) =>
   Layer.unwrap(Effect.gen(function*() {
     const metrics = yield* Metrics
-    return HttpRouter.serve(Layer.mergeAll(HttpApiLive, everyRequest(authnMode, metrics)), { disableLogger: true }).pipe(
-      // Nothing exports traces, yet the framework's per-request tracing would still make a span for each request.
-      Layer.provide(Layer.succeed(HttpMiddleware.TracerDisabledWhen, () => true))
-    )
+    return HttpRouter.serve(Layer.mergeAll(HttpApiLive, everyRequest(authnMode, metrics)), { disableLogger: true })
+      .pipe(
+        // Nothing exports traces, yet the framework's per-request tracing would still make a span for each request.
+        Layer.provide(Layer.succeed(HttpMiddleware.TracerDisabledWhen, () => true))
+      )
   }))
 
 /** The API with no authentication: everyone who can reach it is trusted. */

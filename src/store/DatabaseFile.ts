@@ -60,10 +60,14 @@ export const fileChecks = (file: string): {
         )
       }
       const space = statfsSync(dir)
-      if (space.bavail * space.bsize < minFreeBytes) return new StorageProblem("full", `the database volume at ${dir} is full`)
+      if (space.bavail * space.bsize < minFreeBytes) {
+        return new StorageProblem("full", `the database volume at ${dir} is full`)
+      }
       return undefined
     } catch (e) {
-      return e instanceof StorageProblem ? e : new StorageProblem("io-error", `the database folder ${dir}: ${(e as Error).message}`)
+      return e instanceof StorageProblem
+        ? e
+        : new StorageProblem("io-error", `the database folder ${dir}: ${(e as Error).message}`)
     }
   }
   const healthy = Effect.gen(function*() {
@@ -82,7 +86,9 @@ export const fileChecks = (file: string): {
       catch: (e) => new StorageProblem("io-error", `the database file ${file} cannot be read: ${(e as Error).message}`)
     })
     if (!header.equals(sqliteHeader)) {
-      return yield* Effect.fail(new StorageProblem("corrupt", `the database file ${file} is corrupt (no SQLite header)`))
+      return yield* Effect.fail(
+        new StorageProblem("corrupt", `the database file ${file} is corrupt (no SQLite header)`)
+      )
     }
   })
   return { assertSameFile, volumeProblem, healthy }

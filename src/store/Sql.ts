@@ -98,7 +98,6 @@ const refuseUnsupported = (filename: string) =>
     }
   })
 
-
 // Pragmas first (they are per connection), then the migrations, so nothing can query an old schema.
 const setup = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

@@ -3,11 +3,11 @@
 // speaks SQL. Imports only the shared modules of src/
 // (Config, Domain, Errors, Logging, Metrics, Shutdown).
 import { Clock, Context, DateTime, Duration, Effect, Layer, Option, Schedule } from "effect"
-import { fileChecks, type StorageProblem } from "./DatabaseFile.js"
 import type { RunStart, TaskFilter, TaskId, TaskStatus } from "../Domain.js"
 import { Task, TaskRun } from "../Domain.js"
 import { StoreError } from "../Errors.js"
 import { Metrics } from "../Metrics.js"
+import { fileChecks, type StorageProblem } from "./DatabaseFile.js"
 import { describeError, isBusy, Sqlite } from "./Sqlite.js"
 import { makeWriteFaults } from "./WriteFaults.js"
 
@@ -122,7 +122,9 @@ export type TaskJson = typeof Task.Encoded
  * form `Task` encodes (rows adopted from the Go sidecar were rewritten so by migration 0004), and parsing them only to
  * format them again was most of the cost of a list.
  */
-const toJson = ([id, type, status, run, storedParams, error, storedResult, submittedAt, completedAt]: RawTaskRow): TaskJson => {
+const toJson = (
+  [id, type, status, run, storedParams, error, storedResult, submittedAt, completedAt]: RawTaskRow
+): TaskJson => {
   const params = decodeJson(storedParams)
   const result = decodeJson(storedResult)
   return {
@@ -140,26 +142,34 @@ const toJson = ([id, type, status, run, storedParams, error, storedResult, submi
 
 const fromRow = (row: RawTaskRow): Task => {
   const { completedAt, submittedAt, ...rest } = toJson(row)
-  return new Task({
-    ...rest,
-    id: rest.id as TaskId,
-    submittedAt: DateTime.makeUnsafe(submittedAt),
-    ...(completedAt === undefined ? {} : { completedAt: DateTime.makeUnsafe(completedAt) })
-  }, { disableChecks: true })
+  return new Task(
+    {
+      ...rest,
+      id: rest.id as TaskId,
+      submittedAt: DateTime.makeUnsafe(submittedAt),
+      ...(completedAt === undefined ? {} : { completedAt: DateTime.makeUnsafe(completedAt) })
+    },
+    { disableChecks: true }
+  )
 }
 
 const fromRunRow = (row: RunRow): TaskRun => {
   const result = decodeJson(row.result)
-  return new TaskRun({
-    run: row.run,
-    status: row.status as TaskStatus,
-    ...(row.error === "" ? {} : { error: row.error }),
-    ...(result === undefined ? {} : { result }),
-    startedAt: DateTime.makeUnsafe(row.started_at),
-    ...(row.completed_at === null || row.completed_at === "" ? {} : { completedAt: DateTime.makeUnsafe(row.completed_at) }),
-    startedBy: row.started_by as RunStart,
-    resumes: row.resumes
-  }, { disableChecks: true })
+  return new TaskRun(
+    {
+      run: row.run,
+      status: row.status as TaskStatus,
+      ...(row.error === "" ? {} : { error: row.error }),
+      ...(result === undefined ? {} : { result }),
+      startedAt: DateTime.makeUnsafe(row.started_at),
+      ...(row.completed_at === null || row.completed_at === ""
+        ? {}
+        : { completedAt: DateTime.makeUnsafe(row.completed_at) }),
+      startedBy: row.started_by as RunStart,
+      resumes: row.resumes
+    },
+    { disableChecks: true }
+  )
 }
 
 /**
@@ -210,7 +220,9 @@ const runningSql = `SELECT id, type, run, params FROM task_results WHERE status 
 /** Ids a resumption count's statement takes at most (SQLite allows 32,766 bound values a statement). */
 const maxResumedPerStatement = 500
 const resumedSql = (ids: number) =>
-  `UPDATE task_results SET resumes = resumes + 1 WHERE id IN (${Array(ids).fill("?").join(", ")}) AND status = 'running'`
+  `UPDATE task_results SET resumes = resumes + 1 WHERE id IN (${
+    Array(ids).fill("?").join(", ")
+  }) AND status = 'running'`
 const pingSql = `SELECT count(*) FROM (SELECT 1 FROM task_results LIMIT 1)`
 /** How a list filters by status: not at all, for completed (the submitted_at index), or for another (the status index). */
 type StatusFilter = "any" | "completed" | "other"
@@ -226,8 +238,9 @@ const listSql = (status: StatusFilter, hasType: boolean) => {
 // `+status` keeps the plan on the type index, which reads only the tasks of these types: with a full status index
 // (before migration 0009) and two types or more, SQLite picked that index and sorted every completed task (100 ms on
 // 100k rows, at each start and each retention pass).
-const lastCompletedSql = (types: number) =>
-  `SELECT ${columns} FROM task_results WHERE +status = 'completed' AND type IN (${Array(types).fill("?").join(", ")})
+const lastCompletedSql = (
+  types: number
+) => `SELECT ${columns} FROM task_results WHERE +status = 'completed' AND type IN (${Array(types).fill("?").join(", ")})
     ORDER BY completed_at DESC, rowid DESC LIMIT 1`
 /**
  * What retention may delete: ended before the cutoff (given twice), and none of `keep` ids. Found through the
@@ -238,8 +251,9 @@ const prunableWhere = (keep: number) =>
   `submitted_at < ? AND status <> 'running' AND completed_at < ? ${
     keep === 0 ? "" : `AND id NOT IN (${Array(keep).fill("?").join(", ")})`
   }`
-const pruneSql = (keep: number) =>
-  `DELETE FROM task_results WHERE rowid IN (SELECT rowid FROM task_results WHERE ${prunableWhere(keep)} LIMIT ?)
+const pruneSql = (
+  keep: number
+) => `DELETE FROM task_results WHERE rowid IN (SELECT rowid FROM task_results WHERE ${prunableWhere(keep)} LIMIT ?)
     RETURNING id`
 const countPrunableSql = (keep: number) => `SELECT count(*) AS n FROM task_results WHERE ${prunableWhere(keep)}`
 // The grace before the first prune of tasks no retention has pruned yet (migration 0008): its end, the one stored or
@@ -387,8 +401,10 @@ export class Store extends Context.Service<Store>()("sidecar/Store", {
      * running: a late completion of a superseded or deleted run never overwrites anything. True where written.
      */
     const completeAll = (batch: ReadonlyArray<Finished>) =>
-      write("complete", (): ReadonlyArray<boolean> =>
-        batch.length === 1 ? [completeOne(batch[0]!)] : completeBatch(batch))
+      write(
+        "complete",
+        (): ReadonlyArray<boolean> => batch.length === 1 ? [completeOne(batch[0]!)] : completeBatch(batch)
+      )
     /** `completeAll` of one run. */
     const complete = (id: TaskId, run: number, completion: Completion) =>
       Effect.map(completeAll([{ id, run, completion }]), (written) => written[0]!)
@@ -418,7 +434,8 @@ export class Store extends Context.Service<Store>()("sidecar/Store", {
     const listRows = (filter: TaskFilter) =>
       step("list", () =>
         statements.list[
-          (filter.status === undefined ? 0 : filter.status === "completed" ? 2 : 4) + (filter.type === undefined ? 0 : 1)
+          (filter.status === undefined ? 0 : filter.status === "completed" ? 2 : 4) +
+          (filter.type === undefined ? 0 : 1)
         ]!.all(
           ...(filter.status === undefined ? [] : [filter.status]),
           ...(filter.type === undefined ? [] : [filter.type]),
@@ -453,7 +470,10 @@ export class Store extends Context.Service<Store>()("sidecar/Store", {
 
     /** The most recently completed task among `types` (by completedAt). */
     const lastCompleted = (types: ReadonlyArray<string>) =>
-      step("lastCompleted", () => Option.map(Option.fromUndefinedOr(lastCompletedOf(types.length).get(...types)), fromRow))
+      step(
+        "lastCompleted",
+        () => Option.map(Option.fromUndefinedOr(lastCompletedOf(types.length).get(...types)), fromRow)
+      )
 
     /** Delete the task (and, by trigger, its past runs); the task it was, if there was one. */
     const remove = (id: string) =>

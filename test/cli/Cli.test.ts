@@ -119,65 +119,79 @@ describe("sidecar CLI", () => {
         expectReason(run, new RegExp(`^sidecar: cannot reach http://127.0.0.1:${port}: .*ECONNREFUSED`))
       }), slow)
 
-    it.effect("submit prints the id, --json {id, outcome}; a resubmit is deduplicated; wait reports the end", () =>
-      Effect.gen(function*() {
-        const { url } = yield* Server
-        const submitted = yield* sidecar(["task", "submit", "--url", url, "--type", "mark-ready", "--id", ID])
-        expect(submitted).toMatchObject({ code: 0, stdout: `started ${ID}\n` })
-        const [again, waited] = yield* Effect.all([
-          sidecar(["task", "submit", "--url", url, "--type", "mark-ready", "--id", ID, "--json"]),
-          sidecar(["task", "wait", ID, "--url", url])
-        ], { concurrency: 2 })
-        expect(again.code).toBe(0)
-        expect(JSON.parse(again.stdout)).toEqual({ id: ID, outcome: "deduplicated" })
-        expect(waited.code).toBe(0)
-        expect(waited.stdout).toMatch(new RegExp(`^${ID} completed after \\d+(ms|\\.\\ds) \\(mark-ready, run 1\\)\\n$`))
-      }), slow)
+    it.effect(
+      "submit prints the id, --json {id, outcome}; a resubmit is deduplicated; wait reports the end",
+      () =>
+        Effect.gen(function*() {
+          const { url } = yield* Server
+          const submitted = yield* sidecar(["task", "submit", "--url", url, "--type", "mark-ready", "--id", ID])
+          expect(submitted).toMatchObject({ code: 0, stdout: `started ${ID}\n` })
+          const [again, waited] = yield* Effect.all([
+            sidecar(["task", "submit", "--url", url, "--type", "mark-ready", "--id", ID, "--json"]),
+            sidecar(["task", "wait", ID, "--url", url])
+          ], { concurrency: 2 })
+          expect(again.code).toBe(0)
+          expect(JSON.parse(again.stdout)).toEqual({ id: ID, outcome: "deduplicated" })
+          expect(waited.code).toBe(0)
+          expect(waited.stdout).toMatch(
+            new RegExp(`^${ID} completed after \\d+(ms|\\.\\ds) \\(mark-ready, run 1\\)\\n$`)
+          )
+        }),
+      slow
+    )
 
-    it.effect("get and list, as text and as the API's JSON; SIDECAR_URL when there is no --url", () =>
-      Effect.gen(function*() {
-        const { url } = yield* Server
-        const id = yield* submitted(url, { type: "mark-not-ready", params: {} })
-        const [got, table, listed] = yield* Effect.all([
-          sidecar(["task", "get", id, "--url", url, "--json"]),
-          sidecar(["task", "list"], { SIDECAR_URL: url }),
-          sidecar(["task", "list", "--json"], { SIDECAR_URL: url })
-        ], { concurrency: 3 })
-        expect(got.code).toBe(0)
-        expect(JSON.parse(got.stdout)).toEqual((yield* request(`${url}/v0/tasks/${id}`)).json)
-        expect(table.code).toBe(0)
-        expect(table.stdout).toMatch(/^ID +TYPE +STATUS +RUN +SUBMITTED +TOOK\n/)
-        expect(table.stdout).toMatch(new RegExp(`^${id} +mark-not-ready +completed +1 +\\S+Z +\\S+$`, "m"))
-        expect(listed.code).toBe(0)
-        expect(JSON.parse(listed.stdout)).toEqual((yield* request(`${url}/v0/tasks`)).json)
-      }), slow)
+    it.effect(
+      "get and list, as text and as the API's JSON; SIDECAR_URL when there is no --url",
+      () =>
+        Effect.gen(function*() {
+          const { url } = yield* Server
+          const id = yield* submitted(url, { type: "mark-not-ready", params: {} })
+          const [got, table, listed] = yield* Effect.all([
+            sidecar(["task", "get", id, "--url", url, "--json"]),
+            sidecar(["task", "list"], { SIDECAR_URL: url }),
+            sidecar(["task", "list", "--json"], { SIDECAR_URL: url })
+          ], { concurrency: 3 })
+          expect(got.code).toBe(0)
+          expect(JSON.parse(got.stdout)).toEqual((yield* request(`${url}/v0/tasks/${id}`)).json)
+          expect(table.code).toBe(0)
+          expect(table.stdout).toMatch(/^ID +TYPE +STATUS +RUN +SUBMITTED +TOOK\n/)
+          expect(table.stdout).toMatch(new RegExp(`^${id} +mark-not-ready +completed +1 +\\S+Z +\\S+$`, "m"))
+          expect(listed.code).toBe(0)
+          expect(JSON.parse(listed.stdout)).toEqual((yield* request(`${url}/v0/tasks`)).json)
+        }),
+      slow
+    )
 
-    it.effect("list filters by --status, --type and --limit; runs shows the history; a bad --limit exits 2", () =>
-      Effect.gen(function*() {
-        const { url } = yield* Server
-        const failing = { type: "run-command", params: { command: "fail" } }
-        const id = yield* submitted(url, failing)
-        yield* pollUntil(request(`${url}/v0/tasks/${id}`), (r) => r.json.status === "failed")
-        yield* request(`${url}/v0/tasks`, { method: "POST", body: { id, ...failing } })
-        yield* pollUntil(request(`${url}/v0/tasks/${id}`), (r) => r.json.status === "failed" && r.json.run === 2)
-        const [failed, limited, history, bad] = yield* Effect.all([
-          sidecar(["task", "list", "--status", "failed", "--type", "run-command", "--json", "--url", url]),
-          sidecar(["task", "list", "--limit", "1", "--json", "--url", url]),
-          sidecar(["task", "runs", id, "--url", url]),
-          sidecar(["task", "list", "--limit", "0", "--url", url])
-        ], { concurrency: 4 })
-        expect(JSON.parse(failed.stdout)).toEqual(
-          (yield* request(`${url}/v0/tasks?status=failed&type=run-command`)).json
-        )
-        expect(JSON.parse(failed.stdout).every((t: any) => t.status === "failed")).toBe(true)
-        expect(JSON.parse(limited.stdout)).toHaveLength(1)
-        expect(history.code).toBe(0)
-        expect(history.stdout).toMatch(/^RUN +STATUS +STARTED BY +RESUMES +STARTED +TOOK +ERROR\n/)
-        expect(history.stdout).toMatch(/^1 +failed +submit +0 +\S+Z +\S+ +run-command: fail: exited with code 3/m)
-        expect(history.stdout).toMatch(/^2 +failed +resubmit +0 /m)
-        expect(bad).toMatchObject({ code: 2, stdout: "" })
-        expect(bad.stderr).toMatch(/--limit must be an integer from 1 to 1000/)
-      }), slow)
+    it.effect(
+      "list filters by --status, --type and --limit; runs shows the history; a bad --limit exits 2",
+      () =>
+        Effect.gen(function*() {
+          const { url } = yield* Server
+          const failing = { type: "run-command", params: { command: "fail" } }
+          const id = yield* submitted(url, failing)
+          yield* pollUntil(request(`${url}/v0/tasks/${id}`), (r) => r.json.status === "failed")
+          yield* request(`${url}/v0/tasks`, { method: "POST", body: { id, ...failing } })
+          yield* pollUntil(request(`${url}/v0/tasks/${id}`), (r) => r.json.status === "failed" && r.json.run === 2)
+          const [failed, limited, history, bad] = yield* Effect.all([
+            sidecar(["task", "list", "--status", "failed", "--type", "run-command", "--json", "--url", url]),
+            sidecar(["task", "list", "--limit", "1", "--json", "--url", url]),
+            sidecar(["task", "runs", id, "--url", url]),
+            sidecar(["task", "list", "--limit", "0", "--url", url])
+          ], { concurrency: 4 })
+          expect(JSON.parse(failed.stdout)).toEqual(
+            (yield* request(`${url}/v0/tasks?status=failed&type=run-command`)).json
+          )
+          expect(JSON.parse(failed.stdout).every((t: any) => t.status === "failed")).toBe(true)
+          expect(JSON.parse(limited.stdout)).toHaveLength(1)
+          expect(history.code).toBe(0)
+          expect(history.stdout).toMatch(/^RUN +STATUS +STARTED BY +RESUMES +STARTED +TOOK +ERROR\n/)
+          expect(history.stdout).toMatch(/^1 +failed +submit +0 +\S+Z +\S+ +run-command: fail: exited with code 3/m)
+          expect(history.stdout).toMatch(/^2 +failed +resubmit +0 /m)
+          expect(bad).toMatchObject({ code: 2, stdout: "" })
+          expect(bad.stderr).toMatch(/--limit must be an integer from 1 to 1000/)
+        }),
+      slow
+    )
 
     it.effect("delete prints what it deleted; a 404 prints the server's error, exit 3", () =>
       Effect.gen(function*() {
@@ -190,22 +204,36 @@ describe("sidecar CLI", () => {
         expectReason(gone, new RegExp(`^sidecar: task ${id} not found$`))
       }), slow)
 
-    it.effect("submit --wait: exit 0 when the task completes; exit 1 with its error shown when it fails", () =>
-      Effect.gen(function*() {
-        const { url } = yield* Server
-        const [ok, failed] = yield* Effect.all([
-          sidecar(["task", "submit", "--url", url, "--type", "mark-not-ready", "--wait", "--json"]),
-          sidecar(["task", "submit", "--url", url, "--type", "run-command", "--params", `{"command":"fail"}`, "--wait"])
-        ], { concurrency: 2 })
-        expect(ok.code).toBe(0)
-        expect(JSON.parse(ok.stdout)).toMatchObject({ type: "mark-not-ready", status: "completed", run: 1 })
+    it.effect(
+      "submit --wait: exit 0 when the task completes; exit 1 with its error shown when it fails",
+      () =>
+        Effect.gen(function*() {
+          const { url } = yield* Server
+          const [ok, failed] = yield* Effect.all([
+            sidecar(["task", "submit", "--url", url, "--type", "mark-not-ready", "--wait", "--json"]),
+            sidecar([
+              "task",
+              "submit",
+              "--url",
+              url,
+              "--type",
+              "run-command",
+              "--params",
+              `{"command":"fail"}`,
+              "--wait"
+            ])
+          ], { concurrency: 2 })
+          expect(ok.code).toBe(0)
+          expect(JSON.parse(ok.stdout)).toMatchObject({ type: "mark-not-ready", status: "completed", run: 1 })
 
-        expect(failed.code).toBe(1)
-        const id = /^started (\S+)$/m.exec(failed.stdout)?.[1]
-        expect(failed.stdout).toMatch(new RegExp(`^${id} failed after .*\\(run-command, run 1\\)$`, "m"))
-        expect(failed.stdout).toMatch(/^ {2}error +run-command: .*exit.* 3.*disk full/m)
-        expectReason(failed, new RegExp(`^sidecar: task ${id} failed$`))
-      }), slow)
+          expect(failed.code).toBe(1)
+          const id = /^started (\S+)$/m.exec(failed.stdout)?.[1]
+          expect(failed.stdout).toMatch(new RegExp(`^${id} failed after .*\\(run-command, run 1\\)$`, "m"))
+          expect(failed.stdout).toMatch(/^ {2}error +run-command: .*exit.* 3.*disk full/m)
+          expectReason(failed, new RegExp(`^sidecar: task ${id} failed$`))
+        }),
+      slow
+    )
 
     it.effect("the server's 400 is printed as its error string, exit 3", () =>
       Effect.gen(function*() {

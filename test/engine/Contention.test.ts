@@ -16,15 +16,21 @@ class Server extends Context.Service<Server, {
 const ServerLive = Layer.effect(
   Server,
   Effect.gen(function*() {
-    const dir = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-race-" }))
+    const dir = yield* Effect.flatMap(
+      FileSystem.FileSystem,
+      (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-race-" })
+    )
     const starts = join(dir, "flaky-starts")
     const flag = join(dir, "flag")
     const commands = join(dir, "commands.json")
-    writeFileSync(commands, JSON.stringify({
-      flaky: { argv: ["sh", "-c", `echo start >> '${starts}'; test -f '${flag}'`] },
-      quick: { argv: ["true"] },
-      fails: { argv: ["false"] }
-    }))
+    writeFileSync(
+      commands,
+      JSON.stringify({
+        flaky: { argv: ["sh", "-c", `echo start >> '${starts}'; test -f '${flag}'`] },
+        quick: { argv: ["true"] },
+        fails: { argv: ["false"] }
+      })
+    )
     const db = join(dir, "sidecar.db")
     const sidecar = yield* startSidecar({ SIDECAR_DB: db, SIDECAR_COMMANDS: commands })
     const flakyStarts = () => (existsSync(starts) ? readFileSync(starts, "utf8").split("\n").length - 1 : 0)
@@ -59,20 +65,24 @@ withServer("exactly once under contention (real server process)", (it) => {
       expect(taskRows(db).filter((r) => r.id === id)).toEqual([{ id, status: "completed", run: 2 }])
     }))
 
-  it.effect("1000 concurrent submits of distinct ids: all stored, all finish, ids unique", () =>
-    Effect.gen(function*() {
-      const { db, sidecar } = yield* Server
-      const answers = yield* Effect.forEach(
-        Array.from({ length: 1000 }, (_, i) => i % 2 === 0 ? { id: uuid(10_000 + i) } : {}),
-        (extra) => post(sidecar.url, { ...extra, type: "mark-not-ready" }),
-        { concurrency: "unbounded" }
-      )
-      expect(answers.every((a) => a.status === 201)).toBe(true)
-      const ids = answers.map((a) => a.json.id as string)
-      expect(new Set(ids).size).toBe(1000)
-      const mine = () => taskRows(db).filter((r) => ids.includes(r.id))
-      yield* pollUntil(Effect.sync(mine), (rs) => rs.length === 1000 && rs.every((r) => r.status === "completed"))
-    }), { timeout: 90_000 })
+  it.effect(
+    "1000 concurrent submits of distinct ids: all stored, all finish, ids unique",
+    () =>
+      Effect.gen(function*() {
+        const { db, sidecar } = yield* Server
+        const answers = yield* Effect.forEach(
+          Array.from({ length: 1000 }, (_, i) => i % 2 === 0 ? { id: uuid(10_000 + i) } : {}),
+          (extra) => post(sidecar.url, { ...extra, type: "mark-not-ready" }),
+          { concurrency: "unbounded" }
+        )
+        expect(answers.every((a) => a.status === 201)).toBe(true)
+        const ids = answers.map((a) => a.json.id as string)
+        expect(new Set(ids).size).toBe(1000)
+        const mine = () => taskRows(db).filter((r) => ids.includes(r.id))
+        yield* pollUntil(Effect.sync(mine), (rs) => rs.length === 1000 && rs.every((r) => r.status === "completed"))
+      }),
+    { timeout: 90_000 }
+  )
 
   it.effect("DELETE racing a run's completion never leaves or brings back the row", () =>
     Effect.gen(function*() {

@@ -4,15 +4,23 @@ import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import type { SubmitTask } from "../../src/Domain.js"
 import { Engine } from "../../src/engine/Engine.js"
-import { TaskError } from "../../src/Errors.js"
 import { Readiness } from "../../src/engine/Readiness.js"
 import { ResumeGate } from "../../src/engine/Recovery.js"
-import { TaskHandlers, taskHandler } from "../../src/engine/TaskHandlers.js"
+import { taskHandler, TaskHandlers } from "../../src/engine/TaskHandlers.js"
+import { TaskError } from "../../src/Errors.js"
 import { NoParams } from "../../src/handlers/Builtins.js"
 import { Metrics } from "../../src/Metrics.js"
 import { Shutdown } from "../../src/Shutdown.js"
 import { Store } from "../../src/store/Store.js"
-import { engineOver, engineWithStore, InterleavingStore, Probe, SqlMemory, SqlTest, withFreshEngine } from "../layers.js"
+import {
+  engineOver,
+  engineWithStore,
+  InterleavingStore,
+  Probe,
+  SqlMemory,
+  SqlTest,
+  withFreshEngine
+} from "../layers.js"
 
 const EngineTest = engineOver(SqlMemory)
 
@@ -98,11 +106,15 @@ describe("Engine.submit", () => {
   it.effect("bad requests fail with typed errors and write nothing", () =>
     Effect.gen(function*() {
       const engine = yield* Engine
-      for (const id of ["abc", `{${ID}}`, ID.slice(1), `${ID}0`, ID.replace(/-/g, ""), ID.replace("f", "g"), ` ${ID}`]) {
+      for (
+        const id of ["abc", `{${ID}}`, ID.slice(1), `${ID}0`, ID.replace(/-/g, ""), ID.replace("f", "g"), ` ${ID}`]
+      ) {
         const error = yield* Effect.flip(engine.submit({ id, type: "mark-ready" }))
         expect(error._tag).toBe("InvalidTaskId")
       }
-      expect((yield* Effect.flip(engine.submit({ type: "no-such-type" }))).message).toBe("unknown task type: no-such-type")
+      expect((yield* Effect.flip(engine.submit({ type: "no-such-type" }))).message).toBe(
+        "unknown task type: no-such-type"
+      )
       expect((yield* Effect.flip(engine.submit({ type: "" })))._tag).toBe("InvalidRequest")
       const badParams = yield* Effect.flip(engine.submit({ type: "test", params: { key: 5 } }))
       expect(badParams._tag).toBe("InvalidParams")
@@ -126,7 +138,7 @@ describe("Engine.submit", () => {
       expect(task).toMatchObject({ type: "test", run: 1, params: { key: "dup", hold: true } })
       expect(probe.runs("dup")).toBe(1)
       expect(probe.runs("other")).toBe(0)
-      expect((yield* Readiness.pipe(Effect.flatMap((r) => r.get)))).toBe(false)
+      expect(yield* Readiness.pipe(Effect.flatMap((r) => r.get))).toBe(false)
     }).pipe(Effect.provide(EngineTest)))
 
   it.effect("a failed task runs again under the same id: run 2, then run 3", () =>
@@ -242,7 +254,16 @@ describe("Engine reads", () => {
       expect(f.completedAt).toBeDefined()
       expect(f.result).toBeUndefined()
       const c = yield* engine.get(completed.id)
-      expect(Object.keys(c).sort()).toEqual(["completedAt", "id", "params", "result", "run", "status", "submittedAt", "type"])
+      expect(Object.keys(c).sort()).toEqual([
+        "completedAt",
+        "id",
+        "params",
+        "result",
+        "run",
+        "status",
+        "submittedAt",
+        "type"
+      ])
       expect((yield* Effect.flip(engine.get(ID)))._tag).toBe("TaskNotFound")
       yield* probe.release("r")
     }).pipe(Effect.provide(EngineTest)))
@@ -394,7 +415,11 @@ describe("shutdown and recovery", () => {
       yield* sql`INSERT INTO task_results (id, type, status, params, submitted_at, run)
         VALUES (${ID}, 'retired-type', 'running', NULL, '2026-01-01T00:00:00.000Z', 3)`
       const task = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.andThen(e.join(ID), e.get(ID))))
-      expect(task).toMatchObject({ status: "failed", run: 3, error: "no handler registered for task type: retired-type" })
+      expect(task).toMatchObject({
+        status: "failed",
+        run: 3,
+        error: "no handler registered for task type: retired-type"
+      })
       expect(task.completedAt).toBeDefined()
     }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.layer))))
 

@@ -16,8 +16,14 @@ const ID = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 const submit = (body: object) => Effect.flatMap(Engine, (e) => e.submit(body as never))
 const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id)))
 const getJson = (url: string) =>
-  Effect.flatMap(HttpClient.HttpClient, (client) =>
-    Effect.flatMap(client.get(url), (res) => Effect.map(res.json, (json) => ({ status: res.status, json: json as any }))))
+  Effect.flatMap(
+    HttpClient.HttpClient,
+    (client) =>
+      Effect.flatMap(
+        client.get(url),
+        (res) => Effect.map(res.json, (json) => ({ status: res.status, json: json as any }))
+      )
+  )
 /**
  * Until something sleeps on the test clock for `millis` from now (at most 100 turns), and whether it does. Effect 4's
  * TestClock has no `sleeps()`: its implementation keeps them in a `sleeps` array of `{ timestamp }`, read here.
@@ -88,8 +94,19 @@ describe("run history", () => {
       yield* settled(ID)
       const res = yield* getJson(`/v0/tasks/${ID}/runs`)
       expect(res.status).toBe(200)
-      expect(res.json.map((r: any) => [r.run, r.status, r.startedBy])).toEqual([[1, "failed", "submit"], [2, "completed", "resubmit"]])
-      expect(Object.keys(res.json[0]).sort()).toEqual(["completedAt", "error", "resumes", "run", "startedAt", "startedBy", "status"])
+      expect(res.json.map((r: any) => [r.run, r.status, r.startedBy])).toEqual([
+        [1, "failed", "submit"],
+        [2, "completed", "resubmit"]
+      ])
+      expect(Object.keys(res.json[0]).sort()).toEqual([
+        "completedAt",
+        "error",
+        "resumes",
+        "run",
+        "startedAt",
+        "startedBy",
+        "status"
+      ])
       const missing = yield* getJson("/v0/tasks/00000000-0000-4000-8000-000000000000/runs")
       expect(missing.status).toBe(404)
       expect(missing.json.error).toMatch(/not found/)
@@ -147,10 +164,12 @@ describe("waiting without polling", () => {
       const probe = yield* Probe
       yield* probe.hold("gone")
       yield* submit({ id: ID, type: "test", params: { key: "gone", hold: true } })
-      const waitersNow = Effect.flatMap(HttpClient.HttpClient, (client) =>
-        Effect.flatMap(client.get("/v0/metrics"), (res) => res.text)).pipe(
-          Effect.map((text) => Number(/^sidecar_task_waiters (\d+)$/m.exec(text)?.[1]))
-        )
+      const waitersNow = Effect.flatMap(
+        HttpClient.HttpClient,
+        (client) => Effect.flatMap(client.get("/v0/metrics"), (res) => res.text)
+      ).pipe(
+        Effect.map((text) => Number(/^sidecar_task_waiters (\d+)$/m.exec(text)?.[1]))
+      )
       const until = (done: (n: number) => boolean) =>
         waitersNow.pipe(
           Effect.filterOrFail(done),
@@ -174,7 +193,10 @@ describe("waiting without polling", () => {
       for (const wait of ["61", "-1", "60.5", "abc", "", "1e1", " 5", "1.2345"]) {
         const res = yield* getJson(`/v0/tasks/${ID}?wait=${encodeURIComponent(wait)}`)
         expect(res.status, wait).toBe(400)
-        expect(res.json, wait).toEqual({ _tag: "InvalidRequest", error: "wait: must be a number of seconds from 0 to 60" })
+        expect(res.json, wait).toEqual({
+          _tag: "InvalidRequest",
+          error: "wait: must be a number of seconds from 0 to 60"
+        })
       }
       for (const wait of ["0", "0.5", "1.25", "60"]) {
         expect((yield* getJson(`/v0/tasks/${ID}?wait=${wait}`)).status, wait).toBe(200)
@@ -191,7 +213,9 @@ describe("list that scales", () => {
     Effect.gen(function*() {
       const ids: Array<string> = []
       for (let i = 0; i < 130; i++) {
-        ids.push((yield* submit({ type: "test", params: i % 3 === 0 ? { key: `k${i}`, fail: "x" } : { key: `k${i}` } })).id)
+        ids.push(
+          (yield* submit({ type: "test", params: i % 3 === 0 ? { key: `k${i}`, fail: "x" } : { key: `k${i}` } })).id
+        )
         yield* TestClock.adjust("1 second")
       }
       ids.push((yield* submit({ type: "mark-not-ready" })).id)

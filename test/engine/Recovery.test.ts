@@ -10,17 +10,23 @@ import { pollUntil, request, startSidecar, taskRows } from "../sidecar.js"
  * exits at once.
  */
 const workspace = Effect.gen(function*() {
-  const dir = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-crash-" }))
+  const dir = yield* Effect.flatMap(
+    FileSystem.FileSystem,
+    (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-crash-" })
+  )
   const starts = join(dir, "starts")
   const release = join(dir, "release")
   const commands = join(dir, "commands.json")
-  writeFileSync(commands, JSON.stringify({
-    long: {
-      argv: ["sh", "-c", `echo "$1" >> '${starts}'; while [ ! -f '${release}' ]; do sleep 0.05; done`, "long"],
-      allowArgs: true
-    },
-    quick: { argv: ["true"] }
-  }))
+  writeFileSync(
+    commands,
+    JSON.stringify({
+      long: {
+        argv: ["sh", "-c", `echo "$1" >> '${starts}'; while [ ! -f '${release}' ]; do sleep 0.05; done`, "long"],
+        allowArgs: true
+      },
+      quick: { argv: ["true"] }
+    })
+  )
   // released at the end whatever happens, so no orphan of a killed sidecar outlives the test
   yield* Effect.addFinalizer(() => Effect.sync(() => writeFileSync(release, "")))
   return {
@@ -35,7 +41,8 @@ const workspace = Effect.gen(function*() {
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`
 const post = (url: string, body: unknown) => request(`${url}/v0/tasks`, { method: "POST", body })
-const allTerminal = (db: string) => pollUntil(Effect.sync(() => taskRows(db)), (rs) => rs.every((r) => r.status !== "running"))
+const allTerminal = (db: string) =>
+  pollUntil(Effect.sync(() => taskRows(db)), (rs) => rs.every((r) => r.status !== "running"))
 
 describe("crash recovery (kill -9)", () => {
   it.live("every acknowledged task survives; interrupted runs resume once with run unchanged, even through two crashes", () =>
@@ -44,7 +51,9 @@ describe("crash recovery (kill -9)", () => {
       const first = yield* startSidecar(ws.env)
       const longIds = [1, 2, 3, 4, 5].map(uuid)
       for (const [i, id] of longIds.entries()) {
-        expect((yield* post(first.url, { id, type: "run-command", params: { command: "long", args: [`k${i}`] } })).status)
+        expect(
+          (yield* post(first.url, { id, type: "run-command", params: { command: "long", args: [`k${i}`] } })).status
+        )
           .toBe(201)
       }
       const quickIds: Array<string> = []
@@ -127,7 +136,11 @@ describe("graceful shutdown (SIGTERM)", () => {
       yield* pollUntil(Effect.sync(() => ids.map((_, i) => ws.startsOf(`t${i}`))), (n) => n.every((c) => c === 2))
       ws.release()
       yield* allTerminal(ws.db)
-      expect(taskRows(ws.db).map((r) => [r.status, r.run])).toEqual([["completed", 1], ["completed", 1], ["completed", 1]])
+      expect(taskRows(ws.db).map((r) => [r.status, r.run])).toEqual([
+        ["completed", 1],
+        ["completed", 1],
+        ["completed", 1]
+      ])
       expect(ids.map((_, i) => ws.startsOf(`t${i}`))).toEqual([2, 2, 2])
       expect(yield* second.stop()).toBe(0)
     }).pipe(Effect.scoped))

@@ -12,9 +12,12 @@ const withRetentionHours = (hours: string, sql: Layer.Layer<any, any, never> = S
     Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: { SIDECAR_RETENTION_HOURS: hours } })))
   )
 
-const count = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ tasks: number; runs: number }>`SELECT (SELECT count(*) FROM task_results) AS tasks,
-    (SELECT count(*) FROM task_runs) AS runs`.pipe(Effect.map((rows) => rows[0]!)))
+const count = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    sql<{ tasks: number; runs: number }>`SELECT (SELECT count(*) FROM task_results) AS tasks,
+    (SELECT count(*) FROM task_runs) AS runs`.pipe(Effect.map((rows) => rows[0]!))
+)
 
 it.effect("steady traffic over 12 hours with 1 h retention: the table stays bounded, and nothing it must keep goes", () =>
   Effect.gen(function*() {

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Context, Duration, Effect, Fiber, Schedule, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { createServer, request } from "node:http"
 import type { Server, ServerResponse } from "node:http"
+import { createServer, request } from "node:http"
 import type { AddressInfo } from "node:net"
 import { Engine } from "../../src/engine/Engine.js"
-import { TaskError } from "../../src/Errors.js"
 import { TaskHandlers } from "../../src/engine/TaskHandlers.js"
+import { TaskError } from "../../src/Errors.js"
 import { engineOver, SqlMemory } from "../layers.js"
 
 const EngineTest = engineOver(SqlMemory)
@@ -220,7 +220,7 @@ describe("await-http", () => {
         [{ url, intervalSeconds: 7200 }, "intervalSeconds: Expected a value between 0.01 and 3600, got 7200"],
         [{ url, timeoutSeconds: 100000 }, "timeoutSeconds: Expected a value between 0.01 and 86400"],
         [{ url, intervalSeconds: 10, timeoutSeconds: 5 }, "intervalSeconds: must not be more than timeoutSeconds (5)"],
-        [{ url, method: "POST" }, 'method: Unexpected key with value "POST"']
+        [{ url, method: "POST" }, "method: Unexpected key with value \"POST\""]
       ]
       for (const [params, message] of cases) {
         const error = yield* Effect.flip(submit(params))

@@ -132,12 +132,20 @@ describe("the commands file", () => {
   it.effect("a valid file is read", () =>
     Effect.gen(function*() {
       const file = yield* writeTemp(JSON.stringify({ sync: { argv: ["true"], timeoutSeconds: 3, allowArgs: true } }))
-      expect((yield* load(Option.some(file))).get("sync")).toEqual({ argv: ["true"], timeoutSeconds: 3, allowArgs: true })
+      expect((yield* load(Option.some(file))).get("sync")).toEqual({
+        argv: ["true"],
+        timeoutSeconds: 3,
+        allowArgs: true
+      })
     }))
 
   it.effect("a file that is not JSON, or has an entry without argv, stops startup naming SIDECAR_COMMANDS", () =>
     Effect.gen(function*() {
-      for (const text of ["{not json", JSON.stringify({ sync: { timeoutSeconds: 3 } }), JSON.stringify({ x: { argv: [] } })]) {
+      for (const text of [
+        "{not json",
+        JSON.stringify({ sync: { timeoutSeconds: 3 } }),
+        JSON.stringify({ x: { argv: [] } })
+      ]) {
         const error = yield* Effect.flip(load(Option.some(yield* writeTemp(text))))
         expect(error.message).toMatch(/^SIDECAR_COMMANDS: .* is not a valid commands file/)
       }

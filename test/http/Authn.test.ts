@@ -10,7 +10,9 @@ const call = (url: string, path: string, headers: ReadonlyArray<readonly [string
   Effect.callback<{ status: number; json: any }>((resume) => {
     const { hostname, port } = new URL(url)
     const raw = ["host", `${hostname}:${port}`, ...headers.flatMap(([name, value]) => [name, value])]
-    if (body !== undefined) raw.push("content-type", "application/json", "content-length", String(Buffer.byteLength(body)))
+    if (body !== undefined) {
+      raw.push("content-type", "application/json", "content-length", String(Buffer.byteLength(body)))
+    }
     const req = Http.request({ host: hostname, port, path, method: body === undefined ? "GET" : "POST", headers: raw })
     req.on("response", (res) => {
       let text = ""
@@ -32,9 +34,16 @@ class Server extends Context.Service<Server, Sidecar>()("test/AuthnServer") {}
 const ServerLive = Layer.effect(
   Server,
   Effect.gen(function*() {
-    const dir = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-authn-" }))
+    const dir = yield* Effect.flatMap(
+      FileSystem.FileSystem,
+      (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-authn-" })
+    )
     // no SIDECAR_HOST: trusted-header binds loopback on its own
-    return yield* startSidecar({ SIDECAR_DB: join(dir, "sidecar.db"), SIDECAR_AUTHN_MODE: "trusted-header", SIDECAR_HOST: "" })
+    return yield* startSidecar({
+      SIDECAR_DB: join(dir, "sidecar.db"),
+      SIDECAR_AUTHN_MODE: "trusted-header",
+      SIDECAR_HOST: ""
+    })
   })
 ).pipe(Layer.provide(NodeServices.layer))
 
@@ -58,7 +67,13 @@ layer(ServerLive, { timeout: "60 seconds", excludeTestServices: true })("trusted
   it.effect("everything else answers 401 with a JSON error without exactly one non-empty X-Remote-User", () =>
     Effect.gen(function*() {
       const { url } = yield* Server
-      const paths = ["/v0/tasks", "/v0/tasks/00000000-0000-4000-8000-000000000001", "/v0/status", "/v0/openapi.json", "/docs"]
+      const paths = [
+        "/v0/tasks",
+        "/v0/tasks/00000000-0000-4000-8000-000000000001",
+        "/v0/status",
+        "/v0/openapi.json",
+        "/docs"
+      ]
       for (const path of paths) {
         expect(yield* call(url, path, []), path).toEqual({
           status: 401,
@@ -102,7 +117,11 @@ layer(ServerLive, { timeout: "60 seconds", excludeTestServices: true })("trusted
 layer(NodeServices.layer, { excludeTestServices: true })("trusted-header configuration", (it) => {
   it.effect("an explicit SIDECAR_HOST outside loopback, or a misspelt mode, refuses to start naming the variable", () =>
     Effect.gen(function*() {
-      const refused = yield* runToExit({ SIDECAR_AUTHN_MODE: "trusted-header", SIDECAR_HOST: "0.0.0.0", SIDECAR_DB: ":memory:" })
+      const refused = yield* runToExit({
+        SIDECAR_AUTHN_MODE: "trusted-header",
+        SIDECAR_HOST: "0.0.0.0",
+        SIDECAR_DB: ":memory:"
+      })
       expect(refused.code).not.toBe(0)
       expect(refused.stderr).toMatch(/^sidecar: cannot start: .*SIDECAR_HOST.*loopback.*"0\.0\.0\.0"/)
       const typo = yield* runToExit({ SIDECAR_AUTHN_MODE: "trusted_header", SIDECAR_DB: ":memory:" })

@@ -61,8 +61,10 @@ const expectJsonError = (exchange: Exchange, statuses: ReadonlyArray<number>, wh
 }
 
 const expectLive = (url: string) =>
-  Effect.map(send(url, { method: "GET", path: "/v0/livez" }), (exchange) =>
-    expect(exchange).toMatchObject({ _tag: "Answer", status: 200 }))
+  Effect.map(
+    send(url, { method: "GET", path: "/v0/livez" }),
+    (exchange) => expect(exchange).toMatchObject({ _tag: "Answer", status: 200 })
+  )
 
 const check = <Ts extends [unknown, ...Array<unknown>]>(property: fc.IAsyncProperty<Ts>, numRuns: number) =>
   Effect.promise(() => fc.assert(property, { numRuns }))
@@ -99,11 +101,14 @@ const notAString = fc.oneof(
 )
 /** Shaped like a submit, with wrong types, unknown task types and extra fields. */
 const submitLike = fc.tuple(
-  fc.record({
-    id: fc.oneof(fc.uuid(), text(60), sql, fc.constant(null), fc.constant(""), notAString),
-    type: fc.oneof(unknownType, notAString),
-    params: fc.oneof(fc.jsonValue({ maxDepth: 4 }), sql, text(100))
-  }, { requiredKeys: [] }),
+  fc.record(
+    {
+      id: fc.oneof(fc.uuid(), text(60), sql, fc.constant(null), fc.constant(""), notAString),
+      type: fc.oneof(unknownType, notAString),
+      params: fc.oneof(fc.jsonValue({ maxDepth: 4 }), sql, text(100))
+    },
+    { requiredKeys: [] }
+  ),
   fc.dictionary(text(10), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 })
 ).map(([submit, extra]) => ({ ...extra, ...submit }))
 const invalidJson = fc.oneof(
@@ -159,8 +164,7 @@ const frame = (bytes: Uint8Array, chunkSize: number) => {
   const count = Math.ceil(bytes.length / size)
   return { chunks: Array.from({ length: count }, (_, i) => bytes.subarray(i * size, (i + 1) * size)) }
 }
-const headers = (type: string | undefined): Record<string, string> =>
-  type === undefined ? {} : { "content-type": type }
+const headers = (type: string | undefined): Record<string, string> => type === undefined ? {} : { "content-type": type }
 
 const hex = (byte: number) => `%${byte.toString(16).toUpperCase().padStart(2, "0")}`
 /** Percent-encode the UTF-8 of `s` (lone surrogates become U+FFFD, as encodeURIComponent would refuse them). */
@@ -281,27 +285,31 @@ withServer("hostile input to the sidecar process", (it) => {
       yield* expectLive(sidecar.url)
     }))
 
-  it.effect("a client that never stops sending, or never sends its declared body, is answered and let go", () =>
-    Effect.gen(function*() {
-      const { sidecar } = yield* Server
-      const chunk = new Uint8Array(64 * 1024).fill(0x78)
-      const endless = function*() {
-        for (let i = 0; i < 512; i++) yield chunk // 32 MiB, stopped as soon as an answer comes
-      }
-      const [streamed, silent] = yield* Effect.all([
-        send(sidecar.url, { method: "POST", path: "/v0/tasks", chunks: endless() }),
-        sendRaw(sidecar.url, "POST /v0/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n{\"type\":")
-      ], { concurrency: "unbounded" })
-      // The server reads at most twice the limit, answers 413 and closes. Node's client only reads the answer
-      // once it has stopped writing, so it may see the close (EPIPE, ECONNRESET) first: an accepted outcome
-      // for a body that never ends.
-      if (streamed._tag === "Answer") expectJsonError(streamed, [413], "endless chunked body")
-      else expect(["EPIPE", "ECONNRESET"]).toContain(streamed.code)
-      // A declared body that never comes is given up after 5 s: 413 and the connection closed.
-      expect(silent.text).toMatch(/^HTTP\/1\.1 413 [\s\S]*\r\nconnection: close\r\n/i)
-      expect(silent.text).toMatch(/\r\n\r\n\{"_tag":"BodyTooLarge","error":"request body too large/)
-      yield* expectLive(sidecar.url)
-    }), 20_000)
+  it.effect(
+    "a client that never stops sending, or never sends its declared body, is answered and let go",
+    () =>
+      Effect.gen(function*() {
+        const { sidecar } = yield* Server
+        const chunk = new Uint8Array(64 * 1024).fill(0x78)
+        const endless = function*() {
+          for (let i = 0; i < 512; i++) yield chunk // 32 MiB, stopped as soon as an answer comes
+        }
+        const [streamed, silent] = yield* Effect.all([
+          send(sidecar.url, { method: "POST", path: "/v0/tasks", chunks: endless() }),
+          sendRaw(sidecar.url, "POST /v0/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n{\"type\":")
+        ], { concurrency: "unbounded" })
+        // The server reads at most twice the limit, answers 413 and closes. Node's client only reads the answer
+        // once it has stopped writing, so it may see the close (EPIPE, ECONNRESET) first: an accepted outcome
+        // for a body that never ends.
+        if (streamed._tag === "Answer") expectJsonError(streamed, [413], "endless chunked body")
+        else expect(["EPIPE", "ECONNRESET"]).toContain(streamed.code)
+        // A declared body that never comes is given up after 5 s: 413 and the connection closed.
+        expect(silent.text).toMatch(/^HTTP\/1\.1 413 [\s\S]*\r\nconnection: close\r\n/i)
+        expect(silent.text).toMatch(/\r\n\r\n\{"_tag":"BodyTooLarge","error":"request body too large/)
+        yield* expectLive(sidecar.url)
+      }),
+    20_000
+  )
 
   it.effect("random task ids in the path, with or without a query: 404 (400 for a query it does not take), JSON", () =>
     Effect.gen(function*() {
@@ -387,11 +395,17 @@ withServer("hostile input to the sidecar process", (it) => {
         "body shorter than its Content-Length": raw([post, "Content-Length: 100"], "{\"type\""),
         "chunked body cut in a chunk": raw([post, "Transfer-Encoding: chunked"], "10\r\n{\"type\":")
       }
-      const answers = yield* Effect.all({
-        malformed: Effect.forEach(Object.values(malformed), (bytes) => sendRaw(sidecar.url, bytes)),
-        odd: Effect.forEach(Object.values(odd), (bytes) => sendRaw(sidecar.url, bytes)),
-        truncated: Effect.forEach(Object.values(truncated), (bytes) => sendRaw(sidecar.url, bytes, { halfClose: true }))
-      }, { concurrency: "unbounded" })
+      const answers = yield* Effect.all(
+        {
+          malformed: Effect.forEach(Object.values(malformed), (bytes) => sendRaw(sidecar.url, bytes)),
+          odd: Effect.forEach(Object.values(odd), (bytes) => sendRaw(sidecar.url, bytes)),
+          truncated: Effect.forEach(
+            Object.values(truncated),
+            (bytes) => sendRaw(sidecar.url, bytes, { halfClose: true })
+          )
+        },
+        { concurrency: "unbounded" }
+      )
       Object.keys(malformed).forEach((what, i) => {
         const { text } = answers.malformed[i]!
         expect(text, what).toMatch(/^HTTP\/1\.1 (400 Bad Request|431 Request Header Fields Too Large)\r\n/)

@@ -4,8 +4,8 @@ import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpBody, HttpClient, HttpClientRequest } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 import { SqlClient } from "effect/sql"
-import { Api } from "../../src/http/Api.js"
 import { Engine } from "../../src/engine/Engine.js"
+import { Api } from "../../src/http/Api.js"
 import { HttpLive } from "../../src/http/Http.js"
 import { maxBodyBytes } from "../../src/http/RequestBody.js"
 import { engineOver, Probe, SqlMemory } from "../layers.js"
@@ -72,7 +72,11 @@ describe("POST /v0/tasks", () => {
 
   it.effect("400 with a JSON error for every kind of bad request, and nothing is stored", () =>
     Effect.gen(function*() {
-      expectError(yield* call("POST", "/v0/tasks", "{\"type\":", "application/json"), 400, /^request body: not valid JSON$/)
+      expectError(
+        yield* call("POST", "/v0/tasks", "{\"type\":", "application/json"),
+        400,
+        /^request body: not valid JSON$/
+      )
       expectError(
         yield* call("POST", "/v0/tasks", "", "application/json"),
         400,
@@ -100,7 +104,12 @@ describe("POST /v0/tasks", () => {
 
   it.effect("a body sent without a JSON content type is still read as JSON (as curl -d and Go clients send it)", () =>
     Effect.gen(function*() {
-      const res = yield* call("POST", "/v0/tasks", JSON.stringify({ type: "mark-ready" }), "application/x-www-form-urlencoded")
+      const res = yield* call(
+        "POST",
+        "/v0/tasks",
+        JSON.stringify({ type: "mark-ready" }),
+        "application/x-www-form-urlencoded"
+      )
       expect(res.status).toBe(201)
       const plain = yield* call("POST", "/v0/tasks", JSON.stringify({ type: "mark-ready" }), "text/plain")
       expect(plain.status).toBe(201)
@@ -126,7 +135,13 @@ describe("GET and DELETE /v0/tasks", () => {
       yield* probe.release("shape")
       yield* settle(ID)
       const done = (yield* call("GET", `/v0/tasks/${ID}`)).json
-      expect(done).toMatchObject({ id: ID, type: "test", status: "completed", run: 1, result: { key: "shape", run: 1 } })
+      expect(done).toMatchObject({
+        id: ID,
+        type: "test",
+        status: "completed",
+        run: 1,
+        result: { key: "shape", run: 1 }
+      })
       expect(done.completedAt).toMatch(/Z$/)
       expect(done).not.toHaveProperty("error")
 
@@ -242,4 +257,3 @@ describe("typed client", () => {
       yield* client.healthz()
     }).pipe(Effect.provide(HttpTest)))
 })
-

@@ -53,7 +53,9 @@ const toggleReadOnlyVolume = Effect.gen(function*() {
   const mountPoint = mkdtempSync(join(tmpdir(), "sidecar-fuse-"))
   const flag = `${mountPoint}.readonly`
   const daemon = yield* Effect.acquireRelease(
-    Effect.sync(() => spawn("/usr/bin/python3", [toggleFs, source, mountPoint, flag], { stdio: ["ignore", "ignore", "pipe"] })),
+    Effect.sync(() =>
+      spawn("/usr/bin/python3", [toggleFs, source, mountPoint, flag], { stdio: ["ignore", "ignore", "pipe"] })
+    ),
     (child: ChildProcess) =>
       Effect.sync(() => {
         if (mounted(mountPoint)) execFileSync("umount", ["-l", mountPoint])
@@ -185,7 +187,7 @@ const underFault = (
     expect(heldNow.every((r) => r.status === 200 && r.json.status === "running")).toBe(true)
     // liveness stays up: restarting the container would not free the volume
     expect((yield* request(`${sidecar.url}/v0/livez`)).status).toBe(200)
-    const metrics = (yield* Effect.promise(() => fetch(`${sidecar.url}/v0/metrics`).then((r) => r.text())))
+    const metrics = yield* Effect.promise(() => fetch(`${sidecar.url}/v0/metrics`).then((r) => r.text()))
     expect(metrics).toMatch(new RegExp(`sidecar_store_writes_refused_total\\{reason="${fault.reason}"\\} [1-9]`))
 
     fault.leave()
@@ -221,9 +223,10 @@ const underFault = (
 
     expect(yield* sidecar.stop("SIGTERM")).toBe(0)
     const again = yield* startSidecar(env)
-    const lostAfterRestart = (yield* Effect.forEach(ids, (id) => Effect.map(settled(again.url, id), (s) => ({ id, ...s })), {
-      concurrency: 16
-    })).filter((s) => s.code !== 200 || (s.status !== "completed" && s.status !== "failed"))
+    const lostAfterRestart =
+      (yield* Effect.forEach(ids, (id) => Effect.map(settled(again.url, id), (s) => ({ id, ...s })), {
+        concurrency: 16
+      })).filter((s) => s.code !== 200 || (s.status !== "completed" && s.status !== "failed"))
     expect(lostAfterRestart.slice(0, 5)).toEqual([])
     expect(ids.length).toBeGreaterThan(150)
     expect(yield* again.stop("SIGTERM")).toBe(0)
@@ -232,22 +235,30 @@ const underFault = (
 describe("the database volume", () => {
   // One client's submits are written one at a time, concurrent clients' in batches (see GroupCommit): both ways.
   for (const clients of [1, 8]) {
-    it.live(`fills up under ${clients} client(s) submitting while runs complete, then frees: nothing answered 201 is lost`, () =>
-      Effect.gen(function*() {
-        const dir = yield* tmpfs("6m")
-        let free: (() => void) | undefined
-        yield* underFault(dir, clients, {
-          reason: "full",
-          enter: () => (free = fillUp(dir, 128 * 1024)),
-          leave: () => free!()
-        })
-        expect(existsSync(join(dir, "filler"))).toBe(false)
-      }).pipe(Effect.scoped), 120_000)
+    it.live(
+      `fills up under ${clients} client(s) submitting while runs complete, then frees: nothing answered 201 is lost`,
+      () =>
+        Effect.gen(function*() {
+          const dir = yield* tmpfs("6m")
+          let free: (() => void) | undefined
+          yield* underFault(dir, clients, {
+            reason: "full",
+            enter: () => (free = fillUp(dir, 128 * 1024)),
+            leave: () => free!()
+          })
+          expect(existsSync(join(dir, "filler"))).toBe(false)
+        }).pipe(Effect.scoped),
+      120_000
+    )
 
-    it.live(`turns read-only under ${clients} client(s) submitting while runs complete, then writable: nothing answered 201 is lost`, () =>
-      Effect.gen(function*() {
-        const volume = yield* toggleReadOnlyVolume
-        yield* underFault(volume.dir, clients, { reason: "read-only", enter: volume.enter, leave: volume.leave })
-      }).pipe(Effect.scoped), 120_000)
+    it.live(
+      `turns read-only under ${clients} client(s) submitting while runs complete, then writable: nothing answered 201 is lost`,
+      () =>
+        Effect.gen(function*() {
+          const volume = yield* toggleReadOnlyVolume
+          yield* underFault(volume.dir, clients, { reason: "read-only", enter: volume.enter, leave: volume.leave })
+        }).pipe(Effect.scoped),
+      120_000
+    )
   }
 })

@@ -26,9 +26,12 @@ const dir = mkdtempSync(join(tmpdir(), "sidecar-soak-"))
 const executions = join(dir, "executions")
 const commandsFile = join(dir, "commands.json")
 // `work` logs its id once per execution, so a duplicated run shows up as a second line
-writeFileSync(commandsFile, JSON.stringify({
-  work: { argv: ["sh", "-c", `echo "$1" >> '${executions}'; test "$2" = ok`, "work"], allowArgs: true }
-}))
+writeFileSync(
+  commandsFile,
+  JSON.stringify({
+    work: { argv: ["sh", "-c", `echo "$1" >> '${executions}'; test "$2" = ok`, "work"], allowArgs: true }
+  })
+)
 const db = join(dir, "sidecar.db")
 
 interface Expected {
@@ -48,7 +51,12 @@ const program = Effect.gen(function*() {
   const call = (path: string, init?: { method?: string; body?: unknown }) =>
     request(`${sidecar.url}${path}`, init).pipe(
       Effect.tap((res) => Effect.sync(() => (stats.requests++, count(res.status)))),
-      Effect.catchDefect((e) => Effect.sync(() => (stats.errors++, console.error(`${String(e)}${(e as any)?.cause ? `: ${String((e as any).cause)}` : ""}`))).pipe(Effect.as(undefined)))
+      Effect.catchDefect((e) =>
+        Effect.sync(
+          () => (stats.errors++,
+            console.error(`${String(e)}${(e as any)?.cause ? `: ${String((e as any).cause)}` : ""}`))
+        ).pipe(Effect.as(undefined))
+      )
     )
   const settledIds = () => [...tasks.keys()].filter((id) => !busy.has(id))
 
@@ -58,7 +66,10 @@ const program = Effect.gen(function*() {
     if (roll < 0.35 || tasks.size < 20) {
       const id = crypto.randomUUID()
       busy.add(id)
-      return call("/v0/tasks", { method: "POST", body: { id, type: "run-command", params: { command: "work", args: [id, outcome] } } })
+      return call("/v0/tasks", {
+        method: "POST",
+        body: { id, type: "run-command", params: { command: "work", args: [id, outcome] } }
+      })
         .pipe(
           Effect.tap((res) => Effect.sync(() => res?.status === 201 && tasks.set(id, { run: 1, outcome }))),
           Effect.ensuring(Effect.sync(() => busy.delete(id)))
@@ -98,7 +109,10 @@ const program = Effect.gen(function*() {
     if (roll < 0.75) return call("/v0/tasks").pipe(Effect.ensuring(done))
     if (roll < 0.8) {
       // a controller waiting for its task: poll until terminal
-      return pollUntil(call(`/v0/tasks/${id}`), (r) => r?.json?.status !== "running").pipe(Effect.ignore, Effect.ensuring(done))
+      return pollUntil(call(`/v0/tasks/${id}`), (r) => r?.json?.status !== "running").pipe(
+        Effect.ignore,
+        Effect.ensuring(done)
+      )
     }
     return call(`/v0/tasks/${id}`).pipe(Effect.ensuring(done))
   })
@@ -170,7 +184,11 @@ const program = Effect.gen(function*() {
       `${(rssEarly / 2 ** 20).toFixed(1)} -> ${(rssLate / 2 ** 20).toFixed(1)} MiB (${(rssGrowth * 100).toFixed(1)}%)`,
       rssGrowth < 0.2
     ],
-    ["open fds: at start / busiest / idle at the end", `${fdsAtStart} / ${fdsBusy} / ${fdsIdle}`, fdsIdle <= fdsAtStart + 8],
+    [
+      "open fds: at start / busiest / idle at the end",
+      `${fdsAtStart} / ${fdsBusy} / ${fdsIdle}`,
+      fdsIdle <= fdsAtStart + 8
+    ],
     ["exit code on SIGTERM", String(exitCode), exitCode === 0]
   ]
   const width = Math.max(...checks.map(([name]) => name.length))

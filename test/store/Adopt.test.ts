@@ -8,19 +8,19 @@ import fc from "fast-check"
 import { createHash } from "node:crypto"
 import { readdirSync, readFileSync } from "node:fs"
 import { dirname } from "node:path"
+import type { DatabaseSync, SQLInputValue } from "node:sqlite"
 import { fileURLToPath } from "node:url"
 import { normaliseTimestamp } from "../../migrations/0004_adopt_go_sidecar.js"
+import { migrations } from "../../migrations/index.js"
 import type { TaskId } from "../../src/Domain.js"
 import { Task } from "../../src/Domain.js"
-import { migrations } from "../../migrations/index.js"
 import { Metrics } from "../../src/Metrics.js"
-import { sqliteLayer } from "../../src/store/Sqlite.js"
 import { sqlLayer, UnsupportedDatabase } from "../../src/store/Sql.js"
+import { sqliteLayer } from "../../src/store/Sqlite.js"
 import { Store, type TaskRow } from "../../src/store/Store.js"
 import { engineOver } from "../layers.js"
 import { runToExit } from "../sidecar.js"
 import { openDatabase, pragma } from "../support/sqlite.js"
-import type { DatabaseSync, SQLInputValue } from "node:sqlite"
 
 const migrationsDir = fileURLToPath(new URL("../../migrations", import.meta.url))
 /** Every migration this checkout has, by name: a Go file must end up with all of them applied. */
@@ -101,18 +101,25 @@ const taskColumns = (file: string) =>
 
 /** Names of the indexes on task_results, and the columns each covers. */
 const taskIndexes = (file: string) =>
-  readOnly(file, (db) =>
-    (db.prepare("SELECT name FROM pragma_index_list('task_results')").all() as Array<{ name: string }>).map((i) => ({
-      name: i.name,
-      columns: (db.prepare("SELECT name FROM pragma_index_info(?)").all(i.name) as Array<{ name: string | null }>).map((
-        c
-      ) => c.name)
-    })))
+  readOnly(
+    file,
+    (db) =>
+      (db.prepare("SELECT name FROM pragma_index_list('task_results')").all() as Array<{ name: string }>).map((i) => ({
+        name: i.name,
+        columns: (db.prepare("SELECT name FROM pragma_index_info(?)").all(i.name) as Array<{ name: string | null }>)
+          .map((
+            c
+          ) => c.name)
+      }))
+  )
 
 const rawTasks = (file: string) =>
-  readOnly(file, (db) =>
-    db.prepare(`SELECT id, type, status, run, params, error, result, submitted_at, completed_at FROM task_results
-      ORDER BY id`).all())
+  readOnly(
+    file,
+    (db) =>
+      db.prepare(`SELECT id, type, status, run, params, error, result, submitted_at, completed_at FROM task_results
+      ORDER BY id`).all()
+  )
 
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex")
 const filesBeside = (file: string) => readdirSync(dirname(file)).sort()
@@ -325,10 +332,13 @@ const expectedRaw = (has: { run: boolean; result: boolean }) =>
   }))
 
 const getAll = Effect.flatMap(Store, (store) => Effect.forEach(fixtures, (f) => store.get(f.go.id)))
-const appliedNames = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ name: string }>`SELECT name FROM effect_sql_migrations ORDER BY migration_id`.pipe(
-    Effect.map((rows) => rows.map((r) => r.name))
-  ))
+const appliedNames = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    sql<{ name: string }>`SELECT name FROM effect_sql_migrations ORDER BY migration_id`.pipe(
+      Effect.map((rows) => rows.map((r) => r.name))
+    )
+)
 const adoptionLog = (logs: ReadonlyArray<LogLine>) => logs.find((l) => l.message === "adopted a Go sidecar database")
 const readyLog = (logs: ReadonlyArray<LogLine>) => logs.find((l) => l.message === "database ready")
 
@@ -676,21 +686,24 @@ describe("a database this project created before 0004", () => {
         })
       ]
       // as the Store wrote them then: JSON text or NULL, RFC 3339 UTC with milliseconds, '' for no error
-      yield* Effect.forEach(tasks, (t) =>
-        Effect.flatMap(SqlClient.SqlClient, (sql) =>
-          sql`INSERT INTO task_results ${
-            sql.insert({
-              id: t.id,
-              type: t.type,
-              status: t.status,
-              run: t.run,
-              params: t.params === undefined ? null : JSON.stringify(t.params),
-              error: t.error ?? "",
-              result: t.result === undefined ? null : JSON.stringify(t.result),
-              submitted_at: DateTime.formatIso(t.submittedAt),
-              completed_at: t.completedAt === undefined ? null : DateTime.formatIso(t.completedAt)
-            })
-          }`)).pipe(Effect.provide(upTo0003))
+      yield* Effect.forEach(
+        tasks,
+        (t) =>
+          Effect.flatMap(SqlClient.SqlClient, (sql) =>
+            sql`INSERT INTO task_results ${
+              sql.insert({
+                id: t.id,
+                type: t.type,
+                status: t.status,
+                run: t.run,
+                params: t.params === undefined ? null : JSON.stringify(t.params),
+                error: t.error ?? "",
+                result: t.result === undefined ? null : JSON.stringify(t.result),
+                submitted_at: DateTime.formatIso(t.submittedAt),
+                completed_at: t.completedAt === undefined ? null : DateTime.formatIso(t.completedAt)
+              })
+            }`)
+      ).pipe(Effect.provide(upTo0003))
       const before = rawTasks(file)
 
       const { logs, value } = yield* open(file, Effect.flatMap(Store, (s) => Effect.forEach(tasks, (t) => s.get(t.id))))

@@ -3,12 +3,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, FileSystem, Layer, Logger } from "effect"
 import { copyFileSync, existsSync, rmSync, unlinkSync } from "node:fs"
 import { join } from "node:path"
+import type { DatabaseSync } from "node:sqlite"
 import { BackgroundCheckpoints, mainConnectionCheckpoint } from "../../src/store/Checkpointer.js"
 import { sqlLayer } from "../../src/store/Sql.js"
 import { Sqlite } from "../../src/store/Sqlite.js"
 import { pollUntil } from "../sidecar.js"
 import { openDatabase, pragma, scalar } from "../support/sqlite.js"
-import type { DatabaseSync } from "node:sqlite"
 
 /** A folder for one test's database, removed afterwards. */
 const folder = Effect.flatMap(
@@ -44,22 +44,24 @@ describe("background checkpoints", () => {
     Effect.gen(function*() {
       const dir = yield* folder
       const file = join(dir, "sidecar.db")
-      yield* Effect.scoped(Effect.gen(function*() {
-        const db = yield* Sqlite
-        yield* Effect.scoped(Effect.gen(function*() {
-          const scope = yield* Effect.scope
-          yield* Layer.buildWithScope(BackgroundCheckpoints, scope).pipe(Effect.provideService(Sqlite, db))
-          // once the worker runs
-          expect(yield* pollUntil(Effect.sync(() => autocheckpoint(db.db)), (n) => n === 0)).toBe(0)
-          const insert = db.db.prepare(
-            `INSERT INTO task_results (id, type, status, submitted_at) VALUES (?, 'x', 'running', '')`
-          )
-          for (let i = 0; i < 500; i++) insert.run(`task-${i}`)
-          expect(yield* pollUntil(Effect.sync(() => rowsInFile(file, dir)), (n) => n === 500)).toBe(500)
-        }))
-        // stopped before the connection closes (the server drains meanwhile): the connection checkpoints again
-        expect(autocheckpoint(db.db)).toBe(mainConnectionCheckpoint)
-      }).pipe(Effect.provide(sqlLayer(file))))
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          const db = yield* Sqlite
+          yield* Effect.scoped(Effect.gen(function*() {
+            const scope = yield* Effect.scope
+            yield* Layer.buildWithScope(BackgroundCheckpoints, scope).pipe(Effect.provideService(Sqlite, db))
+            // once the worker runs
+            expect(yield* pollUntil(Effect.sync(() => autocheckpoint(db.db)), (n) => n === 0)).toBe(0)
+            const insert = db.db.prepare(
+              `INSERT INTO task_results (id, type, status, submitted_at) VALUES (?, 'x', 'running', '')`
+            )
+            for (let i = 0; i < 500; i++) insert.run(`task-${i}`)
+            expect(yield* pollUntil(Effect.sync(() => rowsInFile(file, dir)), (n) => n === 500)).toBe(500)
+          }))
+          // stopped before the connection closes (the server drains meanwhile): the connection checkpoints again
+          expect(autocheckpoint(db.db)).toBe(mainConnectionCheckpoint)
+        }).pipe(Effect.provide(sqlLayer(file)))
+      )
       // the worker's connection closed first: the main one, closing last, folded the WAL in and removed it
       expect(existsSync(`${file}-wal`)).toBe(false)
       expect(rowsInFile(file, dir)).toBe(500)
@@ -73,14 +75,20 @@ describe("background checkpoints", () => {
       const capture = Logger.make(({ logLevel, message }) => {
         if (logLevel === "Warn") warnings.push(message)
       })
-      yield* Effect.scoped(Effect.gen(function*() {
-        const db = yield* Sqlite
-        // the worker opens the file only if it exists: gone, the worker fails at its start
-        unlinkSync(file)
-        yield* Layer.buildWithScope(BackgroundCheckpoints, yield* Effect.scope).pipe(Effect.provideService(Sqlite, db))
-        yield* pollUntil(Effect.sync(() => warnings.length), (n) => n > 0)
-        expect(String(warnings)).toMatch(/background checkpoints stopped .*the database connection checkpoints itself/)
-        expect(autocheckpoint(db.db)).toBe(mainConnectionCheckpoint)
-      }).pipe(Effect.provide(sqlLayer(file)), Effect.provide(Logger.layer([capture]))))
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          const db = yield* Sqlite
+          // the worker opens the file only if it exists: gone, the worker fails at its start
+          unlinkSync(file)
+          yield* Layer.buildWithScope(BackgroundCheckpoints, yield* Effect.scope).pipe(
+            Effect.provideService(Sqlite, db)
+          )
+          yield* pollUntil(Effect.sync(() => warnings.length), (n) => n > 0)
+          expect(String(warnings)).toMatch(
+            /background checkpoints stopped .*the database connection checkpoints itself/
+          )
+          expect(autocheckpoint(db.db)).toBe(mainConnectionCheckpoint)
+        }).pipe(Effect.provide(sqlLayer(file)), Effect.provide(Logger.layer([capture])))
+      )
     }).pipe(Effect.scoped))
 })

@@ -3,13 +3,13 @@ import { SqliteMigrator } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FileSystem, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
-import type { TaskId } from "../../src/Domain.js"
 import { readdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { migrations } from "../../migrations/index.js"
-import { sqliteLayer } from "../../src/store/Sqlite.js"
+import type { TaskId } from "../../src/Domain.js"
 import { Metrics } from "../../src/Metrics.js"
 import { sqlLayer } from "../../src/store/Sql.js"
+import { sqliteLayer } from "../../src/store/Sqlite.js"
 import { Store } from "../../src/store/Store.js"
 import { openDatabase, pragma } from "../support/sqlite.js"
 
@@ -37,10 +37,13 @@ const columnsOf = (file: string) => {
   }
 }
 
-const appliedMigrations = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ name: string }>`SELECT name FROM effect_sql_migrations ORDER BY migration_id`.pipe(
-    Effect.map((rows) => rows.map((r) => r.name))
-  ))
+const appliedMigrations = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    sql<{ name: string }>`SELECT name FROM effect_sql_migrations ORDER BY migration_id`.pipe(
+      Effect.map((rows) => rows.map((r) => r.name))
+    )
+)
 
 describe("migrations", () => {
   it("the index the migrator loads lists every migration file, under its own id and name", () => {

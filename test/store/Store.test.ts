@@ -120,7 +120,9 @@ describe("Store listing", () => {
       prepared.length = 0
       yield* store.lastCompleted(["mark-ready", "mark-not-ready"])
       expect(prepared).toHaveLength(1)
-      expect(plan(prepared[0]!)).toMatch(/SEARCH task_results USING INDEX idx_task_results_type_submitted_at \(type=\?\)/)
+      expect(plan(prepared[0]!)).toMatch(
+        /SEARCH task_results USING INDEX idx_task_results_type_submitted_at \(type=\?\)/
+      )
       expect(plan(prepared[0]!)).not.toMatch(/status/)
     }).pipe(Effect.scoped, Effect.provide(SqlMemory)))
 
@@ -138,18 +140,22 @@ describe("Store listing", () => {
       const made = [...prepared]
       const preparedOnce = (marker: RegExp) => plan(made.find((text) => marker.test(text))!)
       const list = (status: "" | "completed" | "failed", type: "" | "x") =>
-        plan(made.find((text) =>
-          text.includes("ORDER BY submitted_at DESC, rowid DESC LIMIT ?") &&
-          text.includes("status = ?") === (status !== "") &&
-          text.includes("<> 'completed'") === (status === "failed") &&
-          text.includes("type = ?") === (type !== "")
-        )!)
+        plan(
+          made.find((text) =>
+            text.includes("ORDER BY submitted_at DESC, rowid DESC LIMIT ?") &&
+            text.includes("status = ?") === (status !== "") &&
+            text.includes("<> 'completed'") === (status === "failed") &&
+            text.includes("type = ?") === (type !== "")
+          )!
+        )
       expect(list("", "")).toMatch(/SCAN task_results USING INDEX idx_task_results_submitted_at\b/)
       expect(list("completed", "")).toMatch(/SCAN task_results USING INDEX idx_task_results_submitted_at\b/)
       expect(list("failed", "")).toMatch(/SEARCH task_results USING INDEX idx_task_results_unfinished_submitted_at/)
       expect(list("", "x")).toMatch(/SEARCH task_results USING INDEX idx_task_results_type_submitted_at/)
       expect(list("completed", "x")).toMatch(/SEARCH task_results USING INDEX idx_task_results_type_submitted_at/)
-      expect(list("failed", "x")).toMatch(/SEARCH task_results USING INDEX idx_task_results_(unfinished|type)_submitted/)
+      expect(list("failed", "x")).toMatch(
+        /SEARCH task_results USING INDEX idx_task_results_(unfinished|type)_submitted/
+      )
       expect(preparedOnce(/^SELECT id, type, run, params/)).toMatch(
         /SEARCH task_results USING INDEX idx_task_results_unfinished_submitted_at \(status=\?\)/
       )

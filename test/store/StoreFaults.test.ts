@@ -17,12 +17,12 @@ import {
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Engine } from "../../src/engine/Engine.js"
+import { Readiness } from "../../src/engine/Readiness.js"
 import { StoreError } from "../../src/Errors.js"
+import { Metrics } from "../../src/Metrics.js"
 import { sqlLayer } from "../../src/store/Sql.js"
 import { Sqlite } from "../../src/store/Sqlite.js"
 import { Store } from "../../src/store/Store.js"
-import { Metrics } from "../../src/Metrics.js"
-import { Readiness } from "../../src/engine/Readiness.js"
 import { engineOver, engineWithStore, HandlersTest, Probe, SqlTest, withFreshEngine } from "../layers.js"
 import { openDatabase } from "../support/sqlite.js"
 
@@ -194,11 +194,13 @@ describe("a run whose completion cannot be written", () => {
         expect(done.pollUnsafe()).toBeUndefined()
         expect((yield* engine.get(id)).status).toBe("running")
         return id
-      }).pipe(Effect.provide(Layer.effect(Engine, Engine.make).pipe(
-        Layer.provide(flakyCompletions(1_000_000)),
-        Layer.provide(HandlersTest),
-        Layer.provide(Layer.merge(Readiness.layer, Metrics.layer))
-      )))
+      }).pipe(Effect.provide(
+        Layer.effect(Engine, Engine.make).pipe(
+          Layer.provide(flakyCompletions(1_000_000)),
+          Layer.provide(HandlersTest),
+          Layer.provide(Layer.merge(Readiness.layer, Metrics.layer))
+        )
+      ))
       const resumed = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id))))
       expect(resumed).toMatchObject({ status: "completed", run: 1 })
     }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.layer))))
