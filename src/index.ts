@@ -1,23 +1,30 @@
-export * from "./cli/Client.js"
-export * from "./Config.js"
-export * from "./Domain.js"
-export * from "./engine/Engine.js"
-export * from "./engine/Execute.js"
-export * from "./engine/Readiness.js"
-export * from "./engine/TaskHandlers.js"
-export * from "./Errors.js"
-export * from "./handlers/AwaitHttp.js"
-export * from "./handlers/Builtins.js"
-export * from "./handlers/RunCommand.js"
-export * from "./http/Api.js"
-export * from "./http/ApiDocs.js"
-export * from "./http/Authn.js"
-export * from "./http/Http.js"
-export * from "./Launch.js"
-export * from "./Logging.js"
-export * from "./Metrics.js"
-export * from "./Shutdown.js"
-export * from "./Sidecar.js"
-export * from "./store/Checkpointer.js"
-export * from "./store/Sql.js"
-export * from "./store/Store.js"
+/**
+ * The package's public surface: what the author of task handlers needs to run a sidecar of their own, the layers the
+ * README shows composed by hand, and what a client of a running sidecar needs. Everything else is internal.
+ */
+export { Readiness } from "./engine/Readiness.js"
+export { type HandlerSource, type TaskHandler, taskHandler, TaskHandlers } from "./engine/TaskHandlers.js"
+export { TaskError } from "./Errors.js"
+export { awaitHttp } from "./handlers/AwaitHttp.js"
+export { builtinHandlers, markNotReady, markReady, NoParams } from "./handlers/Builtins.js"
+export { Commands, type CommandSpec, runCommand } from "./handlers/RunCommand.js"
+export { runSidecar } from "./Sidecar.js"
+
+export { Engine } from "./engine/Engine.js"
+export { HttpLive } from "./http/Http.js"
+export { Metrics } from "./Metrics.js"
+export { BackgroundCheckpoints } from "./store/Checkpointer.js"
+export { sqlLayer } from "./store/Sql.js"
+
+export { makeClient, type SidecarClient } from "./cli/Client.js"
+export { ReadinessStatus, RunStart, SubmitTask, Task, TaskId, TaskRun, TaskStatus } from "./Domain.js"
+export {
+  InvalidParams,
+  InvalidRequest,
+  InvalidTaskId,
+  NotReady,
+  StoreError,
+  TaskNotFound,
+  UnknownTaskType
+} from "./Errors.js"
+export { Api } from "./http/Api.js"
