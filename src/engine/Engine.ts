@@ -191,7 +191,7 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
     })
 
     /** Fails when the store does not answer. */
-    const livez: Effect.Effect<void, StoreError> = Effect.tapError(store.ping, () => metrics.pingFailed)
+    const livez: Effect.Effect<void, StoreError> = Effect.tapError(store.ping, () => Effect.sync(metrics.pingFailed))
 
     const readyAtStart = yield* restoreReadiness
     const recovery = yield* recoverRuns({
