@@ -1,6 +1,5 @@
 import { Config, ConfigProvider, Duration, Effect, type LogLevel, Option } from "effect"
 
-/** SIDECAR_LOG_LEVEL's words, and the level each means. */
 const logLevels: Record<string, LogLevel.LogLevel> = {
   trace: "Trace",
   debug: "Debug",
@@ -12,14 +11,12 @@ const logLevels: Record<string, LogLevel.LogLevel> = {
   none: "None"
 }
 
-/** A setting that is present but wrong: one line with its name, what it accepts and what it was. */
 const invalid = (name: string, rule: string, value: string) =>
   new Config.ConfigError(new ConfigProvider.SourceError({ message: `${name} ${rule}, but is "${value}"` }))
 
-/** The words of a ConfigError, for the one line a refused start prints. */
+/** A ConfigError's words, for the line a refused start prints. */
 export const describeConfigError = (error: Config.ConfigError): string => error.cause.message
 
-/** `name`, a whole number from `min` to `max` in plain decimal digits; `rule` says so in words. */
 const wholeNumber = (name: string, min: number, max: number, rule: string) =>
   Config.String(name).pipe(
     Config.mapEffect((text) =>
@@ -29,7 +26,6 @@ const wholeNumber = (name: string, min: number, max: number, rule: string) =>
     )
   )
 
-/** `name`, one of `values`. */
 const oneOf = <const A extends string>(name: string, values: ReadonlyArray<A>) =>
   Config.String(name).pipe(
     Config.mapEffect((text) =>
@@ -39,7 +35,7 @@ const oneOf = <const A extends string>(name: string, values: ReadonlyArray<A>) =
     )
   )
 
-/** How the sidecar logs: one JSON object a line by default, on stdout. */
+/** How the sidecar logs (JSON lines on stdout by default). */
 export const LogConfig = Config.all({
   format: oneOf("SIDECAR_LOG_FORMAT", ["json", "pretty", "logfmt"]).pipe(Config.withDefault("json" as const)),
   level: Config.String("SIDECAR_LOG_LEVEL").pipe(
@@ -53,7 +49,7 @@ export const LogConfig = Config.all({
   )
 })
 
-/** The whole shutdown (drain, interrupt runs, close the database) must fit in this; children get a share of it. */
+/** The whole shutdown must fit in this. */
 export const ShutdownTimeout = wholeNumber(
   "SIDECAR_SHUTDOWN_TIMEOUT_SECONDS",
   1,
@@ -61,7 +57,7 @@ export const ShutdownTimeout = wholeNumber(
   "must be a whole number of seconds, 1 to 3600"
 ).pipe(Config.withDefault(10), Config.map(Duration.seconds))
 
-/** How long a finished task is kept; none (0) keeps everything. */
+/** How long a finished task is kept; 0: forever. */
 export const Retention = wholeNumber(
   "SIDECAR_RETENTION_HOURS",
   0,
@@ -76,10 +72,7 @@ const isLoopback = (host: string) =>
   host === "localhost" || host === "::1" || host === "[::1]" ||
   /^127\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)$/.test(host)
 
-/**
- * Who may call the API. `trusted-header` trusts an in-pod authenticating proxy to set X-Remote-User, so the sidecar
- * must be reachable only through it: it binds loopback, and refuses to start on any other address.
- */
+/** Who may call the API; under `trusted-header` (an in-pod proxy sets X-Remote-User) it binds loopback only. */
 const Listen = Config.all({
   authnMode: oneOf("SIDECAR_AUTHN_MODE", ["unauthenticated", "trusted-header"]).pipe(
     Config.withDefault("unauthenticated" as const)
@@ -104,9 +97,9 @@ const Listen = Config.all({
   })
 )
 
-/** Everything the sidecar reads from its environment, with the defaults a new user gets. */
+/** Everything the sidecar reads from its environment, with defaults. */
 export const AppConfig = Config.all({
-  // 0 asks the OS for a free port (the log line says which); tests use it.
+  // 0: a free port, which the log line names
   port: wholeNumber("SIDECAR_PORT", 0, 65535, "must be a port number, 0 to 65535").pipe(Config.withDefault(7777)),
   listen: Listen,
   dbPath: Config.NonEmptyString("SIDECAR_DB").pipe(Config.withDefault("./data/sidecar.db")),

@@ -7,10 +7,7 @@ export interface Issue {
 const maxIssues = 5
 const maxIssueLength = 300
 
-/**
- * "field.path: problem; ..." for a 400, bounded: a hostile body can produce huge messages (every element of a long
- * array, or the offending value printed whole), and the answer must stay small.
- */
+/** "field.path: problem; ..." for a 400, bounded: a hostile body can produce huge messages. */
 export const formatIssues = (issues: ReadonlyArray<Issue>): string => {
   const shown = issues.slice(0, maxIssues).map((i) => {
     const text = i.path.length > 0 ? `${i.path.map(String).join(".")}: ${i.message}` : i.message
@@ -22,7 +19,7 @@ export const formatIssues = (issues: ReadonlyArray<Issue>): string => {
 
 const standardIssues = SchemaIssue.makeFormatterStandardSchemaV1()
 
-/** A schema's failure as a list of problems, each with the path of the field it is about. */
+/** A schema's failure as problems, each with its field's path. */
 export const schemaIssues = (error: Schema.SchemaError): ReadonlyArray<Issue> =>
   standardIssues(error.issue).issues.map((issue) => ({
     message: issue.message,
@@ -32,7 +29,7 @@ export const schemaIssues = (error: Schema.SchemaError): ReadonlyArray<Issue> =>
 /** A schema's failure as `formatIssues` says it. */
 export const formatSchemaError = (error: Schema.SchemaError): string => formatIssues(schemaIssues(error))
 
-// Errors that cross the HTTP boundary carry a human-readable `error` string: existing Go clients read it.
+// Errors crossing the HTTP boundary carry an `error` string: Go clients read it.
 
 export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
   error: Schema.String
@@ -90,22 +87,19 @@ export class NotReady extends Schema.TaggedError<NotReady>()("NotReady", {
   }
 }
 
-/** One storage step failed; `error` keeps the driver's own message (for example "database is locked"). */
+/** One storage step failed; `error` keeps the driver's message. */
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   op: Schema.String,
   error: Schema.String
 }) {
-  /** A failure of one storage step, named, with the driver's words for it. */
+  /** A failure of storage step `op`, in the driver's words. */
   static of = (op: string, message: string) => new StoreError({ op, error: `store ${op} failed: ${message}` })
   override get message() {
     return this.error
   }
 }
 
-/**
- * How a handler reports that its task failed. The run is marked failed with `render()` as its error;
- * `retryable` tells the controller whether submitting the same id again may help.
- */
+/** How a handler fails its task; `retryable` says whether resubmitting may help. */
 export class TaskError extends Schema.TaggedError<TaskError>()("TaskError", {
   task: Schema.String,
   operation: Schema.String,

@@ -1,3 +1,9 @@
+// One logger, chosen by `loggerFor` (SIDECAR_LOG_FORMAT, SIDECAR_LOG_LEVEL), and two ways to hand it the same line:
+// - `Effect.logInfo(...)` and the like, with `Effect.annotateLogs`: the default, for every line off the task hot paths
+//   (startup, retention, store faults, request defects, handlers' own lines).
+// - `logFrom(fiber, ...)`: the task lines of submits, runs and resumes, from code already running synchronously in
+//   the fiber, so that a line costs no effect on those paths. `logAnnotated` is the same as an effect, for the task
+//   lines of effect code (a delete, an orphan).
 import type { Config } from "effect"
 import { Cause, Clock, Context, Effect, type Fiber, Layer, Logger, LogLevel, References } from "effect"
 import type { LogConfig } from "./Config.js"
@@ -12,9 +18,7 @@ const stringify = (line: Record<string, unknown>) => {
   }
 }
 
-// Lines logged in one run of fiber work (one batch of submits, say) are written together, in a microtask queued by
-// the first of them: one write(2) instead of one a line, and still before any answer those fibers then send. A process
-// that exits writes what is left.
+// Lines are written together in a microtask, before any answer their fibers send.
 let unwritten = ""
 const writeOut = () => {
   const text = unwritten
@@ -26,7 +30,6 @@ let flushOnExit = () => {
   flushOnExit = () => {}
 }
 
-/** A log line as jsonLines writes it: message, logLevel, timestamp, and annotations and cause when there are any. */
 const writeLine = (
   message: unknown,
   level: LogLevel.LogLevel,
@@ -44,11 +47,7 @@ const writeLine = (
   unwritten += `${stringify(line)}\n`
 }
 
-/**
- * One JSON object a line on stdout: message, logLevel, timestamp, and annotations and cause when there are any.
- * Written straight to stdout: Effect's own JSON logger formats more (spans, fiber ids) and goes through console.log,
- * which together cost several times as much per line.
- */
+/** One JSON object a line, straight to stdout, not through console.log (on every request's path). */
 export const jsonLines = Logger.make(({ cause, date, fiber, logLevel, message }) => {
   const annotations = fiber.getRef(References.CurrentLogAnnotations)
   writeLine(messageOf(message), logLevel, date, hasAny(annotations) ? annotations : undefined, cause)
@@ -59,12 +58,7 @@ const hasAny = (record: Readonly<Record<string, unknown>>) => {
   return false
 }
 
-/**
- * The line `Effect.logWithLevel(level)(message)` wrapped in `Effect.annotateLogs(annotations)` writes (the fiber's own
- * annotations with these added, its log level filter, its clock, every logger), written at once by code that already
- * runs in the fiber, without an effect of its own. Where jsonLines is the only logger (as deployed), the line goes to
- * it directly; otherwise every logger is given it with the fiber's annotations and these set for the one line.
- */
+/** Write, from code running in `fiber`, the line `Effect.logWithLevel(level)(message)` with `annotations` would. */
 export const logFrom = (
   fiber: Fiber.Fiber<unknown, unknown>,
   level: LogLevel.LogLevel,
@@ -91,7 +85,7 @@ export const logFrom = (
   }
 }
 
-/** `logFrom` as an effect, for code that is not already running synchronously in the fiber. */
+/** `logFrom` as an effect. */
 export const logAnnotated = (
   level: LogLevel.LogLevel,
   message: string,
@@ -103,11 +97,11 @@ export const logAnnotated = (
     return Effect.void
   })
 
-/** The time on the fiber's clock, read by code that already runs in it. */
+/** The fiber's clock, read from code running in it. */
 export const millisOf = (fiber: Fiber.Fiber<unknown, unknown>): number =>
   fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
 
-/** How a level is written in a line, as Effect 3 wrote it (the lines' shape is part of the interface). */
+/** Levels as Effect 3 wrote them: the line's shape is an interface. */
 const labels: Record<LogLevel.LogLevel, string> = {
   All: "ALL",
   Fatal: "FATAL",

@@ -1,9 +1,13 @@
+// Prometheus metrics in one registry, recorded one way: a plain function of the Metrics service, called in the
+// synchronous step where the event happens (engine, HTTP middleware and store alike), so that recording adds no effect
+// on the hot paths. Labelled series stay plain numbers until scraped. Effects only where a call cannot do: `waiting`
+// (a gauge held across a wait), `exposition`, `collectProcessMetrics`.
 import { Context, Effect, Layer } from "effect"
 import * as Prometheus from "prom-client"
 
 export type SubmitKind = "started" | "deduplicated" | "re-executed"
 
-/** The HTTP route a path belongs to: a label with few values, whatever the ids and junk paths sent. */
+/** A path's route: a label with few values, whatever the ids and junk paths. */
 export const routeOf = (path: string): string =>
   path === "/v0/tasks" ?
     path
@@ -22,16 +26,12 @@ const knownRoutes = new Set([
   "/docs"
 ])
 
-/** One combination of label values and what was recorded under it. */
 interface Series<V> {
   readonly labels: Record<string, string>
   readonly value: V
 }
 
-/**
- * The series of a labelled metric, found by its label values through one map per label: recording a value costs a
- * few map lookups, where prom-client hashes and validates the labels at every call.
- */
+/** A labelled metric's series, one map per label: cheaper than prom-client's. */
 const seriesOf = <V>(labelNames: ReadonlyArray<string>, initial: () => V) => {
   const root = new Map<string, any>()
   const all: Array<Series<V>> = []
@@ -54,7 +54,6 @@ const seriesOf = <V>(labelNames: ReadonlyArray<string>, initial: () => V) => {
   return { find, all }
 }
 
-/** A labelled counter kept as plain numbers and handed to the registry when it is scraped. */
 const counter = (registry: Prometheus.Registry, name: string, help: string, labelNames: ReadonlyArray<string>) => {
   const series = seriesOf(labelNames, () => ({ count: 0 }))
   registry.registerMetric({
@@ -71,7 +70,6 @@ const counter = (registry: Prometheus.Registry, name: string, help: string, labe
   return (...values: ReadonlyArray<string>): void => void series.find(values).count++
 }
 
-/** A labelled histogram kept as plain numbers (a count per bucket, the sum, the count) and handed over the same way. */
 const histogram = (
   registry: Prometheus.Registry,
   name: string,
@@ -112,11 +110,7 @@ const histogram = (
   }
 }
 
-/**
- * The sidecar's Prometheus metrics, in a registry of its own; prom-client formats the exposition. Everything is
- * recorded by a plain function, called within the synchronous steps in which a submit is settled, a run ends or an
- * answer goes out; the labelled ones are kept as plain numbers until a scrape reads them.
- */
+/** The sidecar's metrics (see the top of this module). */
 export class Metrics extends Context.Service<Metrics>()("sidecar/Metrics", {
   make: Effect.sync(() => {
     const registry = new Prometheus.Registry()
@@ -155,7 +149,7 @@ export class Metrics extends Context.Service<Metrics>()("sidecar/Metrics", {
       "Runs failed by a handler defect (a throw or a die), by task type",
       ["type"]
     )
-    // Routes are few (routeOf), and so are the methods and statuses Node's parser lets through.
+    // few values: routes (routeOf), methods and statuses
     const requests = counter(
       registry,
       "sidecar_http_requests_total",
@@ -189,13 +183,13 @@ export class Metrics extends Context.Service<Metrics>()("sidecar/Metrics", {
       },
       crashed: (type: string): void => crashes(type),
       refusedWrite: (reason: string): void => refusals(reason),
-      /** Count `wait` as a waiter while it runs, however it ends (a client that hangs up interrupts it). */
+      /** Count `wait` as a waiter while it runs, however it ends. */
       waiting: <A, E, R>(wait: Effect.Effect<A, E, R>) =>
         Effect.acquireUseRelease(Effect.sync(() => waiters.inc()), () => wait, () => Effect.sync(() => waiters.dec())),
       request: (path: string, method: string, status: number): void => requests(routeOf(path), method, String(status)),
       rejected: (reason: string): void => rejections(reason),
-      pingFailed: Effect.sync(() => pingFailures.inc()),
-      /** Add the process's own metrics (CPU, memory, event loop lag, file descriptors); once, in the server. */
+      pingFailed: (): void => pingFailures.inc(),
+      /** Add the process's own metrics; once, in the server. */
       collectProcessMetrics: Effect.sync(() => Prometheus.collectDefaultMetrics({ register: registry })),
       /** The Prometheus text exposition of everything above. */
       exposition: Effect.promise(() => registry.metrics()),

@@ -1,9 +1,6 @@
 import { Context, Deferred, Effect, Exit, Layer } from "effect"
 
-/**
- * Whether the process has been told to stop. Long-poll waits answer at once when it has, so that the server's drain
- * (which waits for every request in flight) is not held up by them.
- */
+/** Whether the process has been told to stop: long-poll waits then answer at once, not holding up the drain. */
 export class Shutdown extends Context.Service<Shutdown>()("sidecar/Shutdown", {
   make: Effect.map(Deferred.make<void>(), (signalled) => ({
     /** Succeeds once shutdown has begun. */

@@ -1,8 +1,7 @@
-// Part cli/: the `sidecar` command line and the typed client (Client.ts) it talks to a sidecar with; CliFailure.ts,
-// CliFormat.ts, CliWait.ts. Imports http/ (the contract) and the shared modules; the server it runs for `serve` is
-// passed in by the wiring (Launch.ts).
+// Part cli/: the `sidecar` command line and its typed client. Imports http/ and the shared modules; the server
+// `serve` runs is passed in (Launch.ts).
 
-// Not the package's index: that loads the cluster and worker modules too, about a second more at every CLI start.
+// deep imports: the package's index also loads the cluster and worker modules
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Array as Arr, Cause, Config, Console, Effect, Exit, Layer, Option, Result } from "effect"
@@ -14,11 +13,9 @@ import { CliFailure, connect, ExitCode, usageMessage } from "./CliFailure.js"
 import * as Format from "./CliFormat.js"
 import { waitUntilDone } from "./CliWait.js"
 
-/** A flag's value passed through `f`; when `f` throws, the usage error is `message`, printed as it is. */
 const checkedBy = <A, B>(f: (a: A) => B, message: string) =>
   Flag.mapEffect((a: A) => Effect.try({ try: () => f(a), catch: () => new CliError.ValidationError({ message }) }))
 
-/** An on/off flag: off unless given, and with no `--no-...` form. */
 const flag = (name: string, description: string) =>
   Flag.Boolean(name).pipe(Flag.withDescription(description), Flag.withoutNegation, Flag.withDefault(false))
 
@@ -38,7 +35,6 @@ const timeout = Flag.Int("timeout").pipe(
 )
 const id = Argument.String("id").pipe(Argument.withDescription("the task's id"))
 
-/** Wait for the task to end and print it; fail with exit 1 if it failed. */
 const finish = (get: Effect.Effect<Task, CliFailure>, options: { json: boolean; timeout: Option.Option<number> }) =>
   Effect.gen(function*() {
     const task = yield* waitUntilDone(
@@ -52,10 +48,7 @@ const finish = (get: Effect.Effect<Task, CliFailure>, options: { json: boolean; 
     }
   })
 
-/**
- * `--type` (required) and `--params` (JSON) are checked here rather than while parsing, which stops at the first
- * wrong flag: a usage error names both when both are wrong.
- */
+/** `--type` and `--params` checked together: a usage error names both. */
 const submitInput = (o: { readonly type: Option.Option<string>; readonly params: Option.Option<string> }) => {
   const params = Option.map(o.params, (s) => Result.try((): unknown => JSON.parse(s)))
   const errors = [
@@ -170,10 +163,7 @@ const probe = Command.make("probe", { url, json }, (o) =>
     if (notReady !== undefined) return yield* new CliFailure({ code: ExitCode.Failed, reason: "not ready" })
   })).pipe(Command.withDescription("readiness, liveness and status in one view (exit 1 unless ready and live)"))
 
-/**
- * The `sidecar` command; `serve` (and no command at all) runs `serve`, which takes the process over from there (the
- * wiring, Launch.ts, passes the server in, so that the client commands load neither SQLite nor the server).
- */
+/** The `sidecar` command; `serve`, or no command, runs `serve`. */
 export const makeCli = (serve: Effect.Effect<void>) =>
   Command.make("sidecar", {}, () => serve).pipe(
     Command.withDescription("a durable task engine next to your node; with no command, the same as `serve`"),
@@ -188,11 +178,9 @@ export const makeCli = (serve: Effect.Effect<void>) =>
 
 const subcommands = (command: Command.Command.Any) => command.subcommands.flatMap((group) => group.commands)
 
-/** The command `path` names ("sidecar", "task", "submit"), from `root`. */
 const commandAt = (root: Command.Command.Any, path: ReadonlyArray<string>): Command.Command.Any =>
   path.slice(1).reduce((command, name) => subcommands(command).find((sub) => sub.name === name) ?? command, root)
 
-/** Every command below `command`, named by its path from there ("task submit"), in the order they are declared. */
 const commandsBelow = (command: Command.Command.Any, prefix = ""): Array<HelpDoc.SubcommandDoc> =>
   subcommands(command).filter((sub) => !sub.unlisted).flatMap((sub) => {
     const name = `${prefix}${sub.name}`
@@ -200,11 +188,7 @@ const commandsBelow = (command: Command.Command.Any, prefix = ""): Array<HelpDoc
     return [doc, ...commandsBelow(sub, `${name} `)]
   })
 
-/**
- * The CLI's own output: help on stdout, listing every command below the one asked about; a usage error on stderr as
- * its reasons alone, each followed by a blank line (no help, so stdout stays empty); the version alone, then a
- * blank line.
- */
+/** Help on stdout, listing every command below; a usage error's reasons alone on stderr. */
 const presenter = (cli: Command.Command.Any): CliOutput.Presenter => ({
   present: (event) =>
     Effect.gen(function*() {
@@ -225,7 +209,7 @@ const presenter = (cli: Command.Command.Any): CliOutput.Presenter => ({
     })
 })
 
-/** A sidecar that does not answer within this long counts as unreachable ("no answer"). */
+/** After this long without an answer, the sidecar counts as unreachable. */
 const requestTimeout = "10 seconds"
 
 const ClientLive = Layer.effect(
@@ -233,13 +217,13 @@ const ClientLive = Layer.effect(
   Effect.map(HttpClient.HttpClient, HttpClient.timeout(requestTimeout))
 ).pipe(Layer.provide(FetchHttpClient.layer))
 
-/** Run the CLI on `argv` (the whole `process.argv`) as the process's main program, `serve` serving. */
+/** Run the CLI on `argv` (the whole `process.argv`). */
 export const runCommandLine = (serve: Effect.Effect<void>, argv: ReadonlyArray<string>) => {
   const cli = makeCli(serve)
   Command.runWith(cli, { version: pkg.version })(argv.slice(2)).pipe(
     Effect.catch((error) =>
       Effect.sync(() => {
-        // The presenter has printed a usage error (exit 2), or the help of a command run without its subcommand.
+        // a usage error (exit 2) or a help (exit 0), already printed
         if (CliError.isCliError(error)) {
           process.exitCode = error._tag === "ShowHelp" && error.errors.length === 0 ? 0 : ExitCode.Usage
           return
@@ -258,7 +242,7 @@ export const runCommandLine = (serve: Effect.Effect<void>, argv: ReadonlyArray<s
     Effect.provide(Layer.mergeAll(NodeServices.layer, ClientLive, CliOutput.layerPresenter(presenter(cli)))),
     NodeRuntime.runMain({
       disableErrorReporting: true,
-      // Ctrl-C while waiting exits 130, the shell's code for SIGINT.
+      // Ctrl-C while waiting exits 130, as for SIGINT
       teardown: (exit, onExit) => onExit(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? 130 : 0)
     })
   )

@@ -13,7 +13,7 @@ export const duration = (ms: number): string => {
 /** RFC 3339 UTC to the second: "2026-11-27T20:26:05Z" */
 export const time = (t: DateTime.Utc): string => DateTime.formatIso(t).replace(/\.\d+Z$/, "Z")
 
-/** How long a task ran (completed or failed) or has been running until `now`. */
+/** How long a task ran, or has run until `now`. */
 export const elapsed = (task: Task, now = Date.now()): number =>
   (task.completedAt === undefined ? now : DateTime.toEpochMillis(task.completedAt)) -
   DateTime.toEpochMillis(task.submittedAt)
@@ -103,7 +103,7 @@ export const tasksJson = (tasks: ReadonlyArray<Task>): unknown => encodeTasks(ta
 
 export const json = (value: unknown): string => JSON.stringify(value, null, 2)
 
-/** What `probe` saw; `notReady` and `notLive` hold the server's error when that probe answered 503. */
+/** What `probe` saw; `notReady` and `notLive` hold a 503's error. */
 export interface ProbeView {
   readonly url: string
   readonly notReady: string | undefined

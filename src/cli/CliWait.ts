@@ -5,10 +5,7 @@ import { progress } from "./CliFormat.js"
 const pollEvery = Duration.millis(250)
 const spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"]
 
-/**
- * Where progress goes while waiting, on stderr so stdout keeps only the result: one line rewritten in place on a
- * terminal; otherwise a plain line each time the status or run changes (none with --json, which is for scripts).
- */
+/** Progress on stderr: a line rewritten in place on a terminal, else one per status or run (none with --json). */
 const reporter = (json: boolean) => {
   const err = process.stderr
   if (err.isTTY) {
@@ -17,7 +14,7 @@ const reporter = (json: boolean) => {
       show: (task: Task) =>
         Effect.sync(() => {
           const line = `${spinner[frame++ % spinner.length]} ${progress(task)}`
-          // Longer than the terminal is wide, the line would wrap and \r could no longer rewrite it.
+          // a wrapped line could not be rewritten
           err.write(`\r\x1b[2K${line.slice(0, (err.columns > 1 ? err.columns : 80) - 1)}`)
         }),
       clear: Effect.sync(() => err.write("\r\x1b[2K"))
@@ -36,7 +33,7 @@ const reporter = (json: boolean) => {
   }
 }
 
-/** Poll with `get` until the task is no longer running; `timeout` (seconds) fails with `onTimeout`. */
+/** Poll with `get` until the task ends; past `timeout` seconds, fail with `onTimeout`. */
 export const waitUntilDone = <E, E2>(
   get: Effect.Effect<Task, E>,
   options: { readonly json: boolean; readonly timeout: Option.Option<number> },

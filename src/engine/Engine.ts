@@ -1,6 +1,4 @@
-// Part engine/: what a submit means and what a run does. Engine.ts, the service; GroupCommit.ts, how submits and
-// completions are written together; Execute.ts, one run; Recovery.ts, crash recovery; Readiness.ts, Retention.ts;
-// TaskHandlers.ts, the registry of task types. Imports store/ and the shared modules, never the parts above it.
+// Part engine/: submits, runs, crash recovery. Imports store/ and the shared modules, never the parts above.
 import { Clock, Context, Duration, Effect, Fiber, FiberMap, Layer, Option, Result, Schema, Semaphore } from "effect"
 import { Retention } from "../Config.js"
 import type { SubmitOutcome, TaskFilter } from "../Domain.js"
@@ -23,50 +21,43 @@ const readinessTypeNames = [readinessTypes.ready, readinessTypes.notReady]
 
 const isTaskId = Schema.is(TaskId)
 
-/** Why a submit is refused before anything is stored (a 400). */
 type Rejected = InvalidTaskId | InvalidRequest | UnknownTaskType | InvalidParams
 
-/** A submit that passed validation, waiting for its decision. */
 interface Admitted {
   readonly id: TaskId
   readonly type: string
   readonly handler: RegisteredHandler
   readonly params: Result.Result<unknown, InvalidParams>
-  /** The params as stored: the request's own, as JSON. */
   readonly stored: string | null
   readonly arrived: number
 }
 
-/** The task engine: decides what a submit means, runs each task in its own fiber, and records how it ended. */
+/** The task engine: what a submit means, a fiber per run, how each ended. */
 export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
   make: Effect.gen(function*() {
     const store = yield* Store
     const metrics = yield* Metrics
     const { context: handlersContext, handlers } = yield* TaskHandlers
     const readiness = yield* Readiness
-    const runs = yield* FiberMap.make<TaskId>() // one fiber per running task, interrupted when the layer closes
-    // Serializes Submit and Delete: deciding a batch of submits and deleting a task never interleave, and a resubmit
-    // cannot slip in between a delete's two steps. Effect's Semaphore serves its waiters in arrival order. What runs
-    // under it is uninterruptible once it has the permit: a caller that hangs up must not leave half a delete.
+    const runs = yield* FiberMap.make<TaskId>() // one fiber per running task
+    // Serializes submits and deletes, so a resubmit cannot slip between a delete's two steps; uninterruptible once
+    // held, so a hung-up caller cannot leave half a delete.
     const permit = yield* Semaphore.make(1)
     const withPermit = <A, E, R>(effect: Effect.Effect<A, E, R>) => permit.withPermit(Effect.uninterruptible(effect))
     const busyMillis = Duration.toMillis(busyTimeout)
     const { execute, finish } = yield* makeExecute(store, metrics)
 
-    // Runs are forked from the engine's own runtime, not the submitting request's: they outlive the request, and
-    // must not inherit its scope, its log annotations or the cost of copying its fiber state. That runtime has the
-    // services the handlers were registered with (see TaskHandlers).
+    // Runs outlive the request: forked from the engine's runtime, with the handlers' services.
     const fork = yield* FiberMap.runtime(runs)<unknown>().pipe(
       Effect.updateContext((engine: Context.Context<never>) => Context.merge(engine, handlersContext))
     )
-    // A fiber that already wrote its completion may still be in the map, so a newer run replaces it. A submit's run
-    // yields before its first step: the submit answers first, and its run (a handler that ends at once, with its
-    // completion) comes after. A run interrupted before it starts (a DELETE right after the 201) does nothing at all.
-    // Resumed runs start at once: their `ended` must run however they end.
+    // A newer run replaces a finished fiber still in the map. A submit's run yields once before it starts, so that the
+    // answer goes out first and a DELETE right after the 201 stops it before it does anything. Resumed runs start at
+    // once: their `ended` must run however they end.
     const start = (task: RunOf, handler: RegisteredHandler, params: Admitted["params"]) =>
       fork(task.id, Effect.andThen(Effect.yieldNow, execute(task, handler, params)))
 
-    /** The submit, checked: a 400 for a bad id, type or params, before anything is stored. */
+    /** The submit checked: a 400 before anything is stored. */
     const admit = (
       req: SubmitTask,
       arrived: number
@@ -81,17 +72,12 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
       return Result.succeed({ id, type: req.type, handler, params, stored: encodeJson(req.params), arrived })
     }
 
-    /**
-     * The submit rule, as the store's one statement applied it: a new id started run 1, a failed task started its
-     * next run, a running or completed task was left alone (the request's type and params ignored). Its log line,
-     * its count and its run, synchronously, in the deciding fiber: a batch settles in one step of that fiber rather
-     * than in a handful of effects a submit.
-     */
+    /** Log, count and start what was decided, synchronously: a batch settles in one step. */
     const settle = (fiber: Fiber.Fiber<unknown, unknown>, a: Admitted, decision: Decision): SubmitOutcome => {
       if (decision._tag === "Deduplicated") {
         const { run, status, type } = decision
         metrics.submitted(type, "deduplicated")
-        // debug: a controller that resubmits to poll would otherwise fill the log with no-ops
+        // debug: controllers poll by resubmitting
         logFrom(fiber, "Debug", "task deduplicated", { taskId: a.id, type, run })
         return { _tag: "Deduplicated", id: a.id, status }
       }
@@ -103,11 +89,7 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
       return { _tag: "Started", id: a.id, run }
     }
 
-    /**
-     * Decide a batch of submits in one transaction, in arrival order, holding the Semaphore that serializes Submit.
-     * One that waited longer than the busy timeout for its turn (behind a batch waiting out a locked database) gets
-     * its 503 at once rather than wait its own busy timeout too: every answer comes within twice that.
-     */
+    /** Decide a batch in one transaction, in arrival order; a submit that waited past the busy timeout gets its 503. */
     const decideBatch = (batch: ReadonlyArray<Admitted>) =>
       withPermit(Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const inTime = batch.filter((a) => now - a.arrived < busyMillis)
@@ -139,9 +121,8 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
     })
 
     /**
-     * New id -> run 1. Running or completed -> nothing to do (the request's type and params are ignored).
-     * Failed -> run it again under the same id with run + 1 and the request's type and params.
-     * Submits that arrive together are decided together (see GroupCommit), each in arrival order.
+     * New id: run 1. Running or completed: nothing (type and params ignored). Failed: run + 1 under the same id,
+     * with the request's type and params.
      */
     const submit = (req: SubmitTask) =>
       Effect.flatMap(Clock.currentTimeMillis, (arrived): Effect.Effect<SubmitOutcome, Rejected | StoreError> => {
@@ -155,13 +136,10 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
       Effect.flatMap(lookup, (task) => Option.isSome(task) ? Effect.succeed(task.value) : TaskNotFound.of(id))
     /** The task with this id. */
     const get = (id: string) => found(id)(store.get(id))
-    /** The task with this id, as TaskResult JSON (what the API answers, without decoding it first). */
+    /** The task with this id, as TaskResult JSON. */
     const getJson = (id: string) => found(id)(store.getJson(id))
 
-    /**
-     * The task, once it is terminal or `wait` has passed, whichever comes first. Its run's own fiber wakes the
-     * waiter when it has written the outcome: no polling, and any number of waiters share it.
-     */
+    /** The task once it is terminal or `wait` has passed; its run wakes the waiters. */
     const await_ = (id: string, wait: Duration.Input) =>
       Effect.flatMap(get(id), (task) =>
         task.status !== "running" ? Effect.succeed(task) : join(id).pipe(
@@ -170,7 +148,7 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
           Effect.andThen(get(id))
         ))
 
-    /** The most recently submitted tasks, newest first: 100 of them unless `filter` says otherwise. */
+    /** The most recently submitted tasks, newest first (100 unless `filter` says). */
     const list = (filter: TaskFilter = { limit: 100 }) => store.list(filter)
     /** The same, as TaskResult JSON. */
     const listJson = (filter: TaskFilter = { limit: 100 }) => store.listJson(filter)
@@ -179,10 +157,8 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
     const runsOf = (id: string) => Effect.andThen(get(id), store.runs(id))
 
     /**
-     * Delete the row, then interrupt the task's run (a run-command child is killed) and wait for it; nothing is
-     * written back for the interrupted run, whose conditional completion finds no row. The row goes first so that a
-     * delete the database refuses leaves the run going. Under the Semaphore that serializes Submit, so that a
-     * resubmit cannot slip in between.
+     * Delete the row, then interrupt the run and wait for it: a delete the database refuses leaves the run going,
+     * and the interrupted run writes nothing.
      */
     const remove = (id: string) =>
       withPermit(Effect.gen(function*() {
@@ -196,7 +172,7 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
         yield* logAnnotated("Info", "task deleted", { taskId: id, type, run, status })
       }))
 
-    /** Wait until the task's current run, if it has one in this process, has ended and recorded its outcome. */
+    /** Until the task's run here, if any, has ended and recorded its outcome. */
     const join = (id: string) =>
       recovery.turn(id as TaskId).pipe(
         Effect.andThen(FiberMap.get(runs, id as TaskId)),
@@ -204,9 +180,9 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
         Effect.ignore
       )
 
-    /** Whether the last successful mark-ready / mark-not-ready made the sidecar ready. */
+    /** Whether the sidecar is ready. */
     const ready = readiness.get
-    /** Readiness survives restarts: whichever of mark-ready / mark-not-ready completed last decides. */
+    /** The last completed mark-ready / mark-not-ready decides, across restarts. */
     const restoreReadiness = Effect.gen(function*() {
       const last = yield* store.lastCompleted(readinessTypeNames)
       const wasReady = Option.exists(last, (t) => t.type === readinessTypes.ready)
@@ -215,9 +191,8 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
     })
 
     /** Fails when the store does not answer. */
-    const livez: Effect.Effect<void, StoreError> = Effect.tapError(store.ping, () => metrics.pingFailed)
+    const livez: Effect.Effect<void, StoreError> = Effect.tapError(store.ping, () => Effect.sync(metrics.pingFailed))
 
-    // The engine's start: readiness as it was, the runs a previous process left, retention.
     const readyAtStart = yield* restoreReadiness
     const recovery = yield* recoverRuns({
       store,
@@ -237,6 +212,6 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
     return { submit, get, getJson, await: await_, list, listJson, runs: runsOf, remove, join, ready, livez } as const
   })
 }) {
-  /** The engine over the Store; what it needs besides (handlers, readiness, metrics, the database) is provided by the caller. */
+  /** The engine over the Store; the caller provides the rest. */
   static readonly layer = Layer.effect(this, this.make).pipe(Layer.provide(Store.layer))
 }

@@ -28,10 +28,7 @@ export interface RunOf {
 
 const paramsDecoders = new WeakMap<RegisteredHandler, (params: unknown) => Result.Result<unknown, Schema.SchemaError>>()
 
-/**
- * Decode `params` with the handler's schema; a mismatch names the field and the problem. Stops at the first problem:
- * collecting them all costs time in proportion to the input (seconds, for a megabyte of bad array elements).
- */
+/** Decode `params` with the handler's schema; stops at the first problem. */
 export const decodeParams = (handler: RegisteredHandler, params: unknown): Result.Result<unknown, InvalidParams> => {
   let decode = paramsDecoders.get(handler)
   if (decode === undefined) {
@@ -51,7 +48,6 @@ const describeDefect = (cause: Cause.Cause<unknown>) => {
   return defect instanceof Error ? defect.message : String(defect)
 }
 
-/** A run that outlives its handler's timeout is interrupted and fails; trying again may well help. */
 const withTimeout = (handler: RegisteredHandler) => <A, E, R>(run: Effect.Effect<A, E, R>) =>
   handler.timeout === undefined ? run : run.pipe(
     Effect.timeoutOrElse({
@@ -66,7 +62,6 @@ const withTimeout = (handler: RegisteredHandler) => <A, E, R>(run: Effect.Effect
     })
   )
 
-/** The result as stored: encoded with the handler's result schema when it declares one. */
 const encodeResult = (handler: RegisteredHandler): (value: unknown) => Effect.Effect<unknown, TaskError> => {
   if (handler.result === undefined) return Effect.succeed
   const encode = Schema.encodeUnknownEffect(handler.result as Schema.Codec<unknown, unknown>)
@@ -83,7 +78,6 @@ const encodeResult = (handler: RegisteredHandler): (value: unknown) => Effect.Ef
 }
 
 const runners = new WeakMap<RegisteredHandler, (params: unknown) => Effect.Effect<unknown, TaskError, unknown>>()
-/** What running `handler` on decoded params is, up to the result as stored; made once per handler. */
 const runnerOf = (handler: RegisteredHandler) => {
   let runner = runners.get(handler)
   if (runner === undefined) {
@@ -95,10 +89,6 @@ const runnerOf = (handler: RegisteredHandler) => {
   return runner
 }
 
-/**
- * The run's log lines, the handler's own included, carry the task's id, type and run: set in the run's own fiber as
- * its first step, so that nothing is restored where the fiber ends anyway.
- */
 const annotate = (fiber: Fiber.Fiber<unknown, unknown>, task: RunOf) =>
   fiber.setContext(Context.add(fiber.context, References.CurrentLogAnnotations, {
     ...fiber.getRef(References.CurrentLogAnnotations),
@@ -107,16 +97,15 @@ const annotate = (fiber: Fiber.Fiber<unknown, unknown>, task: RunOf) =>
     run: task.run
   }))
 
-/** What runs one run of a task and records how it ended, over the engine's store and metrics. */
+/** Runs one run of a task and records how it ended. */
 export const makeExecute = (store: Store["Service"], metrics: Metrics["Service"]) =>
   Effect.gen(function*() {
-    // Completions of runs that end together are written in one transaction (see GroupCommit).
+    // completions of runs ending together share a transaction
     const completeGrouped = yield* groupCommit(store.completeAll)
 
     /**
-     * Write how a run ended. A write the database refuses (a full or read-only volume) is retried until it is taken,
-     * the row `running` meanwhile: the run ends, and is counted and told of, only once its outcome is on disk. Should
-     * the process stop first, the run is interrupted like any other and the next start resumes it.
+     * Write how a run ended, retried until the database takes it, the row `running` meanwhile: the run is counted and
+     * logged only once its outcome is on disk.
      */
     const finish = (task: RunOf, completion: Completion) =>
       completeGrouped({ id: task.id, run: task.run, completion }).pipe(
@@ -127,7 +116,6 @@ export const makeExecute = (store: Store["Service"], metrics: Metrics["Service"]
         )
       )
 
-    /** The run's completion written (see `finish`), then counted and told of, in one more step. */
     const recorded = (
       task: RunOf,
       completion: Completion,
@@ -173,9 +161,7 @@ export const makeExecute = (store: Store["Service"], metrics: Metrics["Service"]
       })
     }
 
-    // What a run does around its handler (its count, its lines, its clock) is done in as few steps of its fiber as
-    // it can: for a short handler these steps are most of the run, and with an effect apiece, resuming 10k runs
-    // after a crash took a sixth longer.
+    // Few synchronous steps around the handler: for a short handler they are most of the run.
     const record = (task: RunOf, exit: Exit.Exit<unknown, TaskError | InvalidParams>, started: number) =>
       Effect.withFiber<void>((fiber) => {
         const now = millisOf(fiber)
@@ -190,11 +176,7 @@ export const makeExecute = (store: Store["Service"], metrics: Metrics["Service"]
         )
       })
 
-    /**
-     * One run of `task`, with its params decoded (by the submit that started it, or from the stored ones); forked
-     * from a runtime with the services the handlers were registered with (see TaskHandlers).
-     * `ended` runs last, however the run ends: with what the run does when it ends, in one finalizer.
-     */
+    /** One run of `task` with its decoded params; `ended` runs last, however the run ends. */
     const execute = (
       task: RunOf,
       handler: RegisteredHandler,

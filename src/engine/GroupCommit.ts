@@ -11,31 +11,17 @@ interface Waiting<I, O, E> {
 }
 
 /**
- * Group commit: what callers ask to have written within one turn of the event loop is written together, by
- * `write`, in one transaction, and each caller is answered with its own part of the result once that transaction
- * has committed. Under concurrency the pages a batch touches (the ends of the indexes above all) are written once
- * per batch rather than once per item.
- *
- * Batches are written one after another, never two at once: items that arrive while one is being written (while it
- * waits out a locked database, say) make up the next. `write` answers in the order of its input; should it fail,
- * every caller of that batch gets the failure. A caller interrupted before its batch began is taken out and nothing
- * of it is written; one interrupted during the write ends only when the write has, so that whatever it interrupts
- * (a DELETE, say) comes after the write, never before it.
- *
- * A caller alone writes its item itself, at once, in its own fiber: when nothing is being written and neither this
- * turn of the event loop nor the last one that brought any item brought another. That is a client sending one
- * request at a time, for which the hop to the next turn and a fiber for a batch of one cost a sixth of a submit.
- * Items that come while it is being written are written after it, as a batch; once items come together, every item
- * waits for its batch again, from the next one on. Interrupting such a caller interrupts its write, which `write`
- * must allow wherever it can wait (the Store's writes wait only before a statement, for a permit or for a locked
- * database, and a statement runs synchronously): nothing of it is written then, as for a caller taken out of a queue.
+ * Group commit: items asked for within one turn of the event loop are written by `write` in one transaction, one batch
+ * at a time; each caller gets its part, or the batch's failure, once committed. A caller interrupted before its batch
+ * began is taken out; during the write, it ends only when the write has (what it interrupts comes after). A caller
+ * alone writes at once in its own fiber, interruptibly, so `write` may wait only before it writes anything.
  */
 export const groupCommit = <I, O, E>(
   write: (batch: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<O>, E>
 ): Effect.Effect<(item: I) => Effect.Effect<O, E>, never, Scope.Scope> =>
   Effect.map(FiberSet.makeRuntime<never, void, never>(), (fork) => {
     let queue: Array<Waiting<I, O, E>> = []
-    // Whether a write is scheduled or under way; and the batch last taken, with who waits for its write to end.
+    // a write scheduled or under way; the batch last taken and its waiters
     let writing = false
     let current: Batch = { written: true, listeners: [] }
 
@@ -65,7 +51,6 @@ export const groupCommit = <I, O, E>(
     })
     const start = () => fork(writeQueued)
 
-    // How many items this turn of the event loop has brought so far, and the last turn that brought any.
     let thisTurn = 0
     let lastTurn = 0
     const endTurn = () => {

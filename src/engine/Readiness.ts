@@ -1,6 +1,6 @@
 import { Context, Effect, Layer, Ref } from "effect"
 
-/** Whether the node this sidecar serves is ready, as the last successful mark-ready / mark-not-ready said. */
+/** Whether the node is ready, as the last mark-ready / mark-not-ready said. */
 export class Readiness extends Context.Service<Readiness>()("sidecar/Readiness", {
   make: Effect.map(Ref.make(false), (ready) => ({
     /** True once a mark-ready completed, until a later mark-not-ready. */

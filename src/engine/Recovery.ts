@@ -5,9 +5,8 @@ import { type Completion, type RunningTask, type Store, untilWritten } from "../
 import type { RegisteredHandler } from "./TaskHandlers.js"
 
 /**
- * Where there is one, crash recovery resumes runs only once it is open: the server opens it once it listens, so that
- * the probes answer at a start as on an empty database instead of after thousands of resumed runs have raced the
- * server's own start for the CPU. Without one (the engine alone), runs resume at once.
+ * Resumed runs wait for this gate, which the server opens once it listens, so that the probes answer first. Without a
+ * gate (the engine alone), they resume at once.
  */
 export class ResumeGate extends Context.Service<ResumeGate, Deferred.Deferred<void>>()("sidecar/ResumeGate") {
   static readonly layer = Layer.effect(ResumeGate, Deferred.make<void>())
@@ -20,15 +19,12 @@ export class ResumeGate extends Context.Service<ResumeGate, Deferred.Deferred<vo
   )
 }
 
-/** Runs left by a previous process that are resumed at once; the rest wait for one of them to end. */
+/** How many resumed runs run at once. */
 const resumeConcurrency = 64
 
 /**
- * Crash recovery, the engine's start: the runs a previous process left `running`. `resume` (forked by the engine)
- * fails those whose type has no handler any more, waits for the ResumeGate, counts the resumption of the others and
- * starts them again, `resumeConcurrency` at a time, with the same run number: finishing an interrupted run is not a
- * new run. Each write is retried until the database takes it (a full volume, say), and nothing is resumed before its
- * count is written. Until its turn a task waits in line: `turn` waits for it, `forget` takes it out.
+ * Crash recovery: runs left `running` with no handler fail; the rest, past the ResumeGate and once their resume count
+ * is written, restart with the same `run`. `turn` waits for a task's turn; `forget` takes it out of line.
  */
 export const recoverRuns = (options: {
   readonly store: Store["Service"]
@@ -47,16 +43,13 @@ export const recoverRuns = (options: {
       if (handler === undefined) orphans.push(task)
       else resumable.push([task, handler])
     }
-    // The tasks waiting for their turn (to be resumed, or failed for want of a handler), each with whoever waits for
-    // that turn.
+    // tasks waiting for their turn, each with whoever waits for it
     const line = new Map<TaskId, Array<() => void>>(running.map((task) => [task.id, []]))
-    /** `id` no longer waits (it is resumed or failed, or deleted); whoever waited for its turn goes on. */
     const forgetNow = (id: TaskId) => {
       const waiting = line.get(id)
       line.delete(id)
       waiting?.forEach((go) => go())
     }
-    /** Until `id` is resumed, failed or forgotten, if it waits for that. */
     const turn = (id: TaskId) =>
       Effect.callback<void>((resume) => {
         const waiting = line.get(id)
@@ -80,16 +73,15 @@ export const recoverRuns = (options: {
           run: task.run
         })
       }), { concurrency: "unbounded", discard: true })
-    // Counted by id, not as "every running row": by the time it is written, new submits may have started runs.
+    // by id: new submits may have started runs meanwhile
     const countResumed = resumable.length === 0 ? Effect.void : store.resumed(resumable.map(([task]) => task.id)).pipe(
       Effect.retry(untilWritten),
       Effect.orDie // untilWritten never gives up
     )
 
-    // Runs resumed and not yet ended, and how to wake `resume` when it waits for one to end.
     let resumed = 0
     let wake: (() => void) | undefined
-    /** What a resumed run does last, however it ends: it makes room for the next. */
+    /** A resumed run's last step, however it ends: room for the next. */
     const ended = Effect.sync(() => {
       resumed--
       const go = wake
@@ -101,8 +93,6 @@ export const recoverRuns = (options: {
       wake = () => resume(Effect.void)
       return Effect.sync(() => (wake = undefined))
     })
-    // In line order, as many at a time as there is room for: one step of this fiber starts them all, and it waits
-    // for room once a batch, not once a run (with a Semaphore's permit a run, resuming 10k runs took a sixth longer).
     let next = 0
     const resumeAll: Effect.Effect<void> = Effect.andThen(
       room,

@@ -1,20 +1,19 @@
 import { DateTime, Duration, Effect, Option, Schedule } from "effect"
 import type { Store } from "../store/Store.js"
 
-/** Rows deleted per statement: small, so a prune never holds the database for long. */
+/** Rows deleted per statement: small, so a prune never holds the database long. */
 const batch = 500
 
 /** Between two prunes: a tenth of the retention, at most ten minutes. */
 export const pruneInterval = (retention: Duration.Duration) =>
   Duration.min(Duration.minutes(10), Duration.times(retention, 0.1))
 
-/** The grace before the first prune of tasks no retention has pruned yet: an hour, or the retention if shorter. */
+/** Grace before a never-pruned file's first prune. */
 export const gracePeriod = (retention: Duration.Duration) => Duration.min(Duration.hours(1), retention)
 
 /**
- * Delete what ended more than `retention` ago, in small batches, forever: never a running task, and never the
- * readiness task (of `readinessTypes`) that readiness is derived from at startup. On a file whose tasks no retention
- * has pruned yet (migration 0008), first warn what will go and wait out the grace.
+ * Delete what ended over `retention` ago, in small batches, forever, never a running task nor the readiness task. A
+ * never-pruned file first gets a warning and a grace: history is never deleted silently.
  */
 export const pruneForever = (
   store: Store["Service"],
@@ -41,8 +40,6 @@ export const pruneForever = (
       )
     }
   })
-  // An upgrade never silently deletes history: on a file whose tasks no retention has pruned yet (adopted from the Go
-  // sidecar, say), say what the first prune will delete and give an operator time to stop it.
   const graceOnce = Effect.gen(function*() {
     const now = yield* DateTime.now
     const grace = yield* store.grace(DateTime.addDuration(now, gracePeriod(retention)))
@@ -62,7 +59,7 @@ export const pruneForever = (
       }))
       yield* Effect.sleep(Duration.millis(Math.max(0, Duration.toMillis(DateTime.distance(now, endsAt)))))
     } else {
-      // none ended early enough for the first prune to take it, so there is nothing to wait for; they go as they age
+      // none old enough for the first prune: no wait
       yield* Effect.logWarning(
         "retention will delete tasks this sidecar has not pruned before as they age; to keep them, restart it " +
           "with SIDECAR_RETENTION_HOURS=0"

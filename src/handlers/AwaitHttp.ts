@@ -11,7 +11,7 @@ const Url = Schema.String.check(
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       return `must be an http:// or https:// URL, not ${url.protocol}//`
     }
-    // They would not be sent (there is no basic auth here), yet they would be stored and logged with the params.
+    // they would not be sent, yet would be stored and logged with the params
     if (url.username !== "" || url.password !== "") return "must not carry credentials"
     return true
   })
@@ -24,7 +24,7 @@ export const AwaitHttpParams = Schema.Struct({
   expectStatus: Schema.Int.check(Schema.isBetween({ minimum: 100, maximum: 599 })).pipe(
     Schema.withDecodingDefaultKey(Effect.succeed(200))
   ),
-  // No default in the schema: left out, it is min(2, timeoutSeconds), so a short timeout on its own is accepted.
+  // left out: min(2, timeoutSeconds), so that a short timeout alone is accepted
   intervalSeconds: Schema.optionalKey(secondsUpTo(3600)),
   timeoutSeconds: secondsUpTo(86400).pipe(Schema.withDecodingDefaultKey(Effect.succeed(600)))
 }).check(Schema.makeFilter((p) =>
@@ -32,39 +32,30 @@ export const AwaitHttpParams = Schema.Struct({
   { path: ["intervalSeconds"], issue: `must not be more than timeoutSeconds (${p.timeoutSeconds})` }
 ))
 
-/** What one attempt saw: a status, or why there was none. */
 type Seen = { readonly status: number } | { readonly error: string }
 
 const describe = (seen: Seen | undefined) =>
   seen === undefined ? "no attempt finished" : "status" in seen ? `status ${seen.status}` : seen.error
 
-/**
- * The socket's own words ("connect ECONNREFUSED 127.0.0.1:8080"), not the client's "Transport error (GET ...)" nor
- * fetch's "fetch failed": the innermost cause.
- */
+/** The innermost cause's words ("connect ECONNREFUSED ..."). */
 const networkError = (error: HttpClientError.HttpClientError): string => {
   let cause: unknown = error.cause
   if (!(cause instanceof Error)) return error.message
   while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause
   const e = cause as Error
-  // Happy Eyeballs failures are AggregateErrors with an empty message; their parts say what happened.
+  // Happy Eyeballs failures: AggregateErrors whose parts say what happened
   if (e.message === "" && e instanceof AggregateError) {
     return e.errors.map((part) => (part instanceof Error ? part.message : String(part))).join(", ")
   }
   return e.message === "" ? ("code" in e ? String(e.code) : e.name) : e.message
 }
 
-/**
- * Poll until the URL answers `expectStatus`. Each attempt is one GET of which only the status is read: closing the
- * attempt's scope aborts the request once the status is in (a body that never ends cannot hold the loop), when the
- * attempt outlives its bound, and when the run is interrupted.
- */
+/** Poll until the URL answers `expectStatus`; an attempt's scope aborts its request once the status is in. */
 const poll = (client: HttpClient.HttpClient, params: typeof AwaitHttpParams.Type) =>
   Effect.gen(function*() {
     const { expectStatus, timeoutSeconds, url } = params
     const interval = Duration.seconds(params.intervalSeconds ?? Math.min(2, timeoutSeconds))
-    // As long as the interval, so a hanging server does not stretch the cadence; but at least 1 s, so a busy server
-    // is not cut off by a very short interval, and at most 10 s.
+    // the interval, so a hanging server cannot stretch the cadence
     const perAttempt = Duration.clamp(interval, { minimum: Duration.seconds(1), maximum: Duration.seconds(10) })
     const started = yield* Clock.currentTimeMillis
     let attempts = 0
@@ -83,7 +74,7 @@ const poll = (client: HttpClient.HttpClient, params: typeof AwaitHttpParams.Type
       })
     )
 
-    // Attempts start every interval (at once after one that took longer), so the cadence does not drift with latency.
+    // attempts start every interval, so the cadence does not drift with latency
     const attemptThenWait = Effect.gen(function*() {
       const begun = yield* Clock.currentTimeMillis
       const seen = yield* attempt
@@ -110,13 +101,10 @@ const poll = (client: HttpClient.HttpClient, params: typeof AwaitHttpParams.Type
     return { status: expectStatus, attempts, elapsedMs: (yield* Clock.currentTimeMillis) - started }
   })
 
-/**
- * The handler over `client`. Redirects are not followed (unless `client` follows them): the status awaited is the
- * URL's own, so a redirect is never taken for the answer of the page it points to.
- */
 /** The status awaited, how many requests it took, and how long. */
 export const AwaitHttpResult = Schema.Struct({ status: Schema.Int, attempts: Schema.Int, elapsedMs: Schema.Number })
 
+/** The handler over `client`, which should not follow redirects: the status awaited is the URL's own. */
 export const makeAwaitHttp = (client: HttpClient.HttpClient) =>
   taskHandler({
     name: "await-http",
@@ -125,10 +113,7 @@ export const makeAwaitHttp = (client: HttpClient.HttpClient) =>
     run: (params) => poll(client, params)
   })
 
-/**
- * `await-http`: polls a URL until it answers the expected status. Through Node's own fetch, which loads its HTTP
- * client when first used: a sidecar that never awaits a URL does not load one as it starts. Redirects are answers.
- */
+/** `await-http`: poll a URL until it answers the expected status (redirects are answers). */
 export const awaitHttp = Effect.map(
   HttpClient.HttpClient,
   (client) =>

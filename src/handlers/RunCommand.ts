@@ -18,11 +18,11 @@ const decodeCommandsFile = Schema.decodeUnknownEffect(CommandsFile)
 
 export class CommandsFileError extends Data.TaggedError("CommandsFileError")<{ readonly message: string }> {}
 
-/** The commands `run-command` may run, by name. Only the operator's file defines them, never a request. */
+/** The commands `run-command` may run; only the operator's file defines them. */
 export class Commands extends Context.Service<Commands, ReadonlyMap<string, CommandSpec>>()("sidecar/Commands") {
   static fromRecord = (record: Record<string, CommandSpec>) => Layer.succeed(Commands, new Map(Object.entries(record)))
 
-  /** Read and check the file; none given means no commands. A file that is there but wrong stops startup. */
+  /** Read and check the file (none: no commands); a wrong file stops startup. */
   static fromFile = (file: Option.Option<string>) =>
     Layer.effect(
       Commands,
@@ -54,20 +54,17 @@ export class Commands extends Context.Service<Commands, ReadonlyMap<string, Comm
 }
 
 const tailBytes = 4096
-/** How long a child gets to exit after SIGTERM before SIGKILL: 3 s, or less so a shutdown fits its timeout. */
+/** A child's time between SIGTERM and SIGKILL, within the shutdown timeout. */
 const KillGrace = Config.map(
   ShutdownTimeout,
   (timeout) => Duration.min(Duration.seconds(3), Duration.times(timeout, 0.3))
 )
 
-/** What a command that exited 0 leaves: its exit code and the tails of its output. */
+/** A command that exited 0: its exit code and the tails of its output. */
 export const CommandResult = Schema.Struct({ exitCode: Schema.Int, stdout: Schema.String, stderr: Schema.String })
 export type CommandResult = typeof CommandResult.Type
 
-/**
- * Run argv without a shell, in its own process group. Interruption (DELETE, shutdown, timeout) sends SIGTERM to
- * the whole group, then SIGKILL after `grace`, and waits for the child to be gone.
- */
+/** Run argv without a shell, in its own group; interrupted, it signals the group and waits for the child. */
 const execute = (name: string, argv: ReadonlyArray<string>, grace: Duration.Duration) =>
   Effect.callback<CommandResult, TaskError>((resume) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], detached: true })
@@ -123,7 +120,7 @@ const execute = (name: string, argv: ReadonlyArray<string>, grace: Duration.Dura
     })
   })
 
-/** `run-command`: runs one of the operator's commands by name, with the request's args where the entry allows. */
+/** `run-command`: one of the operator's commands, with args where its entry allows. */
 export const runCommand = Effect.gen(function*() {
   const commands = yield* Commands
   const grace = yield* KillGrace

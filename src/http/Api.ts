@@ -12,8 +12,7 @@ import {
   UnknownTaskType
 } from "../Errors.js"
 
-// Both answers to a submit are `{"id"}` on the wire (as in the Go original); the status code tells them apart,
-// and the typed client gets the tag back from it.
+// Both submit answers are `{"id"}`; the status code tells them apart.
 const idOnly = <Tag extends string>(tag: Tag, status: number, description: string) =>
   Schema.Struct({ id: Schema.String }).pipe(
     Schema.decodeTo(
@@ -26,14 +25,13 @@ const idOnly = <Tag extends string>(tag: Tag, status: number, description: strin
     HttpApiSchema.status(status)
   ).annotate({ description })
 
-/** 201: a run started, the first for a new id or the next for a failed one. */
+/** 201: a run started (a new id, or a failed task again). */
 export const TaskStarted = idOnly("TaskStarted", 201, "A run started (a new id, or a failed task run again)")
 /** 202: the task is running or completed already; nothing was done. */
 export const TaskDeduplicated = idOnly("TaskDeduplicated", 202, "The task is running or completed: nothing was done")
 
 const TaskPath = { id: Schema.String }
 
-/** A query parameter holding a whole number from `min` to `max`, in plain decimal digits. */
 const integerParam = (min: number, max: number) =>
   Schema.String.check(
     Schema.makeFilter((s) =>
@@ -47,7 +45,6 @@ const ListParams = {
   limit: Schema.optionalKey(integerParam(1, 1000))
 }
 
-/** A query parameter holding a number of seconds from 0 to `max`, in plain decimal digits (up to 3 decimals). */
 const secondsParam = (max: number) =>
   Schema.String.check(
     Schema.makeFilter((s) =>
@@ -56,11 +53,10 @@ const secondsParam = (max: number) =>
   ).pipe(Schema.decodeTo(Schema.NumberFromString))
 
 const GetParams = {
-  /** Seconds to wait for the task to become terminal before answering. */
+  /** Seconds to wait for the task to end before answering. */
   wait: Schema.optionalKey(secondsParam(60))
 }
 
-/** A probe's 200: no body. */
 const Ready = HttpApiSchema.Empty(200).annotate({ description: "Ready" })
 
 const badRequest = InvalidRequest.pipe(HttpApiSchema.status(400))
@@ -165,11 +161,11 @@ export class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
   .annotate(OpenApi.Description, "Kubernetes probes, readiness and metrics")
 {}
 
-/** The sidecar's HTTP contract (v0, wire-compatible with the Go original's clients). */
+/** The sidecar's HTTP contract (v0, as the Go original's clients know it). */
 export class Api extends HttpApi.make("sidecar")
   .add(HealthApi)
   .add(TasksApi)
-  // a 400 shows the value it refuses (bounded: see formatIssues); a query parameter an endpoint does not take is one
+  // a 400 shows the refused value; an unknown query parameter is a 400
   .annotate(HttpApi.ParseOptions, { reportInput: true })
   .annotate(HttpApi.QueryParseOptions, { reportInput: true, onExcessProperty: "error" })
   .annotate(OpenApi.Title, "Sidecar task engine")

@@ -5,11 +5,7 @@ import type { RegisteredHandler } from "../engine/TaskHandlers.js"
 
 type Json = Record<string, any>
 
-/**
- * The OpenAPI document's POST /v0/tasks body, one variant per registered task type with that type's params schema
- * (and its result schema as `x-result`). The HttpApi contract types params as unknown, since which types exist is
- * up to the application; this fills in the ones this sidecar has.
- */
+/** The OpenAPI document with one POST /v0/tasks body per registered task type. */
 export const describeTaskTypes = (handlers: ReadonlyMap<string, RegisteredHandler>) => (spec: Json): Json => {
   const document = structuredClone(spec)
   const definitions: Json = {}
@@ -45,16 +41,13 @@ export const describeTaskTypes = (handlers: ReadonlyMap<string, RegisteredHandle
   const first = handlers.keys().next()
   if (first.done !== true) body.example = { type: first.value }
   document.components.schemas = { ...document.components.schemas, ...definitions }
-  // no Authorize button for schemes that do not exist (the API has none; trusted-header is the proxy's)
+  // no Authorize button: the API itself has no security scheme
   if (Array.isArray(document.security) && document.security.length === 0) delete document.security
   if (Object.keys(document.components.securitySchemes ?? {}).length === 0) delete document.components.securitySchemes
   return namedAsOnTheWire(document)
 }
 
-/**
- * The document with its schemas named as a client knows them (`Task`, `StoreError`), not as the framework names the
- * encoded side of a class (`TaskEncoded`): what is on the wire is only ever the encoded side.
- */
+/** The document with its schemas named as on the wire (`Task`, not the framework's `TaskEncoded`). */
 const namedAsOnTheWire = (document: Json): Json => {
   const names = Object.keys(document.components.schemas ?? {})
   const renamed = new Map(names.flatMap((name) => {
@@ -73,11 +66,7 @@ const namedAsOnTheWire = (document: Json): Json => {
   return result
 }
 
-/**
- * `GET /v0/openapi.json` and `GET /docs` (Swagger UI, inline so it works offline), each made on its first request:
- * made as the server starts, the document and the page's 2 MB of assets cost every start some 50 ms for pages few
- * ever ask for. The page's module is imported only then, so a start does not even read it.
- */
+/** `GET /v0/openapi.json` and `GET /docs`, each made on its first request, not at start. */
 export const apiDocsLayer = <Id extends string, Groups extends HttpApiGroup.Constraint>(
   api: HttpApi.HttpApi<Id, Groups>
 ) =>
@@ -86,7 +75,7 @@ export const apiDocsLayer = <Id extends string, Groups extends HttpApiGroup.Cons
       const spec = yield* Effect.cached(Effect.sync(() => HttpServerResponse.jsonUnsafe(OpenApi.fromApi(api))))
       const page = yield* Effect.cached(
         Effect.gen(function*() {
-          // The framework builds the page as it mounts it on a router: this router only keeps it.
+          // the page is built as it is mounted; this router keeps it
           let made: Effect.Effect<HttpServerResponse.HttpServerResponse> = Effect.die(new Error("no Swagger UI page"))
           const keep = {
             add: (_method: string, _path: string, handler: typeof made) => Effect.sync(() => void (made = handler))

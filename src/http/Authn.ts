@@ -14,10 +14,7 @@ export const unauthenticatedPaths: ReadonlySet<string> = new Set([
 
 export type RejectionReason = "missing" | "empty" | "duplicated"
 
-/**
- * The X-Remote-User values of a request, each occurrence apart: Node joins repeated headers with ", ", which would
- * make two identities look like one.
- */
+/** Each X-Remote-User header apart: Node joins repeats with ", ", making two identities look like one. */
 const remoteUsers = (request: HttpServerRequest.HttpServerRequest): ReadonlyArray<string> => {
   const source: unknown = NodeHttpServerRequest.toIncomingMessage(request)
   if (source instanceof IncomingMessage) return source.headersDistinct["x-remote-user"] ?? []

@@ -1,6 +1,4 @@
-// Part http/: the HTTP surface. Api.ts, the contract; Http.ts, its implementation and serving; RequestBody.ts and
-// Authn.ts, request hardening and authentication; ApiDocs.ts, the OpenAPI document and /docs. Imports engine/, the
-// registry of handlers, and the shared modules.
+// Part http/: the HTTP contract, its handlers and serving. Imports engine/ and the shared modules.
 import { Cause, Context, Duration, Effect, Layer } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiError, OpenApi } from "effect/http-api"
@@ -19,7 +17,7 @@ const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
     const engine = yield* Engine
     const shutdown = yield* Shutdown
     return handlers
-      // Answered as the API declares (TaskStarted, TaskDeduplicated), without encoding `{"id"}` through a Schema.
+      // `{"id"}` as declared, not encoded through a Schema
       .handle(
         "submit",
         ({ payload }) =>
@@ -29,7 +27,7 @@ const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
               HttpServerResponse.jsonUnsafe({ id: outcome.id }, { status: outcome._tag === "Started" ? 201 : 202 })
           )
       )
-      // Lists and plain gets answer the stored rows as they are (see Store's toJson) rather than through Task.
+      // the stored JSON as it is, not through Task
       .handle(
         "list",
         ({ query }) =>
@@ -42,7 +40,7 @@ const TasksLive = HttpApiBuilder.group(Api, "tasks", (handlers) =>
         query.wait === undefined || query.wait === 0
           ? Effect.map(engine.getJson(params.id), (task) => HttpServerResponse.jsonUnsafe(task))
           : engine.await(params.id, Duration.seconds(query.wait)).pipe(
-            // a stopping server answers its waiters at once rather than let them hold up its drain
+            // a stopping server answers waiters at once, not holding up its drain
             Effect.raceFirst(Effect.andThen(shutdown.begun, engine.get(params.id)))
           ))
       .handle("runs", ({ params }) => engine.runs(params.id))
@@ -68,7 +66,7 @@ const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
       .handle("metrics", () => metrics.exposition)
   }))
 
-/** The API's routes, with the OpenAPI document and /docs describing the task types this sidecar actually has. */
+/** The API's routes, with OpenAPI and /docs describing this sidecar's task types. */
 export const HttpApiLive = Layer.unwrap(Effect.gen(function*() {
   const { handlers } = yield* TaskHandlers
   const described = Api.annotate(OpenApi.Transform, describeTaskTypes(handlers))
@@ -77,14 +75,9 @@ export const HttpApiLive = Layer.unwrap(Effect.gen(function*() {
   )
 }))
 
-/**
- * Every error the framework produces on its own (decode failures, unknown routes, defects) as a JSON body with an
- * `error` string, like the typed errors. Never a stack trace.
- */
 const errorBody = (cause: Cause.Cause<unknown>): Effect.Effect<HttpServerResponse.HttpServerResponse, unknown> => {
   for (const reason of cause.reasons) {
     if (reason._tag === "Die" && HttpApiError.HttpApiSchemaError.is(reason.defect)) {
-      // the shape of the API's own InvalidRequest
       return Effect.succeed(jsonError(400, "InvalidRequest", requestProblem(reason.defect)))
     }
     if (reason._tag === "Fail" && HttpServerError.isHttpServerError(reason.error)) {
@@ -100,15 +93,11 @@ const errorBody = (cause: Cause.Cause<unknown>): Effect.Effect<HttpServerRespons
   )
 }
 
-/**
- * What is wrong with a request the API could not decode, in words for people: which field, of the body, the query or
- * the path, and what it accepts, once.
- */
 const requestProblem = (error: HttpApiError.HttpApiSchemaError): string => {
   const where = error.kind === "Payload" ? "request body" : error.kind === "Query" ? "query" : "path"
   return formatIssues(
     schemaIssues(error.cause).map(({ message, path }) => {
-      // the framework's own words for a body that is not JSON at all, or that is missing
+      // the framework's words for a body that is not JSON, or missing
       if (message === "Expected a valid JSON body") return { path, message: `${where}: not valid JSON` }
       const missing = /, got (undefined|null)$/.exec(message)
       if (path.length === 0 && error.kind === "Payload" && missing !== null) {
@@ -124,9 +113,8 @@ const requestProblem = (error: HttpApiError.HttpApiSchemaError): string => {
 }
 
 /**
- * What every request goes through, as one middleware of the router (inside the server's own handling, so what it
- * answers is what the client gets): authentication, the body's hardening, JSON errors, and the count by route,
- * method and status. Plain code around one effect: with a middleware apiece, they cost a get a fifth more.
+ * The one middleware every request goes through (authentication, body limits, JSON errors, the count): plain code
+ * around one effect, as it is on every request's path.
  */
 const everyRequest = (authnMode: AuthnMode, metrics: Metrics["Service"]) =>
   HttpRouter.middleware((app) => {
@@ -147,16 +135,13 @@ const everyRequest = (authnMode: AuthnMode, metrics: Metrics["Service"]) =>
     })
   }, { global: true })
 
-/**
- * The API served on whatever HttpServer is provided (a real port in main, a test server in tests), with
- * `authnMode` deciding who may call it.
- */
+/** The API on the HttpServer provided, `authnMode` deciding who may call it. */
 export const httpLayer = (authnMode: AuthnMode) =>
   Layer.unwrap(Effect.gen(function*() {
     const metrics = yield* Metrics
     return HttpRouter.serve(Layer.mergeAll(HttpApiLive, everyRequest(authnMode, metrics)), { disableLogger: true })
       .pipe(
-        // Nothing exports traces, yet the framework's per-request tracing would still make a span for each request.
+        // Nothing exports traces: no span per request.
         Layer.provide(Layer.succeed(HttpMiddleware.TracerDisabledWhen, () => true))
       )
   }))
