@@ -2,8 +2,8 @@
 // statement Store.list runs for the 100 newest tasks is captured as it executes, then explained on the same database.
 import { Effect, Layer, References } from "effect"
 import { Metrics } from "../src/Metrics.js"
-import { sqlLayer } from "../src/store/Sql.js"
-import { type Connection, Sqlite } from "../src/store/Sqlite.js"
+import { type Connection, Sqlite } from "../src/store/Connection.js"
+import { sqlLayer } from "../src/store/Database.js"
 import { Store } from "../src/store/Store.js"
 
 export interface QueryPlan {

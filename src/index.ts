@@ -14,7 +14,7 @@ export { Engine } from "./engine/Engine.js"
 export { HttpLive } from "./http/Http.js"
 export { Metrics } from "./Metrics.js"
 export { BackgroundCheckpoints } from "./store/Checkpointer.js"
-export { sqlLayer } from "./store/Sql.js"
+export { sqlLayer } from "./store/Database.js"
 
 export { makeClient, type SidecarClient } from "./cli/Client.js"
 export { ReadinessStatus, RunStart, SubmitTask, Task, TaskId, TaskRun, TaskStatus } from "./Domain.js"

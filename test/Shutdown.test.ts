@@ -3,7 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, FileSystem } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { createHttpServer } from "../src/Sidecar.js"
+import { createHttpServer } from "../src/http/NodeServer.js"
 import { pollUntil, request, send, startSidecar } from "./sidecar.js"
 import { openDatabase } from "./support/sqlite.js"
 

@@ -8,7 +8,7 @@ import { builtinHandlers } from "../src/handlers/Builtins.js"
 import { Commands } from "../src/handlers/RunCommand.js"
 import { Metrics } from "../src/Metrics.js"
 import { Shutdown } from "../src/Shutdown.js"
-import { sqlLayer } from "../src/store/Sql.js"
+import { sqlLayer } from "../src/store/Database.js"
 import { Store } from "../src/store/Store.js"
 
 /** A fresh SQLite file in a temp folder, removed with the layer; built exactly as in production. */

@@ -1,7 +1,8 @@
 import { Context, DateTime, Deferred, Effect, Layer, Option } from "effect"
 import type { TaskId } from "../Domain.js"
 import { logAnnotated, logFrom } from "../Logging.js"
-import { type Completion, type RunningTask, type Store, untilWritten } from "../store/Store.js"
+import { untilWritten } from "../store/Retry.js"
+import type { Completion, RunningTask, Store } from "../store/Store.js"
 import type { RegisteredHandler } from "./TaskHandlers.js"
 
 /**

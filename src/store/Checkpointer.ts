@@ -1,23 +1,18 @@
 import { Duration, Effect, Layer } from "effect"
 import { Worker } from "node:worker_threads"
+import { Sqlite } from "./Connection.js"
 import { isPlainFile } from "./DatabaseFile.js"
-import { Sqlite } from "./Sqlite.js"
 
-/** How long after the server listens the checkpointer starts. */
 const startAfter = Duration.seconds(1)
-/** How often the checkpointer looks at the WAL. */
 const intervalMillis = 200
-/**
- * A WAL larger than this is checkpointed in full and restarted, writers held off meanwhile (see below); the WAL file
- * is cut back to it after each checkpoint (the connection's journal_size_limit).
- */
+/** A WAL past this is checkpointed in full and restarted, and cut back to it. */
 export const restartBytes = 64 * 1024 * 1024
-/** How long that full checkpoint waits for the writer's current transaction. */
+/** How long a RESTART waits for the writer's transaction. */
 const restartWaitMillis = 1_000
-/** The main connection's own checkpoints, when the checkpointer is not running: every 10,000 WAL pages. */
+/** The main connection's own checkpoints (in WAL pages) while no worker runs. */
 export const mainConnectionCheckpoint = 10_000
 
-// The worker's program, CommonJS; its connection opens the file only if it exists (mode=rw).
+// CommonJS; its connection opens the file only if it exists (mode=rw).
 const program = `
 const { parentPort, workerData } = require("node:worker_threads")
 const { statSync } = require("node:fs")
@@ -58,24 +53,13 @@ parentPort.postMessage({ started: true })
 `
 
 /**
- * WAL checkpoints off the event loop. SQLite checkpoints in the connection that commits, synchronously: every
- * 10,000 pages a commit copied the WAL into the database file and fsynced it, tens of milliseconds in which the
- * sidecar answered nothing (submit-new c=64: p99 40 ms, against 24 ms with no checkpoint at all). So a worker thread,
- * with a connection of its own, checkpoints every 200 ms (PASSIVE: it never waits for, nor holds up, a writer), and
- * the main connection stops checkpointing once the worker runs. Should a steady stream of writes keep the WAL from
- * ever being checkpointed to its end (it restarts only then: measured, it grew by up to 40 MB a second), a WAL over
- * 64 MB is checkpointed in full and restarted (RESTART), so that the next commit writes it from its start again (and
- * the connection's journal_size_limit cuts it back): that holds writers off while it runs (11-20 ms measured), which
- * the Store waits out as it waits out any other writer's lock. Under steady submits the WAL then stays at 64-70 MB.
- * At 16 MB, submit-new c=64 met a RESTART every 0.7 s, each holding up every request in flight.
- *
- * Durability is the same either way: a commit is in the WAL before it is answered. If the worker cannot start or
- * stops, the main connection checkpoints again, as it did before, and a warning says so.
+ * WAL checkpoints off the event loop, in a worker thread with a connection of its own: PASSIVE (never waiting for a
+ * writer), RESTART past restartBytes (holding writers off, like any lock). A commit is in the WAL before it is
+ * answered either way. If the worker stops, the main connection checkpoints itself again.
  */
 export const checkpointInBackground = Effect.gen(function*() {
   const { db, filename, memory } = yield* Sqlite
   if (!isPlainFile(filename) || memory) return
-  /** The connection checkpoints itself again, as it did before the worker ran. */
   const handBack = () => {
     if (db.isOpen) db.exec(`PRAGMA wal_autocheckpoint = ${mainConnectionCheckpoint}`)
   }
@@ -96,15 +80,14 @@ export const checkpointInBackground = Effect.gen(function*() {
           restartWaitMillis
         }
       })
-      // a checkpointer must not keep a process alive that has nothing else to do
+      // never keeps an otherwise idle process alive
       worker.unref()
-      // whether the worker is still meant to run: it stops once, by the layer's end or by failing
       let running = true
       const stopped = (why: string) => {
         if (running) run(fallBack(why))
         running = false
       }
-      // a failure that repeats at every tick (a full volume, say) is said once
+      // a failure repeated at every tick is said once
       let lastFailure: string | undefined
       worker.on("message", (message: { started?: true; failed?: string }) => {
         if (message.started && running && db.isOpen) db.exec("PRAGMA wal_autocheckpoint = 0")
@@ -124,7 +107,7 @@ export const checkpointInBackground = Effect.gen(function*() {
         running = false
         // what the server still writes while it drains
         handBack()
-        // the worker closes its connection, so that the main one, closing last, checkpoints and removes the WAL
+        // the worker closes its connection first, so that the main one, closing last, removes the WAL
         worker.postMessage("stop")
         return exited
       }
@@ -134,11 +117,7 @@ export const checkpointInBackground = Effect.gen(function*() {
   )
 })
 
-/**
- * `checkpointInBackground` for as long as the layer lives, from a second after it is built: the worker's start (a
- * thread, its own V8, the driver) competed with the server's first work and made crash recovery of 10k runs 3-7 %
- * slower, while the connection's own checkpoints in that second are at most one.
- */
+/** `checkpointInBackground` while the layer lives, from a second after it is built. */
 export const BackgroundCheckpoints = Layer.effectDiscard(
   Effect.forkScoped(Effect.delay(checkpointInBackground, startAfter))
 )

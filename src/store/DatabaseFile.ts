@@ -2,41 +2,34 @@ import { Effect } from "effect"
 import { accessSync, constants, promises as fs, statfsSync, statSync } from "node:fs"
 import { dirname } from "node:path"
 
-/** The least free space a database volume may have and still take new tasks. */
+/** The least free space on which the database still takes new tasks. */
 const minFreeBytes = 64 * 1024
-/** The first 16 bytes of every SQLite database file. */
 export const sqliteHeader = Buffer.from("SQLite format 3\0", "latin1")
 
-/** Whether `filename` names a file on disk (not ":memory:", "" for a temporary database, or a "file:" URI). */
+/** Whether `filename` names a file on disk (not ":memory:", "", or a "file:" URI). */
 export const isPlainFile = (filename: string) =>
   filename !== "" && filename !== ":memory:" && !filename.startsWith("file:")
 
-/**
- * Why the database cannot be written, in words an operator acts on: the volume is full or read-only (a restart
- * does not help: free space, or make it writable), the file was replaced or corrupted (a restart opens what is
- * there now), another connection holds the lock, or the disk failed otherwise.
- */
+/** Why the database cannot be written, in words an operator acts on. */
 export type StorageReason = "full" | "read-only" | "replaced" | "corrupt" | "locked" | "io-error"
 
-/** What the checks found wrong with the file or its volume. */
 export class StorageProblem extends Error {
   constructor(readonly reason: StorageReason, message: string) {
     super(message)
   }
 }
 
-/**
- * Checks of the database file itself, which a query may not reach (SQLite answers from its page cache): it must be
- * the file we opened (not replaced or removed), start with SQLite's header, and sit on a writable, non-full volume.
- */
-export const fileChecks = (file: string): {
-  /** Throws unless `file` is still the file that was opened when the checks were made. */
+/** Checks of the file itself, which a query may not reach (SQLite answers from its page cache). */
+export interface FileChecks {
+  /** Throws unless `file` is still the file opened. */
   readonly assertSameFile: () => void
-  /** What is wrong with the file's place or its volume now, without reading the file: a few system calls. */
+  /** What is wrong with the file's place or volume, without reading the file. */
   readonly volumeProblem: () => StorageProblem | undefined
-  /** All the checks; fails with the first problem found. */
+  /** All the checks, the file's header read too. */
   readonly healthy: Effect.Effect<void, StorageProblem>
-} => {
+}
+
+export const fileChecks = (file: string): FileChecks => {
   if (!isPlainFile(file)) {
     return { assertSameFile: () => {}, volumeProblem: () => undefined, healthy: Effect.void }
   }

@@ -2,7 +2,7 @@ import { Effect } from "effect"
 import type { Metrics } from "../Metrics.js"
 import { StorageProblem, type StorageReason } from "./DatabaseFile.js"
 
-/** What kind of storage failure `error` is, from SQLite's primary result code; undefined if it is no SQLite error. */
+/** What kind of storage failure `error` is, by SQLite's primary result code. */
 const sqliteReason = (error: unknown): StorageReason | undefined => {
   const errcode = (error as { errcode?: unknown } | undefined)?.errcode
   if (typeof errcode !== "number") return undefined
@@ -25,9 +25,8 @@ const sqliteReason = (error: unknown): StorageReason | undefined => {
 }
 
 /**
- * Refused writes, counted by reason, and the database's passage into and out of refusing them, logged once each
- * rather than once a request. `volumeProblem` looks at the volume when SQLite reports only a failed write or a full
- * disk: a read-only volume shows as an I/O error, and the reason said should be the one an operator acts on.
+ * Refused writes, counted by reason, the start and end of refusing them logged once each. An I/O error or full disk
+ * is told as the volume's own problem, when it has one: what an operator acts on.
  */
 export const makeWriteFaults = (metrics: Metrics["Service"], volumeProblem: () => StorageProblem | undefined) => {
   let current: { reason: StorageReason; since: number; refused: number } | undefined
@@ -43,10 +42,7 @@ export const makeWriteFaults = (metrics: Metrics["Service"], volumeProblem: () =
   return {
     /** Whether the last write was refused. */
     failing: () => current !== undefined,
-    /**
-     * Count a write refused with `error`, and say so if it starts a fault or changes its reason. Answers the
-     * volume's problem when the check found one, for writes to refuse at once from then on.
-     */
+    /** Count a write refused with `error`; the volume's problem, if found, for later writes to refuse at once. */
     refused: (error: unknown): Effect.Effect<StorageProblem | undefined> =>
       Effect.suspend(() => {
         const found = reasonOf(error)
@@ -65,7 +61,7 @@ export const makeWriteFaults = (metrics: Metrics["Service"], volumeProblem: () =
           problem
         )
       }),
-    /** A write went through: if writes were being refused, say that they are taken again. */
+    /** A write went through. */
     accepted: Effect.suspend(() => {
       const ended = current
       current = undefined

@@ -4,7 +4,7 @@ import { ConfigProvider, Effect, FileSystem, Layer, Logger } from "effect"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import { Engine } from "../../src/engine/Engine.js"
-import { sqlLayer } from "../../src/store/Sql.js"
+import { sqlLayer } from "../../src/store/Database.js"
 import { engineOver, Probe, SqlMemory } from "../layers.js"
 
 const withRetentionHours = (hours: string, sql: Layer.Layer<any, any, never> = SqlMemory) =>

@@ -15,12 +15,14 @@ import { migrations } from "../../migrations/index.js"
 import type { TaskId } from "../../src/Domain.js"
 import { Task } from "../../src/Domain.js"
 import { Metrics } from "../../src/Metrics.js"
-import { sqlLayer, UnsupportedDatabase } from "../../src/store/Sql.js"
-import { sqliteLayer } from "../../src/store/Sqlite.js"
-import { Store, type TaskRow } from "../../src/store/Store.js"
+import { sqliteLayer } from "../../src/store/Connection.js"
+import { sqlLayer, UnsupportedDatabase } from "../../src/store/Database.js"
+import type { TaskRow } from "../../src/store/Rows.js"
+import { Store } from "../../src/store/Store.js"
 import { engineOver } from "../layers.js"
 import { runToExit } from "../sidecar.js"
 import { openDatabase, pragma } from "../support/sqlite.js"
+import { save } from "../support/store.js"
 
 const migrationsDir = fileURLToPath(new URL("../../migrations", import.meta.url))
 /** Every migration this checkout has, by name: a Go file must end up with all of them applied. */
@@ -431,7 +433,7 @@ describe("adopting a Go sidecar database", () => {
         run: 1,
         submittedAt: DateTime.makeUnsafe("2026-01-02T03:04:05.000Z")
       })
-      const again = yield* open(file, Effect.flatMap(Store, (s) => Effect.andThen(s.save(fresh), s.get(fresh.id))))
+      const again = yield* open(file, Effect.flatMap(Store, (s) => Effect.andThen(save(fresh), s.get(fresh.id))))
       expect(Option.getOrThrow(again.value)).toEqual(fresh)
     }))
 

@@ -3,9 +3,10 @@ import { DateTime, Effect, Layer, Option } from "effect"
 import type { TaskId } from "../../src/Domain.js"
 import { Task } from "../../src/Domain.js"
 import { Metrics } from "../../src/Metrics.js"
-import { Sqlite } from "../../src/store/Sqlite.js"
+import { Sqlite } from "../../src/store/Connection.js"
 import { Store } from "../../src/store/Store.js"
 import { SqlMemory } from "../layers.js"
+import { complete, save } from "../support/store.js"
 
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}` as TaskId
 const at = (seconds: number) => DateTime.makeUnsafe(seconds * 1000)
@@ -13,7 +14,7 @@ const task = (n: number, fields: Partial<ConstructorParameters<typeof Task>[0]> 
   new Task({ id: id(n), type: "test", status: "running", run: 1, submittedAt: at(n), ...fields })
 
 /** The real Store over in-memory SQLite, with Metrics of its own. */
-const StoreMemory = Store.layer.pipe(Layer.provide(Layer.merge(SqlMemory, Metrics.layer)))
+const StoreMemory = Store.layer.pipe(Layer.provideMerge(Layer.merge(SqlMemory, Metrics.layer)))
 
 layer(StoreMemory)("Store", (it) => {
   it.effect("save then get round-trips every field, run included", () =>
@@ -27,7 +28,7 @@ layer(StoreMemory)("Store", (it) => {
         result: { exitCode: 3 },
         completedAt: at(5)
       })
-      yield* store.save(saved)
+      yield* save(saved)
       const got = Option.getOrThrow(yield* store.get(id(1)))
       expect(got).toEqual(saved)
     }))
@@ -35,7 +36,7 @@ layer(StoreMemory)("Store", (it) => {
   it.effect("empty optional fields stay absent, never null, empty string or {}", () =>
     Effect.gen(function*() {
       const store = yield* Store
-      yield* store.save(task(2, { params: {}, result: null }))
+      yield* save(task(2, { params: {}, result: null }))
       const got = Option.getOrThrow(yield* store.get(id(2)))
       expect(Object.keys(got).sort()).toEqual(["id", "run", "status", "submittedAt", "type"])
     }))
@@ -43,8 +44,8 @@ layer(StoreMemory)("Store", (it) => {
   it.effect("save on an existing id replaces the row (upsert)", () =>
     Effect.gen(function*() {
       const store = yield* Store
-      yield* store.save(task(3, { status: "failed", error: "first", completedAt: at(4) }))
-      yield* store.save(task(3, { run: 2, params: { again: true } }))
+      yield* save(task(3, { status: "failed", error: "first", completedAt: at(4) }))
+      yield* save(task(3, { run: 2, params: { again: true } }))
       const got = Option.getOrThrow(yield* store.get(id(3)))
       expect(got.run).toBe(2)
       expect(got.status).toBe("running")
@@ -57,7 +58,7 @@ layer(StoreMemory)("Store", (it) => {
     Effect.gen(function*() {
       const store = yield* Store
       const upper = "ABCDEF00-0000-4000-8000-000000000001" as TaskId
-      yield* store.save(task(0, { id: upper }))
+      yield* save(task(0, { id: upper }))
       expect(Option.isSome(yield* store.get(upper))).toBe(true)
       expect(Option.isNone(yield* store.get(upper.toLowerCase()))).toBe(true)
       expect(Option.isNone(yield* store.get("no-such-id"))).toBe(true)
@@ -66,21 +67,21 @@ layer(StoreMemory)("Store", (it) => {
   it.effect("conditional completion writes only the run that still owns the row", () =>
     Effect.gen(function*() {
       const store = yield* Store
-      yield* store.save(task(10, { run: 2 }))
-      expect(yield* store.complete(id(10), 1, { status: "completed", completedAt: at(11) })).toBe(false)
+      yield* save(task(10, { run: 2 }))
+      expect(yield* complete(id(10), 1, { status: "completed", completedAt: at(11) })).toBe(false)
       expect(Option.getOrThrow(yield* store.get(id(10))).status).toBe("running")
-      expect(yield* store.complete(id(10), 2, { status: "failed", error: "bad", completedAt: at(11) })).toBe(true)
+      expect(yield* complete(id(10), 2, { status: "failed", error: "bad", completedAt: at(11) })).toBe(true)
       expect(Option.getOrThrow(yield* store.get(id(10)))).toMatchObject({ status: "failed", error: "bad", run: 2 })
       // a second completion of the same run (already terminal) changes nothing
-      expect(yield* store.complete(id(10), 2, { status: "completed", completedAt: at(12) })).toBe(false)
-      expect(yield* store.complete(id(99), 1, { status: "completed", completedAt: at(12) })).toBe(false)
+      expect(yield* complete(id(10), 2, { status: "completed", completedAt: at(12) })).toBe(false)
+      expect(yield* complete(id(99), 1, { status: "completed", completedAt: at(12) })).toBe(false)
       expect(Option.isNone(yield* store.get(id(99)))).toBe(true)
     }))
 
   it.effect("remove deletes the row and answers what it held", () =>
     Effect.gen(function*() {
       const store = yield* Store
-      yield* store.save(task(20, { run: 4 }))
+      yield* save(task(20, { run: 4 }))
       expect(Option.map(yield* store.remove(id(20)), (t) => t.run)).toEqual(Option.some(4))
       expect(Option.isNone(yield* store.get(id(20)))).toBe(true)
       expect(Option.isNone(yield* store.remove(id(20)))).toBe(true)
@@ -95,7 +96,7 @@ describe("Store listing", () => {
       const store = yield* Store
       // saved out of order on purpose
       for (const n of [3, 1, 5, 2, 4]) {
-        yield* store.save(task(n, n % 2 === 0 ? { status: "completed", completedAt: at(n + 1) } : {}))
+        yield* save(task(n, n % 2 === 0 ? { status: "completed", completedAt: at(n + 1) } : {}))
       }
       expect((yield* store.list({ limit: 100 })).map((t) => t.id)).toEqual([5, 4, 3, 2, 1].map(id))
       expect((yield* store.list({ limit: 2 })).map((t) => t.id)).toEqual([id(5), id(4)])
@@ -105,10 +106,10 @@ describe("Store listing", () => {
   it.effect("lastCompleted picks the latest completion among the given types", () =>
     Effect.gen(function*() {
       const store = yield* Store
-      yield* store.save(task(1, { type: "mark-ready", status: "completed", completedAt: at(10) }))
-      yield* store.save(task(2, { type: "mark-not-ready", status: "completed", completedAt: at(20) }))
-      yield* store.save(task(3, { type: "mark-ready", status: "failed", completedAt: at(30) }))
-      yield* store.save(task(4, { type: "other", status: "completed", completedAt: at(40) }))
+      yield* save(task(1, { type: "mark-ready", status: "completed", completedAt: at(10) }))
+      yield* save(task(2, { type: "mark-not-ready", status: "completed", completedAt: at(20) }))
+      yield* save(task(3, { type: "mark-ready", status: "failed", completedAt: at(30) }))
+      yield* save(task(4, { type: "other", status: "completed", completedAt: at(40) }))
       const last = yield* store.lastCompleted(["mark-ready", "mark-not-ready"])
       expect(Option.map(last, (t) => t.id)).toEqual(Option.some(id(2)))
     }).pipe(Effect.provide(StoreMemory)))

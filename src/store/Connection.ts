@@ -3,26 +3,21 @@ import { Reactivity } from "effect/reactivity"
 import { SqlClient, type SqlConnection, SqlError, Statement } from "effect/sql"
 import { DatabaseSync, type StatementSync } from "node:sqlite"
 
-/** The one SQLite connection (node:sqlite), with what the Store needs beside its statements. */
+/** The sidecar's one SQLite connection. */
 export interface Connection {
   readonly db: DatabaseSync
-  /** The database's file, or ":memory:". */
   readonly filename: string
   readonly memory: boolean
   /**
-   * `run` inside BEGIN IMMEDIATE ... COMMIT, rolled back if it throws. A COMMIT that fails throws too (and the
-   * transaction is rolled back): nothing in it is reported as written unless it was committed.
+   * `run` inside BEGIN IMMEDIATE ... COMMIT, rolled back if it throws, a failed COMMIT included: nothing in it is
+   * reported written unless committed.
    */
   readonly transaction: <A>(run: () => A) => A
 }
 
-/**
- * The sidecar's one SQLite connection, for the Store's statements: prepared once and run synchronously, they cost what
- * SQLite costs. The connection also serves @effect/sql (the migrator, tagged-template statements).
- */
+/** The Connection, as a service; effect/sql's SqlClient runs on it too. */
 export class Sqlite extends Context.Service<Sqlite, Connection>()("sidecar/Sqlite") {}
 
-/** SQLite's primary result codes by name, for messages: node:sqlite gives the number and SQLite's own words only. */
 const codeNames: Record<number, string> = {
   5: "SQLITE_BUSY",
   6: "SQLITE_LOCKED",
@@ -35,14 +30,13 @@ const codeNames: Record<number, string> = {
   26: "SQLITE_NOTADB"
 }
 
-/** The SQLite result code an error of node:sqlite carries, as a name ("SQLITE_FULL"); undefined for any other error. */
-export const sqliteCode = (error: unknown): string | undefined => {
+const sqliteCode = (error: unknown): string | undefined => {
   const errcode = (error as { errcode?: unknown } | undefined)?.errcode
   if (typeof errcode !== "number") return undefined
   return codeNames[errcode & 0xff] ?? `SQLITE_ERROR_${errcode}`
 }
 
-/** An error as a StoreError says it: SQLite's result code, when there is one, then its words. */
+/** An error as a StoreError says it: SQLite's result code, then its words. */
 export const describeError = (error: unknown): string => {
   const message = error instanceof Error ? error.message : String(error)
   const code = sqliteCode(error)
@@ -55,12 +49,10 @@ export const isBusy = (error: unknown) => {
   return typeof errcode === "number" && ((errcode & 0xff) === 5 || (errcode & 0xff) === 6)
 }
 
-/** Open `filename` (a path, or ":memory:"). */
 export const open = (filename: string, options?: { readonly readOnly?: boolean }): DatabaseSync =>
   new DatabaseSync(filename, { readOnly: options?.readOnly ?? false })
 
-/** `transaction` of Connection, over `db`. */
-export const transactionOn = (db: DatabaseSync) => {
+const transactionOn = (db: DatabaseSync) => {
   const begin = db.prepare("BEGIN IMMEDIATE")
   const commit = db.prepare("COMMIT")
   const rollback = db.prepare("ROLLBACK")
@@ -77,7 +69,7 @@ export const transactionOn = (db: DatabaseSync) => {
   }
 }
 
-/** Statements effect/sql sends (the migrator's, tagged templates), prepared once per text; few distinct ones. */
+/** effect/sql's statements kept prepared, by text. */
 const maxPrepared = 200
 
 const failed = (cause: unknown) =>
@@ -145,7 +137,7 @@ const make = (filename: string) =>
       executeStream: () => Stream.die(new Error("executeStream is not supported"))
     }
 
-    // effect/sql's own discipline for its callers: one statement or transaction at a time on the connection.
+    // for effect/sql's callers: one statement or transaction at a time
     const { acquirer, borrower, isTransaction, onCommitFailure, transactionAcquirer } = SqlClient.makeSqliteAcquirers({
       connection: Effect.succeed(connection),
       semaphore: yield* Semaphore.make(1),
@@ -166,10 +158,6 @@ const make = (filename: string) =>
     return Context.make(Sqlite, connectionOf).pipe(Context.add(SqlClient.SqlClient, client))
   })
 
-/**
- * SQLite on `filename` (":memory:" allowed, WAL otherwise), as the Store's connection and as effect/sql's
- * `SqlClient` (for the migrator, and for anyone's tagged-template statements) over that one connection. Closed with
- * the layer.
- */
+/** SQLite on `filename` (":memory:" allowed, WAL otherwise), as Sqlite and as SqlClient. */
 export const sqliteLayer = (filename: string) =>
   Layer.effectContext(make(filename)).pipe(Layer.provide(Reactivity.layer))

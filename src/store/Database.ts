@@ -7,19 +7,19 @@ import { DatabaseSync } from "node:sqlite"
 import { migrations } from "../../migrations/index.js"
 import { AppConfig } from "../Config.js"
 import { mainConnectionCheckpoint, restartBytes } from "./Checkpointer.js"
+import { open, sqliteLayer } from "./Connection.js"
 import { isPlainFile, sqliteHeader } from "./DatabaseFile.js"
-import { open, sqliteLayer } from "./Sqlite.js"
-import { busyTimeout } from "./Store.js"
+import { busyTimeout } from "./Retry.js"
 
 const ensureFolder = (filename: string) =>
   Effect.sync(() => {
     if (isPlainFile(filename)) mkdirSync(dirname(filename), { recursive: true })
   })
 
-/** The highest PRAGMA user_version of the Go sidecar's schema that migration 0004 knows how to adopt. */
+/** The Go sidecar's highest user_version that migration 0004 adopts. */
 export const highestGoVersion = 5
 
-/** A database file this sidecar must not open; refused before anything wrote to it. */
+/** A database file this sidecar must not open, refused untouched. */
 export class UnsupportedDatabase extends Data.TaggedError("UnsupportedDatabase")<{
   readonly file: string
   readonly reason: string
@@ -31,10 +31,7 @@ export class UnsupportedDatabase extends Data.TaggedError("UnsupportedDatabase")
 
 const headerSize = 100
 
-/**
- * The user_version of `file` when it is a Go sidecar's database newer than this sidecar adopts (above
- * highestGoVersion, with no migrator table), else undefined; read without writing to the file or beside it.
- */
+/** The user_version of a Go sidecar's `file` too new to adopt, read without writing to it. */
 const unsupportedVersion = (file: string): number | undefined => {
   if (statSync(file, { throwIfNoEntry: false })?.isFile() !== true) return undefined
   const header = Buffer.alloc(headerSize)
@@ -45,15 +42,11 @@ const unsupportedVersion = (file: string): number | undefined => {
   } finally {
     closeSync(fd)
   }
-  // empty or not SQLite at all: the client's own open creates or refuses it, as before
   if (length < headerSize || !header.subarray(0, sqliteHeader.length).equals(sqliteHeader)) return undefined
   const hasWal = existsSync(`${file}-wal`)
-  // Without a -wal file the header's user_version is the committed one, or, under a hot rollback journal, that of
-  // an unfinished transaction, which (versions only grow) is no lower: either way, at most highestGoVersion means
-  // there is nothing to refuse, and a normal start needs no more than this read.
+  // without a -wal file, the header's user_version is the committed one or higher: nothing to refuse
   if (!hasWal && header.readUInt32BE(60) <= highestGoVersion) return undefined
-  // A WAL-mode file opened even read-only gets -wal and -shm files created beside it; with no -wal file it is
-  // complete on its own, so read a copy in memory instead (marked rollback-mode: memory databases have no WAL).
+  // opening a WAL-mode file, even read-only, creates files beside it: read a copy (marked rollback-mode) instead
   let db: DatabaseSync
   if (header[18] === 2 && !hasWal) {
     db = new DatabaseSync(":memory:")
@@ -74,10 +67,7 @@ const unsupportedVersion = (file: string): number | undefined => {
 const describe = (e: unknown) =>
   e instanceof Error ? ("code" in e && typeof e.code === "string" ? `${e.code}: ${e.message}` : e.message) : String(e)
 
-/**
- * Refuses a file of a Go sidecar newer than 0004 adopts, before the client opens it: the client switches the file to
- * WAL on open, which rewrites its header, and the migrations would then reshape a schema they do not know.
- */
+/** Refuses a Go sidecar's file too new to adopt, before opening it switches it to WAL. */
 const refuseUnsupported = (filename: string) =>
   Effect.gen(function*() {
     if (!isPlainFile(filename)) return
@@ -98,19 +88,14 @@ const refuseUnsupported = (filename: string) =>
     }
   })
 
-// Pragmas first (they are per connection), then the migrations, so nothing can query an old schema.
+// Pragmas first, then the migrations, so nothing can query an old schema.
 const setup = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql`PRAGMA synchronous = NORMAL`
-  // A submit and its completion append ~10 pages to the WAL, so SQLite's default checkpoint (every 1,000 pages) ran
-  // every ~100 submits, copying and fsyncing the same hot index pages over and over: a third of a write's cost here.
-  // Ten times fewer checkpoints copy each such page once; the WAL is cut back after each to bound the volume. Once
-  // the server runs, checkpoints move off the event loop (see Checkpointer); this is what the connection does until
-  // then, and should that stop.
+  // the connection's own checkpoints, until the Checkpointer runs (and should it stop)
   yield* sql`PRAGMA wal_autocheckpoint = ${sql.literal(String(mainConnectionCheckpoint))}`
   yield* sql`PRAGMA journal_size_limit = ${sql.literal(String(restartBytes))}`
-  // While migrating, nothing else is served, so SQLite may wait for another writer the blocking way. Afterwards
-  // the Store waits asynchronously instead (see busyTimeout), so the connection must not block at all.
+  // only while migrating may SQLite wait for another writer the blocking way (see busyTimeout)
   yield* sql`PRAGMA busy_timeout = ${sql.literal(String(Duration.toMillis(busyTimeout)))}`
   const applied = yield* SqliteMigrator.run({ loader: SqliteMigrator.fromRecord(migrations) })
   yield* sql`PRAGMA busy_timeout = 0`
@@ -119,7 +104,7 @@ const setup = Effect.gen(function*() {
   )
 })
 
-/** SQLite on `filename` (":memory:" allowed), configured and migrated before anything can use it. */
+/** SQLite on `filename` (":memory:" allowed), configured and migrated before any use. */
 export const sqlLayer = (filename: string) =>
   Layer.effectDiscard(setup).pipe(
     Layer.provideMerge(sqliteLayer(filename)),
