@@ -1,3 +1,5 @@
+// The whole server as one layer, and runSidecar, which runs it as the process: config, logging, database, engine,
+// HTTP, metrics and the shutdown sequence wired together.
 // Deep imports: the package's index also loads the cluster, RPC and worker modules.
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"

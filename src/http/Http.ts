@@ -1,4 +1,5 @@
-// Part http/: the HTTP contract, its handlers and serving. Imports engine/ and the shared modules.
+// Part http/: the HTTP contract (Api.ts), its handlers and middleware (Http.ts), request bodies, authentication, the
+// OpenAPI document and the node:http server (NodeServer.ts). Imports engine/ and the shared modules.
 import { Cause, Context, Duration, Effect, Layer } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiError, OpenApi } from "effect/http-api"

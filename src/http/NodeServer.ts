@@ -1,3 +1,5 @@
+// The node:http server the platform serves on: what Node refuses or answers before the framework sees a request
+// (malformed, oversized headers, CONNECT, Expect, not yet or no longer serving) is answered in the API's JSON shape.
 import { createServer, type ServerResponse } from "node:http"
 
 /** Answer `error` as JSON and close the connection, where the platform does not answer. */
