@@ -37,6 +37,8 @@ const usage = `npm run bench -- [options]
                         server is bundled there by its own scripts/bundle.mjs if it is not yet (dist/bench-before/)
   --before-node FILE    the node that runs it (default: DIR/node_modules/.bin/node, else the first node on the PATH
                         outside node_modules)
+  --memory-limit MIB    run every server in a memory cgroup of MIB (root), as a pod's memory limit would: Node sizes
+                        its heap from it
   --out FILE            also write the report (markdown) to FILE`
 
 const args = process.argv.slice(2)
@@ -73,7 +75,8 @@ const settings: Settings = {
   startupReps: number("--startup-reps", base.startupReps),
   seconds: number("--seconds", base.seconds),
   warmupSeconds: option("--warmup") === "0" ? 0 : number("--warmup", base.warmupSeconds),
-  submits: number("--submits", base.submits)
+  submits: number("--submits", base.submits),
+  memoryLimitMiB: option("--memory-limit") === undefined ? undefined : number("--memory-limit", 0)
 }
 const only = list("--only")
 const profileOnly = list("--profile-only")
@@ -116,7 +119,9 @@ const machine = (bench: Bench) => {
       ]
       : []),
     `- load average at start: ${loadavg().map((l) => l.toFixed(2)).join(", ")} (the machine is shared)`,
-    `- settings: ${settings.reps} repetitions per server (startup: ${settings.startupReps}), ${settings.seconds} s measured after ${settings.warmupSeconds} s warm-up, ${settings.rows} seeded rows, ${settings.rehydrateRows} rows to rehydrate, ${settings.submits} submits for memory`
+    `- settings: ${settings.reps} repetitions per server (startup: ${settings.startupReps}), ${settings.seconds} s measured after ${settings.warmupSeconds} s warm-up, ${settings.rows} seeded rows, ${settings.rehydrateRows} rows to rehydrate, ${settings.submits} submits for memory${
+      settings.memoryLimitMiB === undefined ? "" : `, every server in a ${settings.memoryLimitMiB} MiB memory cgroup`
+    }`
   ].join("\n")
 }
 

@@ -36,6 +36,8 @@ export interface Settings {
   /** Submits before the memory figure, and how many times that is done per server (it is the longest run). */
   readonly submits: number
   readonly memoryReps: number
+  /** Run every server in a memory cgroup of this many MiB, as a pod's limit would (`--memory-limit`). */
+  readonly memoryLimitMiB?: number | undefined
 }
 
 export const fullSettings: Settings = {
@@ -144,7 +146,8 @@ const withServer = async <A>(
     build: ctx.build,
     db,
     logFile: join(ctx.dir, `${kind}.log`),
-    cpuProfileDir: ctx.cpuProfileDir
+    cpuProfileDir: ctx.cpuProfileDir,
+    memoryLimitMiB: ctx.settings.memoryLimitMiB
   })
   try {
     return await use(server)

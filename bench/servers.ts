@@ -1,6 +1,16 @@
 // Starting, watching and stopping the servers as child processes, the way a user starts the sidecar.
 import { type ChildProcess, spawn } from "node:child_process"
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs"
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync
+} from "node:fs"
 import { request } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -93,6 +103,8 @@ export interface StartOptions {
   readonly timeoutMs?: number
   /** Start that sidecar instead of the snapshot's. */
   readonly elsewhere?: Elsewhere | undefined
+  /** Start it in a memory cgroup of this many MiB (see `memoryCgroup`). */
+  readonly memoryLimitMiB?: number | undefined
 }
 
 export interface Server {
@@ -145,14 +157,48 @@ export const processCpuMs = (pid: number): number => {
   }
 }
 
+/**
+ * The `cgroup.procs` file of a memory cgroup limited to `limitMiB`, made once (cgroup v2, or v1's memory controller;
+ * needs root). Node sizes its heap from the limit it finds there, as it does in a pod with a memory limit.
+ */
+const memoryCgroup = (limitMiB: number): string => {
+  const bytes = String(limitMiB * 1024 * 1024)
+  const name = `sidecar-bench-${limitMiB}m`
+  const v2 = "/sys/fs/cgroup"
+  try {
+    if (existsSync(`${v2}/cgroup.controllers`) && readFileSync(`${v2}/cgroup.controllers`, "utf8").includes("memory")) {
+      writeFileSync(`${v2}/cgroup.subtree_control`, "+memory")
+      mkdirSync(`${v2}/${name}`, { recursive: true })
+      writeFileSync(`${v2}/${name}/memory.max`, bytes)
+      return `${v2}/${name}/cgroup.procs`
+    }
+    const v1 = `${v2}/memory`
+    mkdirSync(`${v1}/${name}`, { recursive: true })
+    writeFileSync(`${v1}/${name}/memory.limit_in_bytes`, bytes)
+    return `${v1}/${name}/cgroup.procs`
+  } catch (e) {
+    throw new Error(
+      `--memory-limit needs a memory cgroup this process may create (root; cgroup v2 or v1's memory controller): ${
+        e instanceof Error ? e.message : String(e)
+      }`
+    )
+  }
+}
+
 /** Spawn `kind` on 127.0.0.1 with a free port and wait for its "Listening on" log line. */
 export const startServer = async (kind: ServerKind, options: StartOptions): Promise<Server> => {
   const log = openSync(options.logFile, "w")
   const spawnedAt = performance.now()
   const elsewhere = options.elsewhere
+  const node = elsewhere?.node ?? process.execPath
+  // In a cgroup, a shell joins it and then becomes node (exec): the pid measured is node's all the same.
+  const [command, prefix] = options.memoryLimitMiB === undefined
+    ? [node, []]
+    : ["/bin/sh", ["-c", "echo $$ > \"$0\" && exec \"$@\"", memoryCgroup(options.memoryLimitMiB), node]]
   const child = spawn(
-    elsewhere?.node ?? process.execPath,
+    command,
     [
+      ...prefix,
       ...(options.cpuProfileDir === undefined
         ? []
         : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir, "--cpu-prof-interval", "250"]),
