@@ -12,7 +12,7 @@ import { deployedNodeFlags as benchFlags } from "../bench/servers.js"
 import { CommandSpec } from "../src/handlers/RunCommand.js"
 import { Api } from "../src/http/Api.js"
 import { unauthenticatedPaths } from "../src/http/Authn.js"
-import { deployedNodeFlags, sidecarMain } from "./sidecar.js"
+import { deployedNodeFlags, sidecarMain } from "./support/sidecar.js"
 
 const root = (path: string) => readFileSync(fileURLToPath(new URL(`../${path}`, import.meta.url)), "utf8")
 

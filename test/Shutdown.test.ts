@@ -4,7 +4,7 @@ import { Effect, Exit, FileSystem } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { createHttpServer } from "../src/Sidecar.js"
-import { pollUntil, request, send, startSidecar } from "./sidecar.js"
+import { pollUntil, request, send, startSidecar } from "./support/sidecar.js"
 import { openDatabase } from "./support/sqlite.js"
 
 /** A sidecar whose `stubborn` command ignores SIGTERM and writes its pid, with the given shutdown timeout. */

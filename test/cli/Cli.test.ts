@@ -4,7 +4,7 @@ import { Context, Effect, FileSystem, Layer } from "effect"
 import { spawn } from "node:child_process"
 import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
-import { pollUntil, request, sidecarMain, startSidecar } from "../sidecar.js"
+import { pollUntil, request, sidecarMain, startSidecar } from "../support/sidecar.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const bin = fileURLToPath(new URL("../../bin/sidecar.mjs", import.meta.url))

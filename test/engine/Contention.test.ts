@@ -3,7 +3,7 @@ import { expect, layer } from "@effect/vitest"
 import { Context, Effect, FileSystem, Layer } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { pollUntil, request, type Sidecar, startSidecar, taskRows } from "../sidecar.js"
+import { pollUntil, request, type Sidecar, startSidecar, taskRows } from "../support/sidecar.js"
 
 /** One sidecar for the whole file, with `flaky` (fails until `flag` exists, logging each start), `quick`, `fails`. */
 class Server extends Context.Service<Server, {

@@ -20,7 +20,7 @@ import {
   SqlMemory,
   SqlTest,
   withFreshEngine
-} from "../layers.js"
+} from "../support/layers.js"
 
 const EngineTest = engineOver(SqlMemory)
 

@@ -7,7 +7,7 @@ import { TestClock } from "effect/testing"
 import { Engine } from "../../src/engine/Engine.js"
 import { HttpLive } from "../../src/http/Http.js"
 import { Shutdown } from "../../src/Shutdown.js"
-import { engineOver, Probe, SqlMemory, SqlTest, withFreshEngine } from "../layers.js"
+import { engineOver, Probe, SqlMemory, SqlTest, withFreshEngine } from "../support/layers.js"
 
 const EngineTest = engineOver(SqlMemory)
 const HttpTest = HttpLive.pipe(Layer.provideMerge(EngineTest), Layer.provideMerge(NodeHttpServer.layerTest))

@@ -3,7 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, FileSystem } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { pollUntil, request, startSidecar, taskRows } from "../sidecar.js"
+import { pollUntil, request, startSidecar, taskRows } from "../support/sidecar.js"
 
 /**
  * A folder with a commands file: `long` appends its key to `starts` and runs until `release` exists; `quick`

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net"
 import { Engine } from "../../src/engine/Engine.js"
 import { TaskHandlers } from "../../src/engine/TaskHandlers.js"
 import { TaskError } from "../../src/Errors.js"
-import { engineOver, SqlMemory } from "../layers.js"
+import { engineOver, SqlMemory } from "../support/layers.js"
 
 const EngineTest = engineOver(SqlMemory)
 

@@ -5,7 +5,7 @@ import { TestClock } from "effect/testing"
 import { existsSync, readFileSync } from "node:fs"
 import { Engine } from "../../src/engine/Engine.js"
 import { Commands } from "../../src/handlers/RunCommand.js"
-import { engineOver, SqlMemory } from "../layers.js"
+import { engineOver, SqlMemory } from "../support/layers.js"
 
 const EngineTest = engineOver(SqlMemory)
 

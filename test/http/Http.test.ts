@@ -8,7 +8,7 @@ import { Engine } from "../../src/engine/Engine.js"
 import { Api } from "../../src/http/Api.js"
 import { HttpLive } from "../../src/http/Http.js"
 import { maxBodyBytes } from "../../src/http/RequestBody.js"
-import { engineOver, Probe, SqlMemory } from "../layers.js"
+import { engineOver, Probe, SqlMemory } from "../support/layers.js"
 
 /** The whole HTTP API on a test server (a real socket on a free loopback port) over an in-memory engine. */
 const serverOver = <E, R>(sql: Layer.Layer<any, E, R>) =>

@@ -7,7 +7,7 @@ import { TaskHandlers } from "../../src/engine/TaskHandlers.js"
 import { Api } from "../../src/http/Api.js"
 import { describeTaskTypes } from "../../src/http/ApiDocs.js"
 import { HttpLive } from "../../src/http/Http.js"
-import { engineOver, SqlMemory } from "../layers.js"
+import { engineOver, SqlMemory } from "../support/layers.js"
 
 const HttpTest = HttpLive.pipe(Layer.provideMerge(engineOver(SqlMemory)), Layer.provideMerge(NodeHttpServer.layerTest))
 

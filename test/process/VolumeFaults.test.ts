@@ -21,7 +21,7 @@ import * as Http from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { pollUntil, request, type Sidecar, startSidecar } from "../sidecar.js"
+import { pollUntil, request, type Sidecar, startSidecar } from "../support/sidecar.js"
 
 /** Mount a tmpfs of `size` for the test; a test that cannot mount fails, saying why. */
 const tmpfs = (size: string) =>

@@ -18,8 +18,8 @@ import { Metrics } from "../../src/Metrics.js"
 import { sqlLayer, UnsupportedDatabase } from "../../src/store/Sql.js"
 import { sqliteLayer } from "../../src/store/Sqlite.js"
 import { Store, type TaskRow } from "../../src/store/Store.js"
-import { engineOver } from "../layers.js"
-import { runToExit } from "../sidecar.js"
+import { engineOver } from "../support/layers.js"
+import { runToExit } from "../support/sidecar.js"
 import { openDatabase, pragma } from "../support/sqlite.js"
 
 const migrationsDir = fileURLToPath(new URL("../../migrations", import.meta.url))

@@ -5,7 +5,7 @@ import { Task } from "../../src/Domain.js"
 import { Metrics } from "../../src/Metrics.js"
 import { Sqlite } from "../../src/store/Sqlite.js"
 import { Store } from "../../src/store/Store.js"
-import { SqlMemory } from "../layers.js"
+import { SqlMemory } from "../support/layers.js"
 
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}` as TaskId
 const at = (seconds: number) => DateTime.makeUnsafe(seconds * 1000)

@@ -23,7 +23,7 @@ import { Metrics } from "../../src/Metrics.js"
 import { sqlLayer } from "../../src/store/Sql.js"
 import { Sqlite } from "../../src/store/Sqlite.js"
 import { Store } from "../../src/store/Store.js"
-import { engineOver, engineWithStore, HandlersTest, Probe, SqlTest, withFreshEngine } from "../layers.js"
+import { engineOver, engineWithStore, HandlersTest, Probe, SqlTest, withFreshEngine } from "../support/layers.js"
 import { openDatabase } from "../support/sqlite.js"
 
 const ID = "7d3f1c2e-8a9b-4c5d-9e0f-1a2b3c4d5e6f"

@@ -1,3 +1,4 @@
+// A test's own look into SQLite files: connections of its own (node:sqlite, as the sidecar's) and one-line reads.
 import { DatabaseSync } from "node:sqlite"
 import { pathToFileURL } from "node:url"
 

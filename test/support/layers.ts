@@ -1,15 +1,17 @@
+// The real layers composed for in-process tests: SQLite in a temp file or in memory, and the Engine with the built-in
+// handlers and the `test` ones, driven through Probe.
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Context, DateTime, Deferred, Effect, FileSystem, Layer, Schema } from "effect"
-import { Engine } from "../src/engine/Engine.js"
-import { Readiness } from "../src/engine/Readiness.js"
-import { taskHandler, TaskHandlers } from "../src/engine/TaskHandlers.js"
-import { TaskError } from "../src/Errors.js"
-import { builtinHandlers } from "../src/handlers/Builtins.js"
-import { Commands } from "../src/handlers/RunCommand.js"
-import { Metrics } from "../src/Metrics.js"
-import { Shutdown } from "../src/Shutdown.js"
-import { sqlLayer } from "../src/store/Sql.js"
-import { Store } from "../src/store/Store.js"
+import { Engine } from "../../src/engine/Engine.js"
+import { Readiness } from "../../src/engine/Readiness.js"
+import { taskHandler, TaskHandlers } from "../../src/engine/TaskHandlers.js"
+import { TaskError } from "../../src/Errors.js"
+import { builtinHandlers } from "../../src/handlers/Builtins.js"
+import { Commands } from "../../src/handlers/RunCommand.js"
+import { Metrics } from "../../src/Metrics.js"
+import { Shutdown } from "../../src/Shutdown.js"
+import { sqlLayer } from "../../src/store/Sql.js"
+import { Store } from "../../src/store/Store.js"
 
 /** A fresh SQLite file in a temp folder, removed with the layer; built exactly as in production. */
 export const SqlTest = Layer.unwrap(

@@ -1,15 +1,17 @@
+// The sidecar as a child process, started from the bundle as the image starts it, and requests to it: through
+// fetch, exactly as given with node:http, or as raw bytes on a socket.
 import { Deferred, Duration, Effect, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
-import { openDatabase } from "./support/sqlite.js"
+import { openDatabase } from "./sqlite.js"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
+const root = fileURLToPath(new URL("../..", import.meta.url))
 /** The node flags the image and `npm start` run it with. */
 export const deployedNodeFlags: ReadonlyArray<string> = []
-/** The sidecar's entry point, bundled by test/globalSetup.ts before the tests start. */
-export const sidecarMain = fileURLToPath(new URL("../dist/main.mjs", import.meta.url))
+/** The sidecar's entry point, bundled by test/support/globalSetup.ts before the tests start. */
+export const sidecarMain = fileURLToPath(new URL("../../dist/main.mjs", import.meta.url))
 
 export interface Sidecar {
   readonly url: string
