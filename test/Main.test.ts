@@ -3,8 +3,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, FileSystem } from "effect"
 import { spawnSync } from "node:child_process"
 import { delimiter, join } from "node:path"
-import { pollUntil, request, runToExit, sidecarMain, startSidecar } from "./support/sidecar.js"
+import { request, runToExit, sidecarMain, startSidecar } from "./support/sidecar.js"
 import { openDatabase } from "./support/sqlite.js"
+import { pollUntil } from "./support/wait.js"
 
 const ID = "5e1f7b2a-9c3d-4e8f-a1b2-c3d4e5f60718"
 

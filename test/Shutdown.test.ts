@@ -4,8 +4,10 @@ import { Effect, Exit, FileSystem } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { createHttpServer } from "../src/Sidecar.js"
-import { pollUntil, request, send, startSidecar } from "./support/sidecar.js"
+import { request, send, startSidecar } from "./support/sidecar.js"
 import { openDatabase } from "./support/sqlite.js"
+import { isAlive } from "./support/system.js"
+import { pollUntil } from "./support/wait.js"
 
 /** A sidecar whose `stubborn` command ignores SIGTERM and writes its pid, with the given shutdown timeout. */
 const stubbornSidecar = (shutdownTimeoutSeconds: number) =>
@@ -44,15 +46,6 @@ const stubbornSidecar = (shutdownTimeoutSeconds: number) =>
     yield* pollUntil(Effect.sync(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== ""), (ok) => ok)
     return { sidecar, db, id: submitted.json.id as string, child: Number(readFileSync(pidFile, "utf8")) }
   }).pipe(Effect.provide(NodeServices.layer))
-
-/** A process that exited but was not reaped yet (a zombie) counts as gone. */
-const isAlive = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z"
-  } catch {
-    return false
-  }
-}
 
 describe("shutdown", () => {
   it.live("SIGTERM: a child ignoring SIGTERM is killed after the grace, the database closes cleanly, exit 0 in time", () =>

@@ -2,7 +2,6 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Fiber, Layer, Logger, Option, References } from "effect"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
-import type { SubmitTask } from "../../src/Domain.js"
 import { Engine } from "../../src/engine/Engine.js"
 import { Readiness } from "../../src/engine/Readiness.js"
 import { ResumeGate } from "../../src/engine/Recovery.js"
@@ -12,8 +11,9 @@ import { NoParams } from "../../src/handlers/Builtins.js"
 import { Metrics } from "../../src/Metrics.js"
 import { Shutdown } from "../../src/Shutdown.js"
 import { Store } from "../../src/store/Store.js"
+import { probeTask, settled, started, submit } from "../support/engine.js"
 import {
-  engineOver,
+  EngineTest,
   engineWithStore,
   InterleavingStore,
   Probe,
@@ -21,8 +21,7 @@ import {
   SqlTest,
   withFreshEngine
 } from "../support/layers.js"
-
-const EngineTest = engineOver(SqlMemory)
+import { captureLogs, type LogLine } from "../support/logs.js"
 
 /**
  * When a submit that writes its decision itself (a caller alone) runs with a SaveLatch, that write waits for the
@@ -43,22 +42,6 @@ const LatchedStore = Layer.effect(
     }))
 ).pipe(Layer.provide(Store.layer))
 const ID = "6f9619ff-8b86-4011-b42d-00c04fc964ff"
-
-const submit = (req: SubmitTask) => Effect.flatMap(Engine, (e) => e.submit(req))
-/** Wait for the task's run to end, then read it. */
-const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id)))
-const probeTask = (key: string, extra: { hold?: boolean; fail?: string; crash?: string } = {}, id?: string) =>
-  submit({ ...(id === undefined ? {} : { id }), type: "test", params: { key, ...extra } })
-/**
- * Until runs of `key` have started `n` times. A run begins only after its submit has answered, and an engine that
- * stops before then interrupts it before its handler.
- */
-const started = (key: string, n: number) =>
-  Effect.gen(function*() {
-    const probe = yield* Probe
-    for (let i = 0; i < 100 && probe.runs(key) < n; i++) yield* Effect.yieldNow
-    expect(probe.runs(key)).toBe(n)
-  })
 
 describe("Engine.submit", () => {
   it.effect("a new id starts run 1 and completes it", () =>
@@ -414,7 +397,7 @@ describe("shutdown and recovery", () => {
       const sql = yield* SqlClient.SqlClient
       yield* sql`INSERT INTO task_results (id, type, status, params, submitted_at, run)
         VALUES (${ID}, 'retired-type', 'running', NULL, '2026-01-01T00:00:00.000Z', 3)`
-      const task = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.andThen(e.join(ID), e.get(ID))))
+      const task = yield* withFreshEngine(settled(ID))
       expect(task).toMatchObject({
         status: "failed",
         run: 3,
@@ -437,27 +420,14 @@ describe("shutdown and recovery", () => {
 })
 
 describe("a run's log lines", () => {
-  /** `program`, with every line logged (debug included) collected: message and annotations. */
-  interface Line {
-    readonly message: unknown
-    readonly annotations: Record<string, unknown>
-  }
+  /** `program`, with every line logged (debug included) collected. */
   const logged = <A, E, R>(program: Effect.Effect<A, E, R>) =>
     Effect.gen(function*() {
-      const lines: Array<Line> = []
-      const capture = Logger.make(({ fiber, message }) =>
-        lines.push({
-          message: Array.isArray(message) ? message[0] : message,
-          annotations: { ...fiber.getRef(References.CurrentLogAnnotations) }
-        })
-      )
-      const result = yield* program.pipe(
-        Effect.provide(Logger.layer([capture])),
-        Effect.provideService(References.MinimumLogLevel, "Debug")
-      )
+      const lines: Array<LogLine> = []
+      const result = yield* program.pipe(Effect.provide(captureLogs(lines)))
       return { result, lines }
     })
-  const ofRun = (lines: ReadonlyArray<Line>) =>
+  const ofRun = (lines: ReadonlyArray<LogLine>) =>
     lines.filter((l) => ["task started", "test handler ran", "task completed"].includes(l.message as string))
 
   it.effect("carry the task's id, type and run, the handler's own included, and nothing of the submitting fiber's", () =>

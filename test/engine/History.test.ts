@@ -1,42 +1,15 @@
-import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Schedule } from "effect"
+import { Effect, Fiber, Layer } from "effect"
 import { HttpClient } from "effect/http"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import { Engine } from "../../src/engine/Engine.js"
-import { HttpLive } from "../../src/http/Http.js"
 import { Shutdown } from "../../src/Shutdown.js"
-import { engineOver, Probe, SqlMemory, SqlTest, withFreshEngine } from "../support/layers.js"
+import { settled, started, submit } from "../support/engine.js"
+import { EngineTest, getJson, HttpTest, Probe, SqlTest, withFreshEngine } from "../support/layers.js"
+import { eventually, untilSleeping } from "../support/wait.js"
 
-const EngineTest = engineOver(SqlMemory)
-const HttpTest = HttpLive.pipe(Layer.provideMerge(EngineTest), Layer.provideMerge(NodeHttpServer.layerTest))
 const ID = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
-
-const submit = (body: object) => Effect.flatMap(Engine, (e) => e.submit(body as never))
-const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id)))
-const getJson = (url: string) =>
-  Effect.flatMap(
-    HttpClient.HttpClient,
-    (client) =>
-      Effect.flatMap(
-        client.get(url),
-        (res) => Effect.map(res.json, (json) => ({ status: res.status, json: json as any }))
-      )
-  )
-/**
- * Until something sleeps on the test clock for `millis` from now (at most 100 turns), and whether it does. Effect 4's
- * TestClock has no `sleeps()`: its implementation keeps them in a `sleeps` array of `{ timestamp }`, read here.
- */
-const untilSleeping = (millis: number) =>
-  TestClock.testClockWith((clock) =>
-    Effect.gen(function*() {
-      const at = clock.currentTimeMillisUnsafe() + millis
-      const sleeps = (clock as unknown as { readonly sleeps: ReadonlyArray<{ readonly timestamp: number }> }).sleeps
-      for (let i = 0; i < 100 && !sleeps.some((sleep) => sleep.timestamp === at); i++) yield* Effect.yieldNow
-      return sleeps.some((sleep) => sleep.timestamp === at)
-    })
-  )
 
 describe("run history", () => {
   it.effect("each run keeps its own outcome, how it started and when; later runs do not erase earlier failures", () =>
@@ -69,15 +42,10 @@ describe("run history", () => {
       const probe = yield* Probe
       yield* probe.hold("r")
       // Each start stops only once its run has started: a run forked and not yet begun is interrupted before it starts.
-      const started = (n: number) =>
-        Effect.gen(function*() {
-          for (let i = 0; i < 100 && probe.runs("r") < n; i++) yield* Effect.yieldNow
-          expect(probe.runs("r")).toBe(n)
-        })
       yield* withFreshEngine(
-        Effect.andThen(submit({ id: ID, type: "test", params: { key: "r", hold: true } }), started(1))
+        Effect.andThen(submit({ id: ID, type: "test", params: { key: "r", hold: true } }), started("r", 1))
       )
-      yield* withFreshEngine(started(2)) // a start that resumes it, then stops again
+      yield* withFreshEngine(started("r", 2)) // a start that resumes it, then stops again
       yield* probe.release("r")
       const runs = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.andThen(e.join(ID), e.runs(ID))))
       expect(runs.map((r) => [r.run, r.status, r.resumes])).toEqual([[1, "completed", 2]])
@@ -170,13 +138,7 @@ describe("waiting without polling", () => {
       ).pipe(
         Effect.map((text) => Number(/^sidecar_task_waiters (\d+)$/m.exec(text)?.[1]))
       )
-      const until = (done: (n: number) => boolean) =>
-        waitersNow.pipe(
-          Effect.filterOrFail(done),
-          Effect.retry(Schedule.spaced("10 millis")),
-          Effect.timeout("10 seconds"),
-          TestClock.withLive
-        )
+      const until = (done: (n: number) => boolean) => eventually(Effect.map(waitersNow, done), "10 seconds")
       const clients = yield* Effect.forEach(
         Array.from({ length: 20 }),
         () => Effect.forkChild(getJson(`/v0/tasks/${ID}?wait=60`))

@@ -3,7 +3,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, FileSystem } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { pollUntil, request, startSidecar, taskRows } from "../support/sidecar.js"
+import { uuid } from "../support/ids.js"
+import { post, request, startSidecar, taskRows } from "../support/sidecar.js"
+import { pollUntil } from "../support/wait.js"
 
 /**
  * A folder with a commands file: `long` appends its key to `starts` and runs until `release` exists; `quick`
@@ -39,8 +41,6 @@ const workspace = Effect.gen(function*() {
   }
 }).pipe(Effect.provide(NodeServices.layer))
 
-const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`
-const post = (url: string, body: unknown) => request(`${url}/v0/tasks`, { method: "POST", body })
 const allTerminal = (db: string) =>
   pollUntil(Effect.sync(() => taskRows(db)), (rs) => rs.every((r) => r.status !== "running"))
 
@@ -49,7 +49,7 @@ describe("crash recovery (kill -9)", () => {
     Effect.gen(function*() {
       const ws = yield* workspace
       const first = yield* startSidecar(ws.env)
-      const longIds = [1, 2, 3, 4, 5].map(uuid)
+      const longIds = [1, 2, 3, 4, 5].map((n) => uuid(n))
       for (const [i, id] of longIds.entries()) {
         expect(
           (yield* post(first.url, { id, type: "run-command", params: { command: "long", args: [`k${i}`] } })).status
@@ -122,7 +122,7 @@ describe("graceful shutdown (SIGTERM)", () => {
     Effect.gen(function*() {
       const ws = yield* workspace
       const first = yield* startSidecar(ws.env)
-      const ids = [1, 2, 3].map(uuid)
+      const ids = [1, 2, 3].map((n) => uuid(n))
       for (const [i, id] of ids.entries()) {
         yield* post(first.url, { id, type: "run-command", params: { command: "long", args: [`t${i}`] } })
       }

@@ -16,7 +16,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
-import { pollUntil, request, startSidecar, taskRows } from "../support/sidecar.js"
+import { request, startSidecar, taskRows } from "../support/sidecar.js"
+import { pollUntil } from "../support/wait.js"
 
 const { values } = parseArgs({ options: { seconds: { type: "string" }, rate: { type: "string" } } })
 const seconds = Number(values.seconds ?? 180)

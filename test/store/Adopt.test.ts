@@ -1,7 +1,6 @@
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { SqliteMigrator } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, ConfigProvider, DateTime, Effect, Exit, FileSystem, Layer, Logger, Option, References } from "effect"
+import { Cause, ConfigProvider, DateTime, Effect, Exit, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import fc from "fast-check"
@@ -18,9 +17,11 @@ import { Metrics } from "../../src/Metrics.js"
 import { sqlLayer, UnsupportedDatabase } from "../../src/store/Sql.js"
 import { sqliteLayer } from "../../src/store/Sqlite.js"
 import { Store, type TaskRow } from "../../src/store/Store.js"
+import { taskId as id } from "../support/ids.js"
 import { engineOver } from "../support/layers.js"
+import { captureLogs, type LogLine } from "../support/logs.js"
 import { runToExit } from "../support/sidecar.js"
-import { openDatabase, pragma } from "../support/sqlite.js"
+import { appliedMigrations, openDatabase, pragma, taskColumns, tempDb } from "../support/sqlite.js"
 
 const migrationsDir = fileURLToPath(new URL("../../migrations", import.meta.url))
 /** Every migration this checkout has, by name: a Go file must end up with all of them applied. */
@@ -32,32 +33,6 @@ const allMigrations = readdirSync(migrationsDir)
   .sort(([a], [b]) => a - b)
   .map(([, name]) => name)
 
-const tempDb = Effect.map(
-  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-adopt-" })),
-  (dir) => `${dir}/sidecar.db`
-).pipe(Effect.provide(NodeServices.layer))
-
-interface LogLine {
-  readonly message: unknown
-  readonly level: string
-  readonly annotations: Record<string, unknown>
-}
-
-/** A logger layer that keeps every line, at debug and above, in `logs`. */
-const capture = (logs: Array<LogLine>) =>
-  Layer.merge(
-    Logger.layer([
-      Logger.make<unknown, void>(({ fiber, logLevel, message }) => {
-        logs.push({
-          message: Array.isArray(message) ? message[0] : message,
-          level: logLevel,
-          annotations: { ...fiber.getRef(References.CurrentLogAnnotations) }
-        })
-      })
-    ]),
-    Layer.succeed(References.MinimumLogLevel, "Debug")
-  )
-
 /** Open `file` exactly as the sidecar does (sqlLayer, then the Store), run `use`, close it; with what it logged. */
 const open = <A, E>(file: string, use: Effect.Effect<A, E, Store | SqlClient.SqlClient>) =>
   Effect.gen(function*() {
@@ -65,7 +40,7 @@ const open = <A, E>(file: string, use: Effect.Effect<A, E, Store | SqlClient.Sql
     const value = yield* use.pipe(
       Effect.provide(Store.layer.pipe(Layer.provide(Metrics.layer))),
       Effect.provide(sqlLayer(file)),
-      Effect.provide(capture(logs))
+      Effect.provide(captureLogs(logs))
     )
     return { value, logs }
   })
@@ -96,9 +71,6 @@ const dump = (file: string) =>
 
 const query = (file: string, text: string) => readOnly(file, (db) => db.prepare(text).all())
 
-const taskColumns = (file: string) =>
-  (query(file, "SELECT name FROM pragma_table_info('task_results')") as Array<{ name: string }>).map((c) => c.name)
-
 /** Names of the indexes on task_results, and the columns each covers. */
 const taskIndexes = (file: string) =>
   readOnly(
@@ -123,8 +95,6 @@ const rawTasks = (file: string) =>
 
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex")
 const filesBeside = (file: string) => readdirSync(dirname(file)).sort()
-
-const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}` as TaskId
 
 /** A task_results row as the Go sidecar wrote it, and what it must read as afterwards. */
 interface Fixture {
@@ -332,13 +302,6 @@ const expectedRaw = (has: { run: boolean; result: boolean }) =>
   }))
 
 const getAll = Effect.flatMap(Store, (store) => Effect.forEach(fixtures, (f) => store.get(f.go.id)))
-const appliedNames = Effect.flatMap(
-  SqlClient.SqlClient,
-  (sql) =>
-    sql<{ name: string }>`SELECT name FROM effect_sql_migrations ORDER BY migration_id`.pipe(
-      Effect.map((rows) => rows.map((r) => r.name))
-    )
-)
 const adoptionLog = (logs: ReadonlyArray<LogLine>) => logs.find((l) => l.message === "adopted a Go sidecar database")
 const readyLog = (logs: ReadonlyArray<LogLine>) => logs.find((l) => l.message === "database ready")
 
@@ -360,7 +323,7 @@ describe("adopting a Go sidecar database", () => {
         const markersBefore = version >= 5 ? dump(file).tables.tx_markers : undefined
         const markersSchema = query(file, "SELECT sql FROM sqlite_master WHERE tbl_name = 'tx_markers'")
 
-        const first = yield* open(file, Effect.all([getAll, appliedNames]))
+        const first = yield* open(file, Effect.all([getAll, appliedMigrations]))
         const [tasks, applied] = first.value
 
         // row by row, through the real Store
@@ -466,7 +429,7 @@ describe("retention after adopting a Go sidecar database", () => {
       const engine = engineOver(sqlLayer(file)).pipe(
         Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: { SIDECAR_RETENTION_HOURS: "168" } })))
       )
-      const value = yield* use.pipe(Effect.provide(engine), Effect.provide(capture(logs)))
+      const value = yield* use.pipe(Effect.provide(engine), Effect.provide(captureLogs(logs)))
       return { value, logs }
     })
   const taskIds = (file: string) =>
@@ -625,7 +588,7 @@ describe("a Go sidecar database newer than version 5", () => {
       db.exec("PRAGMA user_version = 9")
       db.close()
       expect(filesBeside(file)).toEqual(["sidecar.db"])
-      const { value } = yield* open(file, appliedNames)
+      const { value } = yield* open(file, appliedMigrations)
       expect(value).toEqual(allMigrations)
     }))
 

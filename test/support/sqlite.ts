@@ -1,6 +1,16 @@
-// A test's own look into SQLite files: connections of its own (node:sqlite, as the sidecar's) and one-line reads.
+// SQLite files for tests: a fresh path in a temp folder, a connection of the test's own (node:sqlite, as the
+// sidecar's), one-line reads, and which migrations a file has had applied.
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Effect, FileSystem } from "effect"
+import { SqlClient } from "effect/sql"
 import { DatabaseSync } from "node:sqlite"
 import { pathToFileURL } from "node:url"
+
+/** The path of a database file not created yet, in a temp folder removed with the scope. */
+export const tempDb = Effect.map(
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-db-" })),
+  (dir) => `${dir}/sidecar.db`
+).pipe(Effect.provide(NodeServices.layer))
 
 /**
  * A connection of the test's own to `file` (node:sqlite, as the sidecar's): read-only with `readonly`, and only if
@@ -29,3 +39,22 @@ export const pragma = (db: DatabaseSync, text: string): unknown => scalar(db, `P
 /** Every row of `sql`, as plain objects. */
 export const rowsOf = <Row>(db: DatabaseSync, sql: string, ...params: Array<string | number | null>): Array<Row> =>
   db.prepare(sql).all(...params).map((row) => ({ ...row }) as Row)
+
+/** The columns of task_results in `file`, which must exist, in table order. */
+export const taskColumns = (file: string): Array<string> => {
+  const db = openDatabase(file, { readonly: true, mustExist: true })
+  try {
+    return rowsOf<{ name: string }>(db, "SELECT name FROM pragma_table_info('task_results')").map((c) => c.name)
+  } finally {
+    db.close()
+  }
+}
+
+/** The names of the migrations applied to the database the SqlClient is on, in order. */
+export const appliedMigrations = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    sql<{ name: string }>`SELECT name FROM effect_sql_migrations ORDER BY migration_id`.pipe(
+      Effect.map((rows) => rows.map((r) => r.name))
+    )
+)
