@@ -1,8 +1,11 @@
 // SQLite files for tests: a fresh path in a temp folder, a connection of the test's own (node:sqlite, as the
-// sidecar's), one-line reads, and which migrations a file has had applied.
+// sidecar's), one-line reads, which migrations a file has had applied, and whether a file was left untouched.
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, FileSystem } from "effect"
 import { SqlClient } from "effect/sql"
+import { createHash } from "node:crypto"
+import { readdirSync, readFileSync } from "node:fs"
+import { dirname } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { pathToFileURL } from "node:url"
 
@@ -58,3 +61,9 @@ export const appliedMigrations = Effect.flatMap(
       Effect.map((rows) => rows.map((r) => r.name))
     )
 )
+
+/** The SHA-256 of `file`'s bytes, to check it was not written. */
+export const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex")
+
+/** The names in `file`'s folder, sorted: to check nothing was created beside it. */
+export const filesBeside = (file: string) => readdirSync(dirname(file)).sort()
