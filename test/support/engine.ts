@@ -4,7 +4,7 @@ import { expect } from "@effect/vitest"
 import { Effect } from "effect"
 import type { SubmitTask } from "../../src/Domain.js"
 import { Engine } from "../../src/engine/Engine.js"
-import { Probe } from "./layers.js"
+import { Probe, withFreshEngine } from "./layers.js"
 
 export const submit = (req: SubmitTask) => Effect.flatMap(Engine, (e) => e.submit(req))
 
@@ -24,4 +24,17 @@ export const started = (key: string, n: number) =>
     const probe = yield* Probe
     for (let i = 0; i < 100 && probe.runs(key) < n; i++) yield* Effect.yieldNow
     expect(probe.runs(key)).toBe(n)
+  })
+
+/**
+ * Task `id`'s run 1 fails in one engine; its run 2 is still running when a second engine shuts down. The next engine
+ * (with `key`'s latch open) resumes run 2.
+ */
+export const reExecutionLeftRunning = (key: string, id: string) =>
+  Effect.gen(function*() {
+    const probe = yield* Probe
+    yield* withFreshEngine(Effect.andThen(probeTask(key, { fail: "x" }, id), settled(id)))
+    yield* probe.hold(key)
+    yield* withFreshEngine(probeTask(key, { hold: true }, id))
+    yield* probe.release(key)
   })
