@@ -1,14 +1,11 @@
-import { NodeHttpServer } from "@effect/platform-node"
 import { expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { HttpClient } from "effect/http"
 import { SqlClient } from "effect/sql"
 import { Engine } from "../src/engine/Engine.js"
-import { HttpLive } from "../src/http/Http.js"
 import { routeOf } from "../src/Metrics.js"
-import { engineOver, Probe, SqlMemory } from "./layers.js"
+import { HttpTest, Probe } from "./support/layers.js"
 
-const HttpTest = HttpLive.pipe(Layer.provideMerge(engineOver(SqlMemory)), Layer.provideMerge(NodeHttpServer.layerTest))
 const ID = "3c9e4d5f-6a7b-4c8d-9e0f-a1b2c3d4e5f6"
 
 const scrape = Effect.flatMap(

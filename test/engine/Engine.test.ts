@@ -1,28 +1,21 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Fiber, Layer, Logger, Option, References } from "effect"
-import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
-import type { SubmitTask } from "../../src/Domain.js"
 import { Engine } from "../../src/engine/Engine.js"
 import { Readiness } from "../../src/engine/Readiness.js"
-import { ResumeGate } from "../../src/engine/Recovery.js"
-import { taskHandler, TaskHandlers } from "../../src/engine/TaskHandlers.js"
-import { TaskError } from "../../src/Errors.js"
-import { NoParams } from "../../src/handlers/Builtins.js"
 import { Metrics } from "../../src/Metrics.js"
-import { Shutdown } from "../../src/Shutdown.js"
 import { Store } from "../../src/store/Store.js"
+import { probeTask, reExecutionLeftRunning, settled, submit } from "../support/engine.js"
 import {
-  engineOver,
+  EngineTest,
   engineWithStore,
   InterleavingStore,
   Probe,
   SqlMemory,
   SqlTest,
   withFreshEngine
-} from "../layers.js"
-
-const EngineTest = engineOver(SqlMemory)
+} from "../support/layers.js"
+import { captureLogs, type LogLine } from "../support/logs.js"
 
 /**
  * When a submit that writes its decision itself (a caller alone) runs with a SaveLatch, that write waits for the
@@ -43,22 +36,6 @@ const LatchedStore = Layer.effect(
     }))
 ).pipe(Layer.provide(Store.layer))
 const ID = "6f9619ff-8b86-4011-b42d-00c04fc964ff"
-
-const submit = (req: SubmitTask) => Effect.flatMap(Engine, (e) => e.submit(req))
-/** Wait for the task's run to end, then read it. */
-const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id)))
-const probeTask = (key: string, extra: { hold?: boolean; fail?: string; crash?: string } = {}, id?: string) =>
-  submit({ ...(id === undefined ? {} : { id }), type: "test", params: { key, ...extra } })
-/**
- * Until runs of `key` have started `n` times. A run begins only after its submit has answered, and an engine that
- * stops before then interrupts it before its handler.
- */
-const started = (key: string, n: number) =>
-  Effect.gen(function*() {
-    const probe = yield* Probe
-    for (let i = 0; i < 100 && probe.runs(key) < n; i++) yield* Effect.yieldNow
-    expect(probe.runs(key)).toBe(n)
-  })
 
 describe("Engine.submit", () => {
   it.effect("a new id starts run 1 and completes it", () =>
@@ -320,144 +297,15 @@ describe("Engine.remove", () => {
     }).pipe(Effect.provide(EngineTest)))
 })
 
-describe("readiness", () => {
-  it.effect("mark-ready makes the sidecar ready, a failing task later does not undo it, mark-not-ready does", () =>
-    Effect.gen(function*() {
-      const engine = yield* Engine
-      expect(yield* engine.ready).toBe(false)
-      yield* settled((yield* submit({ type: "mark-ready" })).id)
-      expect(yield* engine.ready).toBe(true)
-      yield* settled((yield* probeTask("x", { fail: "bad" })).id)
-      expect(yield* engine.ready).toBe(true)
-      yield* settled((yield* submit({ type: "mark-not-ready" })).id)
-      expect(yield* engine.ready).toBe(false)
-    }).pipe(Effect.provide(EngineTest)))
-
-  it.effect("after a restart, readiness is whichever of mark-ready / mark-not-ready completed last", () =>
-    Effect.gen(function*() {
-      const ready = Effect.flatMap(Engine, (e) => e.ready)
-      yield* withFreshEngine(Effect.gen(function*() {
-        yield* settled((yield* submit({ type: "mark-ready" })).id)
-      }))
-      expect(yield* withFreshEngine(ready)).toBe(true)
-      yield* TestClock.adjust("1 second")
-      yield* withFreshEngine(Effect.gen(function*() {
-        yield* settled((yield* submit({ type: "mark-not-ready" })).id)
-      }))
-      expect(yield* withFreshEngine(ready)).toBe(false)
-      yield* TestClock.adjust("1 second")
-      // a deterministic-id mark-ready submitted again after restart is deduplicated, and still counts
-      yield* withFreshEngine(Effect.andThen(submit({ id: ID, type: "mark-ready" }), settled(ID)))
-      expect(yield* withFreshEngine(Effect.map(submit({ id: ID, type: "mark-ready" }), (o) => o._tag)))
-        .toBe("Deduplicated")
-      expect(yield* withFreshEngine(ready)).toBe(true)
-    }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.layer))))
-})
-
-/**
- * Task ID's run 1 fails in one engine; its run 2 is still running when a second engine shuts down. The next engine
- * (with `key`'s latch open) resumes run 2.
- */
-const reExecutionLeftRunning = (key: string) =>
-  Effect.gen(function*() {
-    const probe = yield* Probe
-    yield* withFreshEngine(Effect.andThen(probeTask(key, { fail: "x" }, ID), settled(ID)))
-    yield* probe.hold(key)
-    yield* withFreshEngine(probeTask(key, { hold: true }, ID))
-    yield* probe.release(key)
-  })
-
-describe("shutdown and recovery", () => {
-  it.effect("shutdown interrupts runs and leaves them running; the next start resumes them with run unchanged", () =>
-    Effect.gen(function*() {
-      const probe = yield* Probe
-      yield* probe.hold("resume")
-      yield* withFreshEngine(Effect.andThen(probeTask("resume", { hold: true }, ID), started("resume", 1)))
-      // the engine is gone: its run was interrupted, nothing was written
-      expect(probe.interruptions("resume")).toBe(1)
-      const sql = yield* SqlClient.SqlClient
-      expect(yield* sql`SELECT status, run FROM task_results WHERE id = ${ID}`).toEqual([{ status: "running", run: 1 }])
-
-      yield* probe.release("resume")
-      const resumed = yield* withFreshEngine(settled(ID))
-      expect(resumed).toMatchObject({ status: "completed", run: 1 })
-      expect(probe.runs("resume")).toBe(2)
-    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.layer))))
-
-  it.effect("with a resume gate (the server's), runs left running resume only once it opens", () =>
-    Effect.gen(function*() {
-      const probe = yield* Probe
-      yield* probe.hold("gated")
-      yield* withFreshEngine(Effect.andThen(probeTask("gated", { hold: true }, ID), started("gated", 1)))
-      yield* probe.release("gated")
-      const gate = yield* Deferred.make<void>()
-      const resumed = yield* withFreshEngine(Effect.gen(function*() {
-        // the engine has started; had it forked the resumption unconditionally, these turns would have run it
-        for (let i = 0; i < 50; i++) yield* Effect.yieldNow
-        expect(probe.runs("gated")).toBe(1)
-        expect(yield* Effect.flatMap(Engine, (e) => e.get(ID))).toMatchObject({ status: "running", run: 1 })
-        yield* Deferred.succeed(gate, undefined)
-        return yield* settled(ID)
-      })).pipe(Effect.provideService(ResumeGate, gate))
-      expect(resumed).toMatchObject({ status: "completed", run: 1 })
-      expect(probe.runs("gated")).toBe(2)
-    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.layer))))
-
-  it.effect("a resumed re-execution keeps its run number", () =>
-    Effect.gen(function*() {
-      yield* reExecutionLeftRunning("again")
-      expect(yield* withFreshEngine(settled(ID))).toMatchObject({ status: "completed", run: 2 })
-    }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.layer))))
-
-  it.effect("a running row whose type has no handler is marked failed as the engine starts", () =>
-    Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`INSERT INTO task_results (id, type, status, params, submitted_at, run)
-        VALUES (${ID}, 'retired-type', 'running', NULL, '2026-01-01T00:00:00.000Z', 3)`
-      const task = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.andThen(e.join(ID), e.get(ID))))
-      expect(task).toMatchObject({
-        status: "failed",
-        run: 3,
-        error: "no handler registered for task type: retired-type"
-      })
-      expect(task.completedAt).toBeDefined()
-    }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.layer))))
-
-  it.effect("more runs left running than resume at once all resume: each one that ends lets the next in", () =>
-    Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      const ids = Array.from({ length: 150 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`)
-      for (const [i, id] of ids.entries()) {
-        yield* sql`INSERT INTO task_results (id, type, status, params, submitted_at, run)
-          VALUES (${id}, 'test', 'running', ${JSON.stringify({ key: `k${i}` })}, '2026-01-01T00:00:00.000Z', 1)`
-      }
-      const tasks = yield* withFreshEngine(Effect.forEach(ids, settled))
-      expect(tasks.every((t) => t.status === "completed" && t.run === 1)).toBe(true)
-    }).pipe(Effect.provide(Layer.merge(SqlMemory, Probe.layer))))
-})
-
 describe("a run's log lines", () => {
-  /** `program`, with every line logged (debug included) collected: message and annotations. */
-  interface Line {
-    readonly message: unknown
-    readonly annotations: Record<string, unknown>
-  }
+  /** `program`, with every line logged (debug included) collected. */
   const logged = <A, E, R>(program: Effect.Effect<A, E, R>) =>
     Effect.gen(function*() {
-      const lines: Array<Line> = []
-      const capture = Logger.make(({ fiber, message }) =>
-        lines.push({
-          message: Array.isArray(message) ? message[0] : message,
-          annotations: { ...fiber.getRef(References.CurrentLogAnnotations) }
-        })
-      )
-      const result = yield* program.pipe(
-        Effect.provide(Logger.layer([capture])),
-        Effect.provideService(References.MinimumLogLevel, "Debug")
-      )
+      const lines: Array<LogLine> = []
+      const result = yield* program.pipe(Effect.provide(captureLogs(lines)))
       return { result, lines }
     })
-  const ofRun = (lines: ReadonlyArray<Line>) =>
+  const ofRun = (lines: ReadonlyArray<LogLine>) =>
     lines.filter((l) => ["task started", "test handler ran", "task completed"].includes(l.message as string))
 
   it.effect("carry the task's id, type and run, the handler's own included, and nothing of the submitting fiber's", () =>
@@ -496,40 +344,10 @@ describe("a run's log lines", () => {
 
   it.effect("of a run resumed at a start carry them too", () =>
     Effect.gen(function*() {
-      yield* reExecutionLeftRunning("resumed")
+      yield* reExecutionLeftRunning("resumed", ID)
       const { lines } = yield* logged(withFreshEngine(settled(ID)))
       const run = ofRun(lines)
       expect(run.map((l) => l.message)).toEqual(["task started", "test handler ran", "task completed"])
       for (const line of run) expect(line.annotations).toMatchObject({ taskId: ID, type: "test", run: 2 })
     }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.layer))))
-})
-
-describe("task handlers", () => {
-  class Greeting extends Context.Service<Greeting, string>()("test/Greeting") {}
-  const greet = taskHandler({ name: "greet", params: NoParams, run: () => Effect.service(Greeting) })
-  const handlers = TaskHandlers.layer(greet).pipe(Layer.provide(Layer.succeed(Greeting, "the handlers' layer's")))
-
-  it.effect("a run has the services its handlers' layer was given, over the engine's own of the same tag", () =>
-    Effect.gen(function*() {
-      const { id } = yield* submit({ type: "greet" })
-      expect(yield* settled(id)).toMatchObject({ status: "completed", result: "the handlers' layer's" })
-    }).pipe(Effect.provide(Engine.layer.pipe(
-      Layer.provideMerge(handlers),
-      Layer.provideMerge(
-        Layer.mergeAll(Readiness.layer, Metrics.layer, Shutdown.layer, Layer.succeed(Greeting, "the engine's"))
-      ),
-      Layer.provideMerge(SqlMemory)
-    ))))
-})
-
-describe("TaskError", () => {
-  it("renders task: operation: message [hint: ...]", () => {
-    const withHint = new TaskError({ task: "run-command", operation: "sync", message: "exit 3", hint: "check disk" })
-    expect(withHint.render()).toBe("run-command: sync: exit 3 [hint: check disk]")
-    expect(String(withHint)).toBe("run-command: sync: exit 3 [hint: check disk]")
-    expect(withHint.retryable).toBe(false)
-    const plain = new TaskError({ task: "await-http", operation: "poll", message: "timed out", retryable: true })
-    expect(plain.render()).toBe("await-http: poll: timed out")
-    expect(plain.retryable).toBe(true)
-  })
 })

@@ -5,7 +5,7 @@ import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import { Engine } from "../../src/engine/Engine.js"
 import { sqlLayer } from "../../src/store/Database.js"
-import { engineOver, Probe, SqlMemory } from "../layers.js"
+import { engineOver, Probe, SqlMemory } from "../support/layers.js"
 
 const withRetentionHours = (hours: string, sql: Layer.Layer<any, any, never> = SqlMemory) =>
   engineOver(sql).pipe(

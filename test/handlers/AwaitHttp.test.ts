@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Duration, Effect, Fiber, Schedule, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Fiber, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import type { Server, ServerResponse } from "node:http"
 import { createServer, request } from "node:http"
@@ -7,22 +7,12 @@ import type { AddressInfo } from "node:net"
 import { Engine } from "../../src/engine/Engine.js"
 import { TaskHandlers } from "../../src/engine/TaskHandlers.js"
 import { TaskError } from "../../src/Errors.js"
-import { engineOver, SqlMemory } from "../layers.js"
-
-const EngineTest = engineOver(SqlMemory)
+import { settled } from "../support/engine.js"
+import { EngineTest } from "../support/layers.js"
+import { closedPort } from "../support/system.js"
+import { eventually } from "../support/wait.js"
 
 const submit = (params: unknown) => Effect.flatMap(Engine, (e) => e.submit({ type: "await-http", params }))
-const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id)))
-
-/** Check `check` on the real clock every 10 ms until it holds, for at most `within`. */
-const eventually = <R>(check: Effect.Effect<boolean, never, R>, within: Duration.Input = "5 seconds") =>
-  check.pipe(
-    Effect.filterOrFail((ok) => ok, () => "not yet"),
-    Effect.retry(Schedule.spaced("10 millis")),
-    Effect.timeoutOrElse({ duration: within, orElse: () => Effect.fail(new Error("condition not met in time")) }),
-    Effect.orDie,
-    TestClock.withLive
-  )
 
 /** When the sleeps in progress on the TestClock are due (TestClock itself does not tell). */
 class Sleeps extends Context.Service<Sleeps, { readonly due: () => ReadonlyArray<number> }>()("test/Sleeps") {}
@@ -95,15 +85,6 @@ const serve = (answer: (n: number, res: ServerResponse) => void) =>
 
 const status = (code: number) => (res: ServerResponse) => res.writeHead(code).end()
 const hang = () => {}
-
-/** A port nothing listens on: one the system just gave out and took back. */
-const closedPort = Effect.callback<number>((resume) => {
-  const server = createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const { port } = server.address() as AddressInfo
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 /** One plain request of the test's own, answered after everything the server was sent before it. */
 const roundTrip = (url: string) =>

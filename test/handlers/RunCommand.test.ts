@@ -1,35 +1,17 @@
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Duration, Effect, FileSystem, Option, Schedule } from "effect"
+import { Effect, FileSystem, Option } from "effect"
 import { TestClock } from "effect/testing"
 import { existsSync, readFileSync } from "node:fs"
 import { Engine } from "../../src/engine/Engine.js"
 import { Commands } from "../../src/handlers/RunCommand.js"
-import { engineOver, SqlMemory } from "../layers.js"
-
-const EngineTest = engineOver(SqlMemory)
+import { settled } from "../support/engine.js"
+import { EngineTest } from "../support/layers.js"
+import { isAlive } from "../support/system.js"
+import { eventually } from "../support/wait.js"
 
 const run = (command: string, args?: Array<string>) =>
   Effect.flatMap(Engine, (e) => e.submit({ type: "run-command", params: { command, ...(args ? { args } : {}) } }))
-const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id)))
-
-/** Poll `check` on the real clock every 10 ms until it holds, for at most `within`. */
-const eventually = (check: () => boolean, within: Duration.Input = "10 seconds") =>
-  Effect.suspend(() => (check() ? Effect.void : Effect.fail("not yet"))).pipe(
-    Effect.retry(Schedule.spaced("10 millis")),
-    Effect.timeoutOrElse({ duration: within, orElse: () => Effect.fail(new Error("condition not met in time")) }),
-    Effect.orDie,
-    Effect.provideService(Clock.Clock, Clock.Clock.defaultValue())
-  )
-
-/** A process that has exited but whose parent has not reaped it yet (a zombie) counts as gone. */
-const isAlive = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z"
-  } catch {
-    return false
-  }
-}
 const pidIn = (file: string) => Number(readFileSync(file, "utf8").trim())
 const tempFile = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped()).pipe(
   Effect.map((dir) => `${dir}/pid`),
@@ -86,7 +68,7 @@ describe("run-command", () => {
     Effect.gen(function*() {
       const pidFile = yield* tempFile
       const { id } = yield* run("slow", [pidFile])
-      yield* eventually(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "")
+      yield* eventually(Effect.sync(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== ""), "10 seconds")
       yield* TestClock.adjust("5 seconds")
       const task = yield* settled(id)
       expect(task).toMatchObject({ status: "failed", error: "run-command: slow: timed out after 5 s" })
@@ -97,18 +79,21 @@ describe("run-command", () => {
     Effect.gen(function*() {
       const pidFile = yield* tempFile
       const { id } = yield* run("group", [pidFile])
-      yield* eventually(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== "")
+      yield* eventually(
+        Effect.sync(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== ""),
+        "10 seconds"
+      )
       const grandchild = pidIn(pidFile)
       expect(isAlive(grandchild)).toBe(true)
       yield* Effect.flatMap(Engine, (e) => e.remove(id))
-      yield* eventually(() => !isAlive(grandchild), "2 seconds")
+      yield* eventually(Effect.sync(() => !isAlive(grandchild)), "2 seconds")
     }).pipe(Effect.provide(EngineTest)))
 
   it.live("a child that ignores SIGTERM gets SIGKILL after the grace period", () =>
     Effect.gen(function*() {
       const pidFile = yield* tempFile
       const { id } = yield* run("slow", [pidFile, "ignore-term"])
-      yield* eventually(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "")
+      yield* eventually(Effect.sync(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== ""), "10 seconds")
       yield* Effect.flatMap(Engine, (e) => e.remove(id))
       expect(isAlive(pidIn(pidFile))).toBe(false)
     }).pipe(Effect.provide(EngineTest)))

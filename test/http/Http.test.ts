@@ -1,4 +1,3 @@
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpBody, HttpClient, HttpClientRequest } from "effect/http"
@@ -6,14 +5,8 @@ import { HttpApiClient } from "effect/http-api"
 import { SqlClient } from "effect/sql"
 import { Engine } from "../../src/engine/Engine.js"
 import { Api } from "../../src/http/Api.js"
-import { HttpLive } from "../../src/http/Http.js"
 import { maxBodyBytes } from "../../src/http/RequestBody.js"
-import { engineOver, Probe, SqlMemory } from "../layers.js"
-
-/** The whole HTTP API on a test server (a real socket on a free loopback port) over an in-memory engine. */
-const serverOver = <E, R>(sql: Layer.Layer<any, E, R>) =>
-  HttpLive.pipe(Layer.provideMerge(engineOver(sql)), Layer.provideMerge(NodeHttpServer.layerTest))
-const HttpTest = serverOver(SqlMemory)
+import { HttpTest, Probe, serverOver, SqlMemory } from "../support/layers.js"
 
 const ID = "0b1e0e58-5a3c-4f7e-9d3e-3c5f2a1b7c9d"
 

@@ -1,15 +1,11 @@
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { HttpBody, HttpClient } from "effect/http"
 import { OpenApi } from "effect/http-api"
 import { TaskHandlers } from "../../src/engine/TaskHandlers.js"
 import { Api } from "../../src/http/Api.js"
 import { describeTaskTypes } from "../../src/http/ApiDocs.js"
-import { HttpLive } from "../../src/http/Http.js"
-import { engineOver, SqlMemory } from "../layers.js"
-
-const HttpTest = HttpLive.pipe(Layer.provideMerge(engineOver(SqlMemory)), Layer.provideMerge(NodeHttpServer.layerTest))
+import { HttpTest } from "../support/layers.js"
 
 const get = (url: string) =>
   Effect.gen(function*() {

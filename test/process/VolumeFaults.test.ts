@@ -4,82 +4,12 @@
 // so the guarantee is checked whatever SQLite driver the sidecar runs on.
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Ref } from "effect"
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  statfsSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync
-} from "node:fs"
+import { closeSync, existsSync, openSync, statfsSync, unlinkSync, writeSync } from "node:fs"
 import * as Http from "node:http"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
-import { pollUntil, request, type Sidecar, startSidecar } from "../sidecar.js"
-
-/** Mount a tmpfs of `size` for the test; a test that cannot mount fails, saying why. */
-const tmpfs = (size: string) =>
-  Effect.acquireRelease(
-    Effect.try({
-      try: () => {
-        const dir = mkdtempSync(join(tmpdir(), "sidecar-volume-"))
-        execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir], { stdio: "pipe" })
-        return dir
-      },
-      catch: (e) => new Error(`cannot mount a tmpfs for this test (it needs root): ${String(e)}`)
-    }),
-    (dir) =>
-      Effect.sync(() => {
-        execFileSync("umount", ["-l", dir])
-        rmSync(dir, { recursive: true, force: true })
-      })
-  ).pipe(Effect.orDie)
-
-const toggleFs = fileURLToPath(new URL("../support/toggle_ro_fs.py", import.meta.url))
-const mounted = (dir: string) => readFileSync("/proc/mounts", "utf8").split("\n").some((l) => l.split(" ")[1] === dir)
-
-/**
- * A FUSE mount of a fresh folder that is read-only while its flag file exists (see toggle_ro_fs.py); what it
- * answers: the mount point, and how to turn it read-only and writable again. Needs root and Debian's python3-fusepy.
- */
-const toggleReadOnlyVolume = Effect.gen(function*() {
-  const source = yield* tmpfs("64m")
-  const mountPoint = mkdtempSync(join(tmpdir(), "sidecar-fuse-"))
-  const flag = `${mountPoint}.readonly`
-  const daemon = yield* Effect.acquireRelease(
-    Effect.sync(() =>
-      spawn("/usr/bin/python3", [toggleFs, source, mountPoint, flag], { stdio: ["ignore", "ignore", "pipe"] })
-    ),
-    (child: ChildProcess) =>
-      Effect.sync(() => {
-        if (mounted(mountPoint)) execFileSync("umount", ["-l", mountPoint])
-        child.kill("SIGKILL")
-        rmSync(flag, { force: true })
-        rmSync(mountPoint, { recursive: true, force: true })
-      })
-  )
-  let stderr = ""
-  daemon.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-  yield* pollUntil(Effect.sync(() => mounted(mountPoint) || daemon.exitCode !== null), (up) => up, "10 seconds").pipe(
-    Effect.orDie
-  )
-  if (!mounted(mountPoint)) {
-    return yield* Effect.die(
-      new Error(`cannot mount the FUSE volume for this test (needs root, /dev/fuse and python3-fusepy): ${stderr}`)
-    )
-  }
-  return {
-    dir: mountPoint,
-    enter: () => writeFileSync(flag, ""),
-    leave: () => unlinkSync(flag)
-  }
-})
+import { request, settled, type Sidecar, startSidecar } from "../support/sidecar.js"
+import { tmpfs, toggleReadOnlyVolume } from "../support/system.js"
+import { pollUntil } from "../support/wait.js"
 
 /**
  * Fill the volume at `dir` with one file, up to `left` bytes short of full: what the database then appends meets a
@@ -152,10 +82,6 @@ const load = (url: string, gateUrl: string, clients: number, stop: Deferred.Defe
 
 const count = (answers: ReadonlyArray<Answer>, status: number) => answers.filter((a) => a.status === status).length
 
-/** GET the task, waiting up to 10 s for it to end; its status code and status. */
-const settled = (url: string, id: string) =>
-  Effect.map(request(`${url}/v0/tasks/${id}?wait=10`), (r) => ({ code: r.status, status: r.json?.status as string }))
-
 /**
  * The scenario both faults share: load, the fault while the load goes on and held runs complete, recovery, checks,
  * a restart, checks again.
@@ -210,9 +136,11 @@ const underFault = (
     expect(recoveredInMs).toBeLessThan(2000)
 
     const ids = all.filter((a) => a.status === 201).map((a) => a.id)
-    const lost = (yield* Effect.forEach(ids, (id) => Effect.map(settled(sidecar.url, id), (s) => ({ id, ...s })), {
-      concurrency: 16
-    })).filter((s) => s.code !== 200 || (s.status !== "completed" && s.status !== "failed"))
+    const lost = (yield* Effect.forEach(
+      ids,
+      (id) => Effect.map(settled(sidecar.url, id, 10), (r) => ({ id, code: r.status, status: r.json?.status })),
+      { concurrency: 16 }
+    )).filter((s) => s.code !== 200 || (s.status !== "completed" && s.status !== "failed"))
     expect(lost.slice(0, 5)).toEqual([])
 
     // the fault and its end are said once each, not once a request
@@ -223,10 +151,11 @@ const underFault = (
 
     expect(yield* sidecar.stop("SIGTERM")).toBe(0)
     const again = yield* startSidecar(env)
-    const lostAfterRestart =
-      (yield* Effect.forEach(ids, (id) => Effect.map(settled(again.url, id), (s) => ({ id, ...s })), {
-        concurrency: 16
-      })).filter((s) => s.code !== 200 || (s.status !== "completed" && s.status !== "failed"))
+    const lostAfterRestart = (yield* Effect.forEach(
+      ids,
+      (id) => Effect.map(settled(again.url, id, 10), (r) => ({ id, code: r.status, status: r.json?.status })),
+      { concurrency: 16 }
+    )).filter((s) => s.code !== 200 || (s.status !== "completed" && s.status !== "failed"))
     expect(lostAfterRestart.slice(0, 5)).toEqual([])
     expect(ids.length).toBeGreaterThan(150)
     expect(yield* again.stop("SIGTERM")).toBe(0)

@@ -1,27 +1,23 @@
-import * as NodeServices from "@effect/platform-node/NodeServices"
-import { SqliteMigrator } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, ConfigProvider, DateTime, Effect, Exit, FileSystem, Layer, Logger, Option, References } from "effect"
+import { Cause, ConfigProvider, DateTime, Effect, Exit, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import fc from "fast-check"
-import { createHash } from "node:crypto"
 import { readdirSync, readFileSync } from "node:fs"
-import { dirname } from "node:path"
-import type { DatabaseSync, SQLInputValue } from "node:sqlite"
+import type { DatabaseSync } from "node:sqlite"
 import { fileURLToPath } from "node:url"
 import { normaliseTimestamp } from "../../migrations/0004_adopt_go_sidecar.js"
-import { migrations } from "../../migrations/index.js"
 import type { TaskId } from "../../src/Domain.js"
 import { Task } from "../../src/Domain.js"
 import { Metrics } from "../../src/Metrics.js"
-import { sqliteLayer } from "../../src/store/Connection.js"
 import { sqlLayer, UnsupportedDatabase } from "../../src/store/Database.js"
-import type { TaskRow } from "../../src/store/Rows.js"
 import { Store } from "../../src/store/Store.js"
-import { engineOver } from "../layers.js"
-import { runToExit } from "../sidecar.js"
-import { openDatabase, pragma } from "../support/sqlite.js"
+import { makeFileBefore0004, tasksBefore0004 } from "../fixtures/before0004.js"
+import { type Fixture, fixtures, makeGoFile, refusal } from "../fixtures/goSidecar.js"
+import { taskId as id } from "../support/ids.js"
+import { engineOver } from "../support/layers.js"
+import { captureLogs, type LogLine } from "../support/logs.js"
+import { appliedMigrations, filesBeside, openDatabase, pragma, sha256, taskColumns, tempDb } from "../support/sqlite.js"
 import { save } from "../support/store.js"
 
 const migrationsDir = fileURLToPath(new URL("../../migrations", import.meta.url))
@@ -34,32 +30,6 @@ const allMigrations = readdirSync(migrationsDir)
   .sort(([a], [b]) => a - b)
   .map(([, name]) => name)
 
-const tempDb = Effect.map(
-  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-adopt-" })),
-  (dir) => `${dir}/sidecar.db`
-).pipe(Effect.provide(NodeServices.layer))
-
-interface LogLine {
-  readonly message: unknown
-  readonly level: string
-  readonly annotations: Record<string, unknown>
-}
-
-/** A logger layer that keeps every line, at debug and above, in `logs`. */
-const capture = (logs: Array<LogLine>) =>
-  Layer.merge(
-    Logger.layer([
-      Logger.make<unknown, void>(({ fiber, logLevel, message }) => {
-        logs.push({
-          message: Array.isArray(message) ? message[0] : message,
-          level: logLevel,
-          annotations: { ...fiber.getRef(References.CurrentLogAnnotations) }
-        })
-      })
-    ]),
-    Layer.succeed(References.MinimumLogLevel, "Debug")
-  )
-
 /** Open `file` exactly as the sidecar does (sqlLayer, then the Store), run `use`, close it; with what it logged. */
 const open = <A, E>(file: string, use: Effect.Effect<A, E, Store | SqlClient.SqlClient>) =>
   Effect.gen(function*() {
@@ -67,7 +37,7 @@ const open = <A, E>(file: string, use: Effect.Effect<A, E, Store | SqlClient.Sql
     const value = yield* use.pipe(
       Effect.provide(Store.layer.pipe(Layer.provide(Metrics.layer))),
       Effect.provide(sqlLayer(file)),
-      Effect.provide(capture(logs))
+      Effect.provide(captureLogs(logs))
     )
     return { value, logs }
   })
@@ -98,9 +68,6 @@ const dump = (file: string) =>
 
 const query = (file: string, text: string) => readOnly(file, (db) => db.prepare(text).all())
 
-const taskColumns = (file: string) =>
-  (query(file, "SELECT name FROM pragma_table_info('task_results')") as Array<{ name: string }>).map((c) => c.name)
-
 /** Names of the indexes on task_results, and the columns each covers. */
 const taskIndexes = (file: string) =>
   readOnly(
@@ -122,186 +89,6 @@ const rawTasks = (file: string) =>
       db.prepare(`SELECT id, type, status, run, params, error, result, submitted_at, completed_at FROM task_results
       ORDER BY id`).all()
   )
-
-const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex")
-const filesBeside = (file: string) => readdirSync(dirname(file)).sort()
-
-const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}` as TaskId
-
-/** A task_results row as the Go sidecar wrote it, and what it must read as afterwards. */
-interface Fixture {
-  readonly go: TaskRow & { readonly schedule: string | null; readonly next_run_at: string | null }
-  readonly submittedAt: string
-  readonly completedAt: string | null
-  /** The stored text afterwards; `result` only where Go had the column. */
-  readonly params: string | null
-  readonly result: string | null
-}
-
-const fixtures: ReadonlyArray<Fixture> = [
-  {
-    go: {
-      id: id(1),
-      type: "run-command",
-      status: "running",
-      run: 2,
-      params: "{\"command\":\"snapshot\",\"args\":[\"--fast\"]}",
-      error: "",
-      result: null,
-      submitted_at: "2024-03-01T10:20:30.123456789Z",
-      completed_at: null,
-      schedule: "@every 1h",
-      next_run_at: "2024-03-01T11:20:30.123456789Z"
-    },
-    submittedAt: "2024-03-01T10:20:30.123Z",
-    completedAt: null,
-    params: "{\"command\":\"snapshot\",\"args\":[\"--fast\"]}",
-    result: null
-  },
-  {
-    go: {
-      id: id(2),
-      type: "run-command",
-      status: "completed",
-      run: 1,
-      params: "null",
-      error: "",
-      result: "{\"exitCode\":0,\"stdout\":\"ok\",\"stderr\":\"\"}",
-      submitted_at: "2024-03-01T12:20:30.5+02:00",
-      completed_at: "2024-03-01T10:21:00.999999999Z", // truncated, not rounded up into the next second
-      schedule: null,
-      next_run_at: null
-    },
-    submittedAt: "2024-03-01T10:20:30.500Z",
-    completedAt: "2024-03-01T10:21:00.999Z",
-    params: null,
-    result: "{\"exitCode\":0,\"stdout\":\"ok\",\"stderr\":\"\"}"
-  },
-  {
-    go: {
-      id: id(3),
-      type: "run-command",
-      status: "failed",
-      run: 3,
-      params: "",
-      error: "run-command: sync: exited with code 1 [hint: check the node]",
-      result: "null",
-      submitted_at: "2024-03-01T10:20:30Z",
-      completed_at: "2024-03-01T05:30:00.25-07:00",
-      schedule: "",
-      next_run_at: null
-    },
-    submittedAt: "2024-03-01T10:20:30.000Z",
-    completedAt: "2024-03-01T12:30:00.250Z",
-    params: null,
-    result: null
-  },
-  {
-    go: {
-      id: id(4),
-      type: "mark-ready",
-      status: "completed",
-      run: 1,
-      params: null,
-      error: "",
-      result: "",
-      submitted_at: "2024-03-02T00:00:00.000Z",
-      completed_at: "2024-03-02T01:59:59.999999+02:00", // the day before, in UTC
-      schedule: null,
-      next_run_at: null
-    },
-    submittedAt: "2024-03-02T00:00:00.000Z",
-    completedAt: "2024-03-01T23:59:59.999Z",
-    params: null,
-    result: null
-  },
-  {
-    go: {
-      id: id(5),
-      type: "restore-snapshot",
-      status: "failed",
-      run: 1,
-      params: "{}",
-      error: "no handler registered for task type",
-      result: "{\"partial\":true}",
-      submitted_at: "2024-01-01T00:30:00.000001+01:00", // the year before, in UTC
-      completed_at: "",
-      schedule: null,
-      next_run_at: null
-    },
-    submittedAt: "2023-12-31T23:30:00.000Z",
-    completedAt: null,
-    params: "{}",
-    result: "{\"partial\":true}"
-  },
-  {
-    go: {
-      id: id(6),
-      type: "mark-not-ready",
-      status: "completed",
-      run: 1,
-      params: null,
-      error: "",
-      result: null,
-      submitted_at: "2024-03-03T00:00:00.000Z",
-      completed_at: "2024-03-03T00:00:01.000Z",
-      schedule: null,
-      next_run_at: null
-    },
-    submittedAt: "2024-03-03T00:00:00.000Z",
-    completedAt: "2024-03-03T00:00:01.000Z",
-    params: null,
-    result: null
-  }
-]
-
-const txMarkers = [
-  { id: 1, name: "genesis", applied_at: "2024-03-01T10:20:30.123456789Z" },
-  { id: 2, name: "upgrade-7", applied_at: "2024-03-01T12:20:30.5+02:00" }
-]
-
-/**
- * A file as the Go sidecar left it at `version`, built the way an install upgraded from version 1 got there.
- * `oddV3`: the release that shipped another column (`attempts`) at version 3 instead of `run`.
- */
-const makeGoFile = (file: string, version: number, options: { oddV3?: boolean; journal?: "delete" | "wal" } = {}) => {
-  const db = openDatabase(file)
-  try {
-    db.exec(`PRAGMA journal_mode = ${options.journal ?? "delete"}`)
-    db.exec(`CREATE TABLE task_results (id TEXT PRIMARY KEY, type TEXT, status TEXT, params TEXT,
-      error TEXT NOT NULL DEFAULT '', submitted_at TEXT, completed_at TEXT, schedule TEXT, next_run_at TEXT)`)
-    db.exec("CREATE INDEX idx_due ON task_results (next_run_at)")
-    if (version >= 2) {
-      db.exec("DROP INDEX idx_due")
-      db.exec("ALTER TABLE task_results DROP COLUMN schedule")
-      db.exec("ALTER TABLE task_results DROP COLUMN next_run_at")
-    }
-    if (version >= 3) {
-      db.exec(
-        options.oddV3 === true
-          ? "ALTER TABLE task_results ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0"
-          : "ALTER TABLE task_results ADD COLUMN run INTEGER NOT NULL DEFAULT 1"
-      )
-    }
-    if (version >= 4) db.exec("ALTER TABLE task_results ADD COLUMN result TEXT")
-    if (version >= 5) {
-      db.exec("CREATE TABLE tx_markers (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)")
-      const insert = db.prepare("INSERT INTO tx_markers (id, name, applied_at) VALUES (@id, @name, @applied_at)")
-      for (const marker of txMarkers) insert.run(marker)
-    }
-    const columns = (db.prepare("SELECT name FROM pragma_table_info('task_results')").all() as Array<{ name: string }>)
-      .map((c) => c.name)
-    for (const [n, fixture] of fixtures.entries()) {
-      const row: Record<string, unknown> = { ...fixture.go, attempts: n + 1 }
-      const present = columns.filter((c) => c in row)
-      db.prepare(`INSERT INTO task_results (${present.join(", ")}) VALUES (${present.map((c) => `@${c}`).join(", ")})`)
-        .run(Object.fromEntries(present.map((c) => [c, row[c]])) as Record<string, SQLInputValue>)
-    }
-    db.exec(`PRAGMA user_version = ${version}`)
-  } finally {
-    db.close()
-  }
-}
 
 /** What the Store must answer for a fixture adopted from a Go file that had (or lacked) `run` and `result`. */
 const expectedTask = (fixture: Fixture, has: { run: boolean; result: boolean }) => {
@@ -334,13 +121,6 @@ const expectedRaw = (has: { run: boolean; result: boolean }) =>
   }))
 
 const getAll = Effect.flatMap(Store, (store) => Effect.forEach(fixtures, (f) => store.get(f.go.id)))
-const appliedNames = Effect.flatMap(
-  SqlClient.SqlClient,
-  (sql) =>
-    sql<{ name: string }>`SELECT name FROM effect_sql_migrations ORDER BY migration_id`.pipe(
-      Effect.map((rows) => rows.map((r) => r.name))
-    )
-)
 const adoptionLog = (logs: ReadonlyArray<LogLine>) => logs.find((l) => l.message === "adopted a Go sidecar database")
 const readyLog = (logs: ReadonlyArray<LogLine>) => logs.find((l) => l.message === "database ready")
 
@@ -362,7 +142,7 @@ describe("adopting a Go sidecar database", () => {
         const markersBefore = version >= 5 ? dump(file).tables.tx_markers : undefined
         const markersSchema = query(file, "SELECT sql FROM sqlite_master WHERE tbl_name = 'tx_markers'")
 
-        const first = yield* open(file, Effect.all([getAll, appliedNames]))
+        const first = yield* open(file, Effect.all([getAll, appliedMigrations]))
         const [tasks, applied] = first.value
 
         // row by row, through the real Store
@@ -468,7 +248,7 @@ describe("retention after adopting a Go sidecar database", () => {
       const engine = engineOver(sqlLayer(file)).pipe(
         Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: { SIDECAR_RETENTION_HOURS: "168" } })))
       )
-      const value = yield* use.pipe(Effect.provide(engine), Effect.provide(capture(logs)))
+      const value = yield* use.pipe(Effect.provide(engine), Effect.provide(captureLogs(logs)))
       return { value, logs }
     })
   const taskIds = (file: string) =>
@@ -555,10 +335,6 @@ describe("retention after adopting a Go sidecar database", () => {
 })
 
 describe("a Go sidecar database newer than version 5", () => {
-  const refusal = (file: string, version: number) =>
-    `the database ${file} is at the Go sidecar's schema version ${version} (PRAGMA user_version), newer than 5, ` +
-    "the highest this sidecar can adopt; the file was left untouched"
-
   /** How opening `file` failed, as one line: "opened" when it did not fail. */
   const refused = (file: string) =>
     Effect.map(
@@ -627,85 +403,17 @@ describe("a Go sidecar database newer than version 5", () => {
       db.exec("PRAGMA user_version = 9")
       db.close()
       expect(filesBeside(file)).toEqual(["sidecar.db"])
-      const { value } = yield* open(file, appliedNames)
+      const { value } = yield* open(file, appliedMigrations)
       expect(value).toEqual(allMigrations)
     }))
-
-  it.live("the sidecar process says so in one line on stderr and exits 1", () =>
-    Effect.gen(function*() {
-      const file = yield* tempDb
-      makeGoFile(file, 5)
-      const db = openDatabase(file)
-      db.exec("PRAGMA user_version = 6")
-      db.close()
-      const hash = sha256(file)
-      const { code, stderr } = yield* runToExit({ SIDECAR_DB: file })
-      expect(code).toBe(1)
-      expect(stderr).toBe(`sidecar: cannot start: ${refusal(file, 6)}\n`)
-      expect(sha256(file)).toBe(hash)
-      expect(filesBeside(file)).toEqual(["sidecar.db"])
-    }).pipe(Effect.scoped))
 })
 
 describe("a database this project created before 0004", () => {
   it.effect("is left exactly as it was", () =>
     Effect.gen(function*() {
       const file = yield* tempDb
-      // the schema as 0001 to 0003 made it, with rows written by the Store itself
-      const upTo0003 = Layer.effectDiscard(
-        SqliteMigrator.run({
-          loader: Effect.map(SqliteMigrator.fromRecord(migrations), (all) => all.filter(([n]) => n <= 3))
-        })
-      ).pipe(Layer.provideMerge(sqliteLayer(file)))
-      const at = (iso: string) => DateTime.makeUnsafe(iso)
-      const tasks = [
-        new Task({
-          id: id(1),
-          type: "run-command",
-          status: "running",
-          run: 1,
-          params: { command: "x" },
-          submittedAt: at("2026-01-02T03:04:05.678Z")
-        }),
-        new Task({
-          id: id(2),
-          type: "run-command",
-          status: "failed",
-          run: 4,
-          params: { command: "y", args: ["a"] },
-          error: "run-command: y: exited with code 2",
-          submittedAt: at("2026-01-02T03:04:06.000Z"),
-          completedAt: at("2026-01-02T03:05:00.001Z")
-        }),
-        new Task({
-          id: id(3),
-          type: "mark-ready",
-          status: "completed",
-          run: 1,
-          result: { ok: true },
-          submittedAt: at("2026-01-02T03:04:07.100Z"),
-          completedAt: at("2026-01-02T03:04:07.200Z")
-        })
-      ]
-      // as the Store wrote them then: JSON text or NULL, RFC 3339 UTC with milliseconds, '' for no error
-      yield* Effect.forEach(
-        tasks,
-        (t) =>
-          Effect.flatMap(SqlClient.SqlClient, (sql) =>
-            sql`INSERT INTO task_results ${
-              sql.insert({
-                id: t.id,
-                type: t.type,
-                status: t.status,
-                run: t.run,
-                params: t.params === undefined ? null : JSON.stringify(t.params),
-                error: t.error ?? "",
-                result: t.result === undefined ? null : JSON.stringify(t.result),
-                submitted_at: DateTime.formatIso(t.submittedAt),
-                completed_at: t.completedAt === undefined ? null : DateTime.formatIso(t.completedAt)
-              })
-            }`)
-      ).pipe(Effect.provide(upTo0003))
+      yield* makeFileBefore0004(file)
+      const tasks = tasksBefore0004
       const before = rawTasks(file)
 
       const { logs, value } = yield* open(file, Effect.flatMap(Store, (s) => Effect.forEach(tasks, (t) => s.get(t.id))))

@@ -7,8 +7,8 @@ import type { DatabaseSync } from "node:sqlite"
 import { BackgroundCheckpoints, mainConnectionCheckpoint } from "../../src/store/Checkpointer.js"
 import { Sqlite } from "../../src/store/Connection.js"
 import { sqlLayer } from "../../src/store/Database.js"
-import { pollUntil } from "../sidecar.js"
 import { openDatabase, pragma, scalar } from "../support/sqlite.js"
+import { pollUntil } from "../support/wait.js"
 
 /** A folder for one test's database, removed afterwards. */
 const folder = Effect.flatMap(

@@ -1,8 +1,7 @@
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { SqliteMigrator } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FileSystem, Layer, Option } from "effect"
-import { SqlClient } from "effect/sql"
+import { Effect, Layer, Option } from "effect"
 import { readdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { migrations } from "../../migrations/index.js"
@@ -11,39 +10,16 @@ import { Metrics } from "../../src/Metrics.js"
 import { sqliteLayer } from "../../src/store/Connection.js"
 import { sqlLayer } from "../../src/store/Database.js"
 import { Store } from "../../src/store/Store.js"
-import { openDatabase, pragma } from "../support/sqlite.js"
+import { appliedMigrations, openDatabase, pragma, taskColumns, tempDb } from "../support/sqlite.js"
 
 /** task_results as migration 0001 (and the Go sidecar's first schema) made it. */
 const table0001 = `CREATE TABLE task_results (id TEXT PRIMARY KEY, type TEXT, status TEXT, params TEXT,
   error TEXT NOT NULL DEFAULT '', submitted_at TEXT, completed_at TEXT)`
 
-const tempDb = Effect.map(
-  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-migrate-" })),
-  (dir) => `${dir}/sidecar.db`
-)
-
 const open = (file: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.provide(effect, Store.layer.pipe(Layer.provide(Metrics.layer))).pipe(
     Effect.provide(sqlLayer(file))
   )
-
-const columnsOf = (file: string) => {
-  const db = openDatabase(file, { readonly: true })
-  try {
-    return (db.prepare("SELECT name FROM pragma_table_info('task_results')").all() as Array<{ name: string }>)
-      .map((c) => c.name)
-  } finally {
-    db.close()
-  }
-}
-
-const appliedMigrations = Effect.flatMap(
-  SqlClient.SqlClient,
-  (sql) =>
-    sql<{ name: string }>`SELECT name FROM effect_sql_migrations ORDER BY migration_id`.pipe(
-      Effect.map((rows) => rows.map((r) => r.name))
-    )
-)
 
 describe("migrations", () => {
   it("the index the migrator loads lists every migration file, under its own id and name", () => {
@@ -71,7 +47,7 @@ describe("migrations", () => {
         "fewer_index_writes_per_task",
         "lists_in_index_order"
       ])
-      expect(columnsOf(file)).toEqual([
+      expect(taskColumns(file)).toEqual([
         "id",
         "type",
         "status",
@@ -138,8 +114,8 @@ describe("migrations", () => {
       expect(Option.getOrThrow(failed).result).toBeUndefined()
       expect(Option.getOrThrow(ready)).toMatchObject({ type: "mark-ready", status: "completed", run: 1 })
       expect(Option.getOrThrow(ready).params).toBeUndefined()
-      expect(columnsOf(file)).toContain("run")
-      expect(columnsOf(file)).toContain("result")
+      expect(taskColumns(file)).toContain("run")
+      expect(taskColumns(file)).toContain("result")
     }).pipe(Effect.provide(NodeServices.layer)))
 
   it.effect("a database that already has run and result (but no migrator table) keeps its data", () =>

@@ -5,10 +5,10 @@ import { Task } from "../../src/Domain.js"
 import { Metrics } from "../../src/Metrics.js"
 import { Sqlite } from "../../src/store/Connection.js"
 import { Store } from "../../src/store/Store.js"
-import { SqlMemory } from "../layers.js"
+import { taskId as id } from "../support/ids.js"
+import { SqlMemory } from "../support/layers.js"
 import { complete, save } from "../support/store.js"
 
-const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}` as TaskId
 const at = (seconds: number) => DateTime.makeUnsafe(seconds * 1000)
 const task = (n: number, fields: Partial<ConstructorParameters<typeof Task>[0]> = {}) =>
   new Task({ id: id(n), type: "test", status: "running", run: 1, submittedAt: at(n), ...fields })

@@ -1,20 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Result } from "effect"
 import { TestClock } from "effect/testing"
-import { execFileSync } from "node:child_process"
-import {
-  closeSync,
-  copyFileSync,
-  mkdtempSync,
-  openSync,
-  readSync,
-  renameSync,
-  rmSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync
-} from "node:fs"
-import { tmpdir } from "node:os"
+import { closeSync, copyFileSync, openSync, readSync, renameSync, unlinkSync, writeFileSync, writeSync } from "node:fs"
 import { join } from "node:path"
 import { Engine } from "../../src/engine/Engine.js"
 import { Readiness } from "../../src/engine/Readiness.js"
@@ -23,8 +10,10 @@ import { Metrics } from "../../src/Metrics.js"
 import { Sqlite } from "../../src/store/Connection.js"
 import { sqlLayer } from "../../src/store/Database.js"
 import { Store } from "../../src/store/Store.js"
-import { engineOver, engineWithStore, HandlersTest, Probe, SqlTest, withFreshEngine } from "../layers.js"
+import { settled } from "../support/engine.js"
+import { engineOver, engineWithStore, HandlersTest, Probe, SqlTest, withFreshEngine } from "../support/layers.js"
 import { openDatabase } from "../support/sqlite.js"
+import { tmpfs } from "../support/system.js"
 
 const ID = "7d3f1c2e-8a9b-4c5d-9e0f-1a2b3c4d5e6f"
 const dbFile = Effect.map(Sqlite, (c) => c.filename)
@@ -44,21 +33,6 @@ const livezOnceChecked = (failing: boolean) =>
     }
     return yield* Effect.die(new Error(`livez did not ${failing ? "fail" : "recover"} within 5 s`))
   }).pipe(TestClock.withLive)
-
-/** Mount a small tmpfs for a test (it needs root, as in CI); a test that cannot mount fails. */
-const tmpfs = (size: string) =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const dir = mkdtempSync(join(tmpdir(), "sidecar-tmpfs-"))
-      execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir])
-      return dir
-    }),
-    (dir) =>
-      Effect.sync(() => {
-        execFileSync("umount", ["-l", dir])
-        rmSync(dir, { recursive: true, force: true })
-      })
-  )
 
 describe("another connection holds the write lock", () => {
   it.effect("submits fail with a StoreError once the busy timeout passes, queued ones too; reads and livez go on", () =>
@@ -201,7 +175,7 @@ describe("a run whose completion cannot be written", () => {
           Layer.provide(Layer.merge(Readiness.layer, Metrics.layer))
         )
       ))
-      const resumed = yield* withFreshEngine(Effect.flatMap(Engine, (e) => Effect.andThen(e.join(id), e.get(id))))
+      const resumed = yield* withFreshEngine(settled(id))
       expect(resumed).toMatchObject({ status: "completed", run: 1 })
     }).pipe(Effect.provide(Layer.merge(SqlTest, Probe.layer))))
 })

@@ -1,3 +1,4 @@
+// Vitest's global setup: builds the bundle the process tests start.
 import { execFileSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
@@ -7,7 +8,7 @@ import { fileURLToPath } from "node:url"
  */
 export default function setup() {
   execFileSync(process.execPath, ["scripts/bundle.mjs"], {
-    cwd: fileURLToPath(new URL("..", import.meta.url)),
+    cwd: fileURLToPath(new URL("../..", import.meta.url)),
     stdio: "inherit"
   })
 }

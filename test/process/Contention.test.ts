@@ -3,7 +3,9 @@ import { expect, layer } from "@effect/vitest"
 import { Context, Effect, FileSystem, Layer } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { pollUntil, request, type Sidecar, startSidecar, taskRows } from "../sidecar.js"
+import { uuid } from "../support/ids.js"
+import { post, request, settled, type Sidecar, startSidecar, taskRows } from "../support/sidecar.js"
+import { pollUntil } from "../support/wait.js"
 
 /** One sidecar for the whole file, with `flaky` (fails until `flag` exists, logging each start), `quick`, `fails`. */
 class Server extends Context.Service<Server, {
@@ -38,17 +40,12 @@ const ServerLive = Layer.effect(
   })
 ).pipe(Layer.provide(NodeServices.layer))
 
-const uuid = (n: number) => `00000000-0000-4000-9000-${String(n).padStart(12, "0")}`
-const post = (url: string, body: unknown) => request(`${url}/v0/tasks`, { method: "POST", body })
-const settled = (url: string, id: string) =>
-  pollUntil(request(`${url}/v0/tasks/${id}`), (r) => r.status === 404 || r.json?.status !== "running")
-
 const withServer = layer(ServerLive, { timeout: "60 seconds", excludeTestServices: true })
 withServer("exactly once under contention (real server process)", (it) => {
   it.effect("200 concurrent submits of one failed id: one re-execution, run + 1, exactly one 201", () =>
     Effect.gen(function*() {
       const { db, flag, flakyStarts, sidecar } = yield* Server
-      const id = uuid(1)
+      const id = uuid(1, "9000")
       const body = { id, type: "run-command", params: { command: "flaky" } }
       expect((yield* post(sidecar.url, body)).status).toBe(201)
       expect((yield* settled(sidecar.url, id)).json).toMatchObject({ status: "failed", run: 1 })
@@ -71,7 +68,7 @@ withServer("exactly once under contention (real server process)", (it) => {
       Effect.gen(function*() {
         const { db, sidecar } = yield* Server
         const answers = yield* Effect.forEach(
-          Array.from({ length: 1000 }, (_, i) => i % 2 === 0 ? { id: uuid(10_000 + i) } : {}),
+          Array.from({ length: 1000 }, (_, i) => i % 2 === 0 ? { id: uuid(10_000 + i, "9000") } : {}),
           (extra) => post(sidecar.url, { ...extra, type: "mark-not-ready" }),
           { concurrency: "unbounded" }
         )
@@ -87,7 +84,7 @@ withServer("exactly once under contention (real server process)", (it) => {
   it.effect("DELETE racing a run's completion never leaves or brings back the row", () =>
     Effect.gen(function*() {
       const { db, sidecar } = yield* Server
-      const ids = Array.from({ length: 40 }, (_, i) => uuid(20_000 + i))
+      const ids = Array.from({ length: 40 }, (_, i) => uuid(20_000 + i, "9000"))
       yield* Effect.forEach(ids, (id) =>
         Effect.gen(function*() {
           expect((yield* post(sidecar.url, { id, type: "run-command", params: { command: "quick" } })).status)
@@ -102,7 +99,7 @@ withServer("exactly once under contention (real server process)", (it) => {
   it.effect("resubmit racing DELETE of a failed task: either order is consistent, never a run over a newer one", () =>
     Effect.gen(function*() {
       const { db, sidecar } = yield* Server
-      const ids = Array.from({ length: 30 }, (_, i) => uuid(30_000 + i))
+      const ids = Array.from({ length: 30 }, (_, i) => uuid(30_000 + i, "9000"))
       const outcomes = yield* Effect.forEach(ids, (id) =>
         Effect.gen(function*() {
           const body = { id, type: "run-command", params: { command: "fails" } }

@@ -1,15 +1,20 @@
+// The real layers composed for in-process tests: SQLite in a temp file or in memory, the Engine with the built-in
+// handlers and the `test` ones (driven through Probe), and the HTTP API over it on a test server.
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Context, DateTime, Deferred, Effect, FileSystem, Layer, Schema } from "effect"
-import { Engine } from "../src/engine/Engine.js"
-import { Readiness } from "../src/engine/Readiness.js"
-import { taskHandler, TaskHandlers } from "../src/engine/TaskHandlers.js"
-import { TaskError } from "../src/Errors.js"
-import { builtinHandlers } from "../src/handlers/Builtins.js"
-import { Commands } from "../src/handlers/RunCommand.js"
-import { Metrics } from "../src/Metrics.js"
-import { Shutdown } from "../src/Shutdown.js"
-import { sqlLayer } from "../src/store/Database.js"
-import { Store } from "../src/store/Store.js"
+import { HttpClient } from "effect/http"
+import { Engine } from "../../src/engine/Engine.js"
+import { Readiness } from "../../src/engine/Readiness.js"
+import { taskHandler, TaskHandlers } from "../../src/engine/TaskHandlers.js"
+import { TaskError } from "../../src/Errors.js"
+import { builtinHandlers } from "../../src/handlers/Builtins.js"
+import { Commands } from "../../src/handlers/RunCommand.js"
+import { HttpLive } from "../../src/http/Http.js"
+import { Metrics } from "../../src/Metrics.js"
+import { Shutdown } from "../../src/Shutdown.js"
+import { sqlLayer } from "../../src/store/Database.js"
+import { Store } from "../../src/store/Store.js"
 
 /** A fresh SQLite file in a temp folder, removed with the layer; built exactly as in production. */
 export const SqlTest = Layer.unwrap(
@@ -141,6 +146,27 @@ export const engineOver = <E, R>(sql: Layer.Layer<any, E, R>) =>
     Layer.provideMerge(HandlersTest),
     Layer.provideMerge(Layer.mergeAll(Probe.layer, Readiness.layer, Metrics.layer, Shutdown.layer)),
     Layer.provideMerge(sql)
+  )
+
+/** The real Engine over in-memory SQLite. */
+export const EngineTest = engineOver(SqlMemory)
+
+/** The whole HTTP API on a test server (a real socket on a free loopback port) over engineOver(sql). */
+export const serverOver = <E, R>(sql: Layer.Layer<any, E, R>) =>
+  HttpLive.pipe(Layer.provideMerge(engineOver(sql)), Layer.provideMerge(NodeHttpServer.layerTest))
+
+/** The whole HTTP API on a test server over in-memory SQLite. */
+export const HttpTest = serverOver(SqlMemory)
+
+/** GET `url` from the test server: the status and the parsed JSON. */
+export const getJson = (url: string) =>
+  Effect.flatMap(
+    HttpClient.HttpClient,
+    (client) =>
+      Effect.flatMap(
+        client.get(url),
+        (res) => Effect.map(res.json, (json) => ({ status: res.status, json: json as any }))
+      )
   )
 
 /** engineOver, with the real Store replaced by `store` (usually the real one with one method overridden). */

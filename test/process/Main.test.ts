@@ -3,8 +3,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, FileSystem } from "effect"
 import { spawnSync } from "node:child_process"
 import { delimiter, join } from "node:path"
-import { pollUntil, request, runToExit, sidecarMain, startSidecar } from "./sidecar.js"
-import { openDatabase } from "./support/sqlite.js"
+import { request, runToExit, sidecarMain, startSidecar } from "../support/sidecar.js"
+import { openDatabase } from "../support/sqlite.js"
+import { pollUntil } from "../support/wait.js"
 
 const ID = "5e1f7b2a-9c3d-4e8f-a1b2-c3d4e5f60718"
 
@@ -126,7 +127,7 @@ describe("the sidecar process", () => {
     Effect.gen(function*() {
       const fs = yield* Effect.promise(() => import("node:fs/promises"))
       const { createHash } = yield* Effect.promise(() => import("node:crypto"))
-      const dist = (file: string) => new URL(`../dist/${file}`, import.meta.url)
+      const dist = (file: string) => new URL(`../../dist/${file}`, import.meta.url)
       const bundle = yield* Effect.promise(() => fs.readFile(dist("main.cjs")))
       const hash = createHash("sha256").update(bundle).digest("hex").slice(0, 16)
       expect(yield* Effect.promise(() => fs.readdir(dist("")))).toContain(`main.${hash}.codecache`)

@@ -3,9 +3,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, FileSystem } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { createHttpServer } from "../src/http/NodeServer.js"
-import { pollUntil, request, send, startSidecar } from "./sidecar.js"
-import { openDatabase } from "./support/sqlite.js"
+import { request, startSidecar } from "../support/sidecar.js"
+import { openDatabase } from "../support/sqlite.js"
+import { isAlive } from "../support/system.js"
+import { pollUntil } from "../support/wait.js"
 
 /** A sidecar whose `stubborn` command ignores SIGTERM and writes its pid, with the given shutdown timeout. */
 const stubbornSidecar = (shutdownTimeoutSeconds: number) =>
@@ -45,15 +46,6 @@ const stubbornSidecar = (shutdownTimeoutSeconds: number) =>
     return { sidecar, db, id: submitted.json.id as string, child: Number(readFileSync(pidFile, "utf8")) }
   }).pipe(Effect.provide(NodeServices.layer))
 
-/** A process that exited but was not reaped yet (a zombie) counts as gone. */
-const isAlive = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z"
-  } catch {
-    return false
-  }
-}
-
 describe("shutdown", () => {
   it.live("SIGTERM: a child ignoring SIGTERM is killed after the grace, the database closes cleanly, exit 0 in time", () =>
     Effect.gen(function*() {
@@ -91,26 +83,4 @@ describe("shutdown", () => {
       expect(sidecar.child.signalCode).toBe("SIGTERM")
       process.kill(-child, "SIGKILL") // its own process group, left behind by the abrupt exit
     }).pipe(Effect.scoped))
-
-  // Found in CI: the platform removes its request listener before it closes the server, so a request on a keep-alive
-  // connection in between got no answer and held the close, and the whole shutdown, until the watchdog (exit 1).
-  it.effect("a request no handler serves (before the API is added, or once it is removed) gets a 503 and a close", () =>
-    Effect.gen(function*() {
-      const server = createHttpServer()
-      yield* Effect.acquireRelease(
-        Effect.callback<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
-        () => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
-      )
-      const { port } = server.address() as { port: number }
-      const url = `http://127.0.0.1:${port}`
-      const unserved = yield* send(url, { method: "GET", path: "/v0/livez" }, "5 seconds")
-      expect(unserved).toMatchObject({ _tag: "Answer", status: 503, headers: { connection: "close" } })
-      if (unserved._tag === "Answer") expect(JSON.parse(unserved.body).error).toMatch(/shutting down/)
-      // with a handler in place (the platform's), the fallback stays out of the way
-      server.on("request", (_request, response) => response.end("served"))
-      expect(yield* send(url, { method: "GET", path: "/v0/livez" }, "5 seconds")).toMatchObject({
-        status: 200,
-        body: "served"
-      })
-    }))
 })

@@ -4,8 +4,9 @@ import { Context, Effect, FileSystem, Layer } from "effect"
 import fc from "fast-check"
 import { fileURLToPath } from "node:url"
 import { maxBodyBytes, maxJsonDepth } from "../../src/http/RequestBody.js"
-import { type Exchange, pollUntil, request, send, sendRaw, type Sidecar, startSidecar } from "../sidecar.js"
+import { type Exchange, request, send, sendRaw, type Sidecar, startSidecar } from "../support/sidecar.js"
 import { openDatabase, pragma } from "../support/sqlite.js"
+import { pollUntil } from "../support/wait.js"
 
 // Hostile and malformed input against the real sidecar process (loopback, a real SQLite file): every answer is a
 // 4xx with a JSON `error`, the process keeps serving, and nothing is stored.

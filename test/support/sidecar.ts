@@ -1,15 +1,17 @@
-import { Deferred, Duration, Effect, Schedule } from "effect"
+// The sidecar as a child process, started from the bundle as the image starts it, and requests to it: through
+// fetch, exactly as given with node:http, or as raw bytes on a socket.
+import { Deferred, Duration, Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
-import { openDatabase } from "./support/sqlite.js"
+import { openDatabase } from "./sqlite.js"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
+const root = fileURLToPath(new URL("../..", import.meta.url))
 /** The node flags the image and `npm start` run it with. */
 export const deployedNodeFlags: ReadonlyArray<string> = []
-/** The sidecar's entry point, bundled by test/globalSetup.ts before the tests start. */
-export const sidecarMain = fileURLToPath(new URL("../dist/main.mjs", import.meta.url))
+/** The sidecar's entry point, bundled by test/support/globalSetup.ts before the tests start. */
+export const sidecarMain = fileURLToPath(new URL("../../dist/main.mjs", import.meta.url))
 
 export interface Sidecar {
   readonly url: string
@@ -112,18 +114,14 @@ export const request = (url: string, init?: { method?: string; body?: unknown })
     return { status: res.status, json: text === "" ? undefined : JSON.parse(text) as any }
   })
 
-const notYet = Symbol("notYet")
-/** Poll `effect` on the real clock until `done` holds of its value (which it answers), for at most `within`. */
-export const pollUntil = <A, E, R>(
-  effect: Effect.Effect<A, E, R>,
-  done: (a: A) => boolean,
-  within: Duration.Input = "15 seconds"
-) =>
-  effect.pipe(
-    Effect.filterOrFail(done, () => notYet),
-    Effect.retry({ schedule: Schedule.spaced("25 millis"), while: (e) => e === notYet }),
-    Effect.timeoutOrElse({ duration: within, orElse: () => Effect.fail(new Error("condition not reached in time")) })
-  )
+/** Submit `body` to a running sidecar: POST /v0/tasks, as `request` answers it. */
+export const post = (url: string, body: unknown) => request(`${url}/v0/tasks`, { method: "POST", body })
+
+/**
+ * GET a task of a running sidecar once its run has ended, or at the latest after `seconds` (then as it is): the
+ * server holds the answer until then (`?wait`). A task that is gone answers 404 at once.
+ */
+export const settled = (url: string, id: string, seconds = 15) => request(`${url}/v0/tasks/${id}?wait=${seconds}`)
 
 /** An answer read to its end, or the error code of a connection that ended without one. */
 export type Exchange =

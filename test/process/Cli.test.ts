@@ -2,9 +2,10 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { describe, expect, layer } from "@effect/vitest"
 import { Context, Effect, FileSystem, Layer } from "effect"
 import { spawn } from "node:child_process"
-import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
-import { pollUntil, request, sidecarMain, startSidecar } from "../sidecar.js"
+import { request, sidecarMain, startSidecar } from "../support/sidecar.js"
+import { closedPort } from "../support/system.js"
+import { pollUntil } from "../support/wait.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const bin = fileURLToPath(new URL("../../bin/sidecar.mjs", import.meta.url))
@@ -77,13 +78,6 @@ const submitted = (url: string, body: unknown) =>
     yield* pollUntil(request(`${url}/v0/tasks/${json.id}`), (r) => r.json?.status !== "running")
     return json.id as string
   })
-
-const closedPort = Effect.callback<number>((resume) => {
-  const server = createServer().listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    server.close(() => resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0)))
-  })
-})
 
 describe("sidecar CLI", () => {
   // Live services: the server, the CLI and their timeouts run on the real clock.

@@ -3,7 +3,7 @@ import { expect, layer } from "@effect/vitest"
 import { Context, Effect, FileSystem, Layer } from "effect"
 import * as Http from "node:http"
 import { join } from "node:path"
-import { runToExit, type Sidecar, startSidecar } from "../sidecar.js"
+import { runToExit, type Sidecar, startSidecar } from "../support/sidecar.js"
 
 /** A GET or POST with exactly these header lines (a repeated name stays two lines). */
 const call = (url: string, path: string, headers: ReadonlyArray<readonly [string, string]>, body?: string) =>

@@ -2,13 +2,13 @@
  * Soak: minutes of mixed traffic at a steady rate against the real server process, then checks that nothing was
  * lost or run twice, that no request got a 5xx, and that memory and file descriptors stayed flat after warm-up.
  *
- *   npm run test:soak -- [--seconds 180] [--rate 100]
+ *   npm run soak -- [--seconds 180] [--rate 100]
  *
  * The default rate leaves the sidecar headroom: on the 2-core machine it was written on, with this client on the same
  * cores, 100 requests/s (a third of them spawning a process) kept it near 55 % of a core and 150 near 80 %. Near
  * saturation a stall lets requests pile up, the client opens more connections, and new connections wait to be
  * accepted (docs/benchmarks/2026-12-07-notebook.md, "Why new connections wait under saturation"): some then fail
- * the client's 10 s connect timeout. That is overload, which this test does not measure; a higher --rate shows it.
+ * the client's 10 s connect timeout. That is overload, which the soak does not measure; a higher --rate shows it.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Schedule } from "effect"
@@ -16,7 +16,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
-import { pollUntil, request, startSidecar, taskRows } from "../sidecar.js"
+import { request, startSidecar, taskRows } from "../../test/support/sidecar.js"
+import { pollUntil } from "../../test/support/wait.js"
 
 const { values } = parseArgs({ options: { seconds: { type: "string" }, rate: { type: "string" } } })
 const seconds = Number(values.seconds ?? 180)
