@@ -427,7 +427,7 @@ withServer("hostile input to the sidecar process", (it) => {
       yield* expectLive(sidecar.url)
     }))
 
-  // Found here; fixed where the server is created (src/Sidecar.ts), not in the HTTP middleware.
+  // Found here; fixed where the server is created (src/http/NodeServer.ts), not in the HTTP middleware.
   it.effect("CONNECT gets an answer (Node on its own closes the connection without one)", () =>
     Effect.gen(function*() {
       const { sidecar } = yield* Server
