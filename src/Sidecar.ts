@@ -53,18 +53,24 @@ const StartupLog = Layer.effectDiscard(Effect.gen(function*() {
   )
 }))
 
-/** On the first signal, tell Shutdown (long polls) and arm a backstop against a stuck finalizer. */
+/** On the first signal, say so, tell Shutdown (long polls) and arm a backstop against a stuck finalizer. */
 const ShutdownWatchdog = Layer.effectDiscard(
   Effect.gen(function*() {
     const timeout = yield* ShutdownTimeout
     const shutdown = yield* Shutdown
+    const run = Effect.runForkWith(yield* Effect.context<never>())
     // a second signal stops the process at once, as by default
     const second = (signal: NodeJS.Signals) => {
       process.removeAllListeners("SIGTERM").removeAllListeners("SIGINT")
       process.kill(process.pid, signal)
     }
-    const arm = () => {
+    const arm = (signal: NodeJS.Signals) => {
       process.once("SIGTERM", second).once("SIGINT", second)
+      run(
+        Effect.logInfo("shutting down").pipe(
+          Effect.annotateLogs({ signal, timeoutSeconds: Duration.toSeconds(timeout) })
+        )
+      )
       shutdown.beginUnsafe()
       setTimeout(() => {
         process.stderr.write(`sidecar: shutdown did not finish within ${Duration.format(timeout)}; exiting\n`)
@@ -126,6 +132,8 @@ const refuseStart = (cause: Cause.Cause<unknown>) =>
 /** Run the sidecar until SIGTERM/SIGINT, logging to stdout as SIDECAR_LOG_FORMAT says. */
 export const runSidecar = <E>(handlers: Layer.Layer<TaskHandlers, E, Readiness | Commands>) =>
   Layer.launch(SidecarLive(handlers)).pipe(
+    // a signal interrupts the launch once every layer is released: the last line of a clean stop
+    Effect.onInterrupt(() => Effect.logInfo("sidecar stopped")),
     // a bad setting or an unusable database stops startup; a defect is logged first
     Effect.catchCause((cause) =>
       Effect.andThen(Cause.hasDies(cause) ? Effect.logFatal("sidecar stopped", cause) : Effect.void, refuseStart(cause))

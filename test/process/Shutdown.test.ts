@@ -65,6 +65,14 @@ describe("shutdown", () => {
       conn.close()
       const stopping = sidecar.logs().filter((l) => l.message.startsWith("task interrupted"))
       expect(stopping.map((l) => l.annotations.taskId)).toEqual([id])
+      // the operator's log tells a stop from a crash: the signal when it came, a last line once all is closed
+      const messages = sidecar.logs().map((l) => l.message)
+      expect(sidecar.logs().find((l) => l.message === "shutting down")?.annotations).toEqual({
+        signal: "SIGTERM",
+        timeoutSeconds: 3
+      })
+      expect(messages.indexOf("shutting down")).toBeLessThan(messages.indexOf(stopping[0]!.message))
+      expect(messages.at(-1)).toBe("sidecar stopped")
     }).pipe(Effect.scoped))
 
   it.live("a second signal exits at once, without waiting for the grace", () =>
