@@ -1,9 +1,8 @@
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { describe, expect, layer } from "@effect/vitest"
-import { Context, Effect, FileSystem, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { request, sidecarMain, startSidecar } from "../support/sidecar.js"
+import { commandsFolder, request, sidecarMain, startSidecar } from "../support/sidecar.js"
 import { closedPort } from "../support/system.js"
 import { pollUntil } from "../support/wait.js"
 
@@ -57,17 +56,13 @@ class Server extends Context.Service<Server, { readonly url: string }>()("test/C
 const ServerLive = Layer.effect(
   Server,
   Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const dir = yield* fs.makeTempDirectoryScoped({ prefix: "sidecar-cli-" })
-    const commands = `${dir}/commands.json`
-    yield* fs.writeFileString(
-      commands,
-      JSON.stringify({ fail: { argv: [process.execPath, "-e", "process.stderr.write('disk full'); process.exit(3)"] } })
-    )
-    const { url } = yield* startSidecar({ SIDECAR_DB: `${dir}/sidecar.db`, SIDECAR_COMMANDS: commands })
+    const { env } = yield* commandsFolder("sidecar-cli-", () => ({
+      fail: { argv: [process.execPath, "-e", "process.stderr.write('disk full'); process.exit(3)"] }
+    }))
+    const { url } = yield* startSidecar(env)
     return { url }
   })
-).pipe(Layer.provide(NodeServices.layer))
+)
 
 const ID = "3f0c2a9e-7b1d-4c5e-8a6f-9d2b1c0e4f7a"
 

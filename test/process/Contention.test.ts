@@ -1,10 +1,9 @@
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { expect, layer } from "@effect/vitest"
-import { Context, Effect, FileSystem, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { uuid } from "../support/ids.js"
-import { post, request, settled, type Sidecar, startSidecar, taskRows } from "../support/sidecar.js"
+import { commandsFolder, post, request, settled, type Sidecar, startSidecar, taskRows } from "../support/sidecar.js"
 import { pollUntil } from "../support/wait.js"
 
 /** One sidecar for the whole file, with `flaky` (fails until `flag` exists, logging each start), `quick`, `fails`. */
@@ -18,27 +17,18 @@ class Server extends Context.Service<Server, {
 const ServerLive = Layer.effect(
   Server,
   Effect.gen(function*() {
-    const dir = yield* Effect.flatMap(
-      FileSystem.FileSystem,
-      (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-race-" })
-    )
+    const { db, dir, env } = yield* commandsFolder("sidecar-race-", (dir) => ({
+      flaky: { argv: ["sh", "-c", `echo start >> '${join(dir, "flaky-starts")}'; test -f '${join(dir, "flag")}'`] },
+      quick: { argv: ["true"] },
+      fails: { argv: ["false"] }
+    }))
     const starts = join(dir, "flaky-starts")
     const flag = join(dir, "flag")
-    const commands = join(dir, "commands.json")
-    writeFileSync(
-      commands,
-      JSON.stringify({
-        flaky: { argv: ["sh", "-c", `echo start >> '${starts}'; test -f '${flag}'`] },
-        quick: { argv: ["true"] },
-        fails: { argv: ["false"] }
-      })
-    )
-    const db = join(dir, "sidecar.db")
-    const sidecar = yield* startSidecar({ SIDECAR_DB: db, SIDECAR_COMMANDS: commands })
+    const sidecar = yield* startSidecar(env)
     const flakyStarts = () => (existsSync(starts) ? readFileSync(starts, "utf8").split("\n").length - 1 : 0)
     return { sidecar, db, flag, flakyStarts }
   })
-).pipe(Layer.provide(NodeServices.layer))
+)
 
 const withServer = layer(ServerLive, { timeout: "60 seconds", excludeTestServices: true })
 withServer("exactly once under contention (real server process)", (it) => {

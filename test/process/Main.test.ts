@@ -1,16 +1,12 @@
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FileSystem } from "effect"
+import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import { delimiter, join } from "node:path"
-import { request, runToExit, sidecarMain, startSidecar } from "../support/sidecar.js"
+import { commandsFolder, request, runToExit, sidecarMain, startSidecar } from "../support/sidecar.js"
 import { openDatabase } from "../support/sqlite.js"
 import { pollUntil } from "../support/wait.js"
 
 const ID = "5e1f7b2a-9c3d-4e8f-a1b2-c3d4e5f60718"
-
-const tempDir = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-main-" }))
-  .pipe(Effect.provide(NodeServices.layer))
 
 /** A node on the PATH older than package.json's engines (the system's own, where the project brings its own). */
 const olderNode = (process.env.PATH ?? "").split(delimiter).filter((dir) => !dir.includes("node_modules"))
@@ -31,15 +27,11 @@ const rows = (file: string) => {
 describe("the sidecar process", () => {
   it.live("SIGTERM exits 0 leaving runs `running`; the next start restores readiness and resumes them", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      const db = `${dir}/data/sidecar.db` // the folder does not exist yet: the sidecar creates it
-      const commands = `${dir}/commands.json`
-      yield* Effect.promise(() =>
-        import("node:fs/promises").then((fs) =>
-          fs.writeFile(commands, JSON.stringify({ wait: { argv: ["node", "-e", "setInterval(() => {}, 1000)"] } }))
-        )
-      )
-      const env = { SIDECAR_DB: db, SIDECAR_COMMANDS: commands }
+      const folder = yield* commandsFolder("sidecar-main-", () => ({
+        wait: { argv: ["node", "-e", "setInterval(() => {}, 1000)"] }
+      }))
+      const db = `${folder.dir}/data/sidecar.db` // the folder does not exist yet: the sidecar creates it
+      const env = { ...folder.env, SIDECAR_DB: db }
 
       const first = yield* startSidecar(env)
       const startup = first.logs().find((l) => l.message === "database ready")

@@ -1,10 +1,9 @@
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FileSystem } from "effect"
+import { Effect } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { uuid } from "../support/ids.js"
-import { post, request, startSidecar, taskRows } from "../support/sidecar.js"
+import { commandsFolder, post, request, startSidecar, taskRows } from "../support/sidecar.js"
 import { pollUntil } from "../support/wait.js"
 
 /**
@@ -12,34 +11,31 @@ import { pollUntil } from "../support/wait.js"
  * exits at once.
  */
 const workspace = Effect.gen(function*() {
-  const dir = yield* Effect.flatMap(
-    FileSystem.FileSystem,
-    (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-crash-" })
-  )
+  const { db, dir, env } = yield* commandsFolder("sidecar-crash-", (dir) => ({
+    long: {
+      argv: [
+        "sh",
+        "-c",
+        `echo "$1" >> '${join(dir, "starts")}'; while [ ! -f '${join(dir, "release")}' ]; do sleep 0.05; done`,
+        "long"
+      ],
+      allowArgs: true
+    },
+    quick: { argv: ["true"] }
+  }))
   const starts = join(dir, "starts")
   const release = join(dir, "release")
-  const commands = join(dir, "commands.json")
-  writeFileSync(
-    commands,
-    JSON.stringify({
-      long: {
-        argv: ["sh", "-c", `echo "$1" >> '${starts}'; while [ ! -f '${release}' ]; do sleep 0.05; done`, "long"],
-        allowArgs: true
-      },
-      quick: { argv: ["true"] }
-    })
-  )
   // released at the end whatever happens, so no orphan of a killed sidecar outlives the test
   yield* Effect.addFinalizer(() => Effect.sync(() => writeFileSync(release, "")))
   return {
-    env: { SIDECAR_DB: join(dir, "sidecar.db"), SIDECAR_COMMANDS: commands },
-    db: join(dir, "sidecar.db"),
+    env,
+    db,
     release: () => writeFileSync(release, ""),
     /** How many times each long task has started, by key. */
     startsOf: (key: string) =>
       existsSync(starts) ? readFileSync(starts, "utf8").split("\n").filter((line) => line === key).length : 0
   }
-}).pipe(Effect.provide(NodeServices.layer))
+})
 
 const allTerminal = (db: string) =>
   pollUntil(Effect.sync(() => taskRows(db)), (rs) => rs.every((r) => r.status !== "running"))

@@ -1,9 +1,8 @@
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, FileSystem } from "effect"
-import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { Effect, Exit } from "effect"
+import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { request, startSidecar } from "../support/sidecar.js"
+import { commandsFolder, request, startSidecar } from "../support/sidecar.js"
 import { openDatabase } from "../support/sqlite.js"
 import { isAlive } from "../support/system.js"
 import { pollUntil } from "../support/wait.js"
@@ -11,30 +10,20 @@ import { pollUntil } from "../support/wait.js"
 /** A sidecar whose `stubborn` command ignores SIGTERM and writes its pid, with the given shutdown timeout. */
 const stubbornSidecar = (shutdownTimeoutSeconds: number) =>
   Effect.gen(function*() {
-    const dir = yield* Effect.flatMap(
-      FileSystem.FileSystem,
-      (fs) => fs.makeTempDirectoryScoped({ prefix: "sidecar-stop-" })
-    )
+    const { db, dir, env } = yield* commandsFolder("sidecar-stop-", (dir) => ({
+      stubborn: {
+        argv: [
+          "node",
+          "-e",
+          `process.on("SIGTERM", () => {}); require("fs").writeFileSync(${
+            JSON.stringify(join(dir, "pid"))
+          }, String(process.pid)); setInterval(() => {}, 1000)`
+        ]
+      }
+    }))
     const pidFile = join(dir, "pid")
-    const commands = join(dir, "commands.json")
-    writeFileSync(
-      commands,
-      JSON.stringify({
-        stubborn: {
-          argv: [
-            "node",
-            "-e",
-            `process.on("SIGTERM", () => {}); require("fs").writeFileSync(${
-              JSON.stringify(pidFile)
-            }, String(process.pid)); setInterval(() => {}, 1000)`
-          ]
-        }
-      })
-    )
-    const db = join(dir, "sidecar.db")
     const sidecar = yield* startSidecar({
-      SIDECAR_DB: db,
-      SIDECAR_COMMANDS: commands,
+      ...env,
       SIDECAR_SHUTDOWN_TIMEOUT_SECONDS: String(shutdownTimeoutSeconds)
     })
     const submitted = yield* request(`${sidecar.url}/v0/tasks`, {
@@ -44,7 +33,7 @@ const stubbornSidecar = (shutdownTimeoutSeconds: number) =>
     expect(submitted.status).toBe(201)
     yield* pollUntil(Effect.sync(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== ""), (ok) => ok)
     return { sidecar, db, id: submitted.json.id as string, child: Number(readFileSync(pidFile, "utf8")) }
-  }).pipe(Effect.provide(NodeServices.layer))
+  })
 
 describe("shutdown", () => {
   it.live("SIGTERM: a child ignoring SIGTERM is killed after the grace, the database closes cleanly, exit 0 in time", () =>

@@ -1,9 +1,12 @@
 // The sidecar as a child process, started from the bundle as the image starts it, and requests to it: through
 // fetch, exactly as given with node:http, or as raw bytes on a socket.
-import { Deferred, Duration, Effect } from "effect"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Deferred, Duration, Effect, FileSystem } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
+import { writeFileSync } from "node:fs"
 import * as Http from "node:http"
 import * as Net from "node:net"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { openDatabase } from "./sqlite.js"
 
@@ -12,6 +15,19 @@ const root = fileURLToPath(new URL("../..", import.meta.url))
 export const deployedNodeFlags: ReadonlyArray<string> = []
 /** The sidecar's entry point, bundled by test/support/globalSetup.ts before the tests start. */
 export const sidecarMain = fileURLToPath(new URL("../../dist/main.mjs", import.meta.url))
+
+/**
+ * A temp folder for one sidecar, removed with the scope: `commands(dir)` written as its commands file, and the
+ * environment that starts a sidecar on them with its database in the folder.
+ */
+export const commandsFolder = (prefix: string, commands: (dir: string) => Record<string, unknown>) =>
+  Effect.gen(function*() {
+    const dir = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix }))
+    const file = join(dir, "commands.json")
+    writeFileSync(file, JSON.stringify(commands(dir)))
+    const db = join(dir, "sidecar.db")
+    return { dir, db, env: { SIDECAR_DB: db, SIDECAR_COMMANDS: file } }
+  }).pipe(Effect.provide(NodeServices.layer))
 
 export interface Sidecar {
   readonly url: string
