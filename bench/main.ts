@@ -35,6 +35,7 @@ const usage = `npm run bench -- [options]
   --before DIR          also run the sidecar built in the checkout DIR (the build before a change, with its own
                         node_modules), in the same alternation, and report each figure before and after; its bench
                         server is bundled there by its own scripts/bundle.mjs if it is not yet (dist/bench-before/)
+                        and started with the node flags of its own npm start
   --before-node FILE    the node that runs it (default: DIR/node_modules/.bin/node, else the first node on the PATH
                         outside node_modules)
   --memory-limit MIB    run every server in a memory cgroup of MIB (root), as a pod's memory limit would: Node sizes
@@ -161,7 +162,17 @@ const prepareBefore = (dir: string): Elsewhere & { readonly version: string } =>
   }
   const version = execFileSync(node, ["--version"], { encoding: "utf8" }).trim()
   const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: dir, encoding: "utf8" }).trim()
-  return { cwd: dir, node, entry, version: `${head}, node ${version}` }
+  // started with the flags its own `npm start` gives node before the entry point
+  const start: string = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).scripts?.start ?? ""
+  const words = start.split(/\s+/)
+  const flags = words.slice(1, words.findIndex((w) => w.endsWith("main.mjs"))).filter((w) => w.startsWith("--"))
+  return {
+    cwd: dir,
+    node,
+    entry,
+    flags,
+    version: `${head}, node ${version}${flags.length > 0 ? ` ${flags.join(" ")}` : ""}`
+  }
 }
 
 /** The 1-minute load average every 10 s while the benchmark runs: the machine is shared, so it is part of the result. */

@@ -74,7 +74,7 @@ export const launchArgs = (kind: ServerKind, form: SidecarForm, build: Build): R
     : ["--import", "tsx", entryOf(kind)]
 
 /** The V8 flags the image and `npm start` give the sidecar (deploy/Dockerfile, package.json; test/Deploy.test.ts). */
-export const deployedNodeFlags: ReadonlyArray<string> = []
+export const deployedNodeFlags: ReadonlyArray<string> = ["--max-semi-space-size=8"]
 
 /**
  * A sidecar built in another checkout, with its own node (`--before`): the build before a change, measured in the
@@ -84,6 +84,8 @@ export interface Elsewhere {
   readonly cwd: string
   readonly node: string
   readonly entry: string
+  /** The node flags its own `npm start` gives it. */
+  readonly flags: ReadonlyArray<string>
 }
 
 export interface StartOptions {
@@ -204,7 +206,7 @@ export const startServer = async (kind: ServerKind, options: StartOptions): Prom
         : ["--cpu-prof", "--cpu-prof-dir", options.cpuProfileDir, "--cpu-prof-interval", "250"]),
       ...(elsewhere === undefined
         ? launchArgs(kind, options.form, options.build)
-        : [...deployedNodeFlags, elsewhere.entry])
+        : [...elsewhere.flags, elsewhere.entry])
     ],
     {
       cwd: elsewhere?.cwd ?? options.cwd,

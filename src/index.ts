@@ -8,6 +8,7 @@ export { TaskError } from "./Errors.js"
 export { awaitHttp } from "./handlers/AwaitHttp.js"
 export { builtinHandlers, markNotReady, markReady, NoParams } from "./handlers/Builtins.js"
 export { Commands, type CommandSpec, runCommand } from "./handlers/RunCommand.js"
+export { runCli } from "./Launch.js"
 export { runSidecar } from "./Sidecar.js"
 
 export { Engine } from "./engine/Engine.js"

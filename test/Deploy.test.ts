@@ -325,7 +325,11 @@ describe("deploy/Dockerfile", () => {
       const installs = /node_modules|\bnpm\b|\bnpx\b|apt-get|esbuild|typescript|tsx/
       expect(i.args, `${i.keyword} ${i.args}`).not.toMatch(installs)
     }
-    expect(JSON.parse(final.find((i) => i.keyword === "ENTRYPOINT")!.args)).toEqual(["node", "dist/main.mjs"])
+    expect(JSON.parse(final.find((i) => i.keyword === "ENTRYPOINT")!.args)).toEqual([
+      "node",
+      ...deployedNodeFlags,
+      "dist/main.mjs"
+    ])
     expect(JSON.parse(final.find((i) => i.keyword === "CMD")!.args)).toEqual(["serve"])
     const user = imageUser()
     expect(user).toEqual({ uid: 1000, gid: 1000 })

@@ -35,6 +35,7 @@ describe("the package's public surface", () => {
       "makeClient",
       "markNotReady",
       "markReady",
+      "runCli",
       "runCommand",
       "runSidecar",
       "sqlLayer",
