@@ -54,19 +54,31 @@ const seriesOf = <V>(labelNames: ReadonlyArray<string>, initial: () => V) => {
   return { find, all }
 }
 
-const counter = (registry: Prometheus.Registry, name: string, help: string, labelNames: ReadonlyArray<string>) => {
-  const series = seriesOf(labelNames, () => ({ count: 0 }))
-  registry.registerMetric({
-    name,
-    help,
-    get: async () => ({
+/** A metric whose values prom-client asks for only when scraped. */
+const register = (
+  registry: Prometheus.Registry,
+  name: string,
+  help: string,
+  type: "counter" | "histogram",
+  values: () => ReadonlyArray<unknown>
+) =>
+  registry.registerMetric(
+    {
       name,
       help,
-      type: "counter",
-      aggregator: "sum",
-      values: series.all.map(({ labels, value }) => ({ labels, value: value.count }))
-    })
-  } as unknown as Prometheus.Metric)
+      get: async () => ({ name, help, type, aggregator: "sum", values: values() })
+    } as unknown as Prometheus.Metric
+  )
+
+const counter = (registry: Prometheus.Registry, name: string, help: string, labelNames: ReadonlyArray<string>) => {
+  const series = seriesOf(labelNames, () => ({ count: 0 }))
+  register(
+    registry,
+    name,
+    help,
+    "counter",
+    () => series.all.map(({ labels, value }) => ({ labels, value: value.count }))
+  )
   return (...values: ReadonlyArray<string>): void => void series.find(values).count++
 }
 
@@ -78,29 +90,20 @@ const histogram = (
   buckets: ReadonlyArray<number>
 ) => {
   const series = seriesOf(labelNames, () => ({ buckets: buckets.map(() => 0), sum: 0, count: 0 }))
-  registry.registerMetric({
-    name,
-    help,
-    get: async () => ({
-      name,
-      help,
-      type: "histogram",
-      aggregator: "sum",
-      values: series.all.flatMap(({ labels, value }) => {
-        let cumulative = 0
-        return [
-          ...buckets.map((bound, i) => ({
-            metricName: `${name}_bucket`,
-            labels: { le: bound, ...labels },
-            value: cumulative += value.buckets[i]!
-          })),
-          { metricName: `${name}_bucket`, labels: { le: "+Inf", ...labels }, value: value.count },
-          { metricName: `${name}_sum`, labels, value: value.sum },
-          { metricName: `${name}_count`, labels, value: value.count }
-        ]
-      })
-    })
-  } as unknown as Prometheus.Metric)
+  register(registry, name, help, "histogram", () =>
+    series.all.flatMap(({ labels, value }) => {
+      let cumulative = 0
+      return [
+        ...buckets.map((bound, i) => ({
+          metricName: `${name}_bucket`,
+          labels: { le: bound, ...labels },
+          value: cumulative += value.buckets[i]!
+        })),
+        { metricName: `${name}_bucket`, labels: { le: "+Inf", ...labels }, value: value.count },
+        { metricName: `${name}_sum`, labels, value: value.sum },
+        { metricName: `${name}_count`, labels, value: value.count }
+      ]
+    }))
   return (observed: number, ...values: ReadonlyArray<string>): void => {
     const value = series.find(values)
     const at = buckets.findIndex((bound) => observed <= bound)

@@ -115,8 +115,8 @@ export const hardened = <E, R>(
   const declaredTooLarge = Number(source.headers["content-length"]) > maxBodyBytes
   return Effect.matchEffect(readBody(source, declaredTooLarge), {
     onFailure: (e) => Effect.succeed(unreadable(e)),
+    // a body declared too large is refused from its first byte: it never reads as text
     onSuccess: (text) => {
-      if (declaredTooLarge) return Effect.succeed(tooLarge(true))
       if (nestedDeeperThan(text, maxJsonDepth)) {
         return Effect.succeed(
           jsonError(400, "InvalidRequest", `invalid request body: JSON nested deeper than ${maxJsonDepth} levels`)

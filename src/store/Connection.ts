@@ -18,22 +18,35 @@ export interface Connection {
 /** The Connection, as a service; effect/sql's SqlClient runs on it too. */
 export class Sqlite extends Context.Service<Sqlite, Connection>()("sidecar/Sqlite") {}
 
-const codeNames: Record<number, string> = {
-  5: "SQLITE_BUSY",
-  6: "SQLITE_LOCKED",
-  8: "SQLITE_READONLY",
-  10: "SQLITE_IOERR",
-  11: "SQLITE_CORRUPT",
-  13: "SQLITE_FULL",
-  14: "SQLITE_CANTOPEN",
-  19: "SQLITE_CONSTRAINT",
-  26: "SQLITE_NOTADB"
+/** SQLite's primary result codes that the sidecar tells apart. */
+export const ResultCode = {
+  BUSY: 5,
+  LOCKED: 6,
+  READONLY: 8,
+  IOERR: 10,
+  CORRUPT: 11,
+  FULL: 13,
+  CANTOPEN: 14,
+  CONSTRAINT: 19,
+  NOTADB: 26
+} as const
+
+const codeNames = new Map<number, string>(Object.entries(ResultCode).map(([name, code]) => [code, `SQLITE_${name}`]))
+
+const errcodeOf = (error: unknown): number | undefined => {
+  const errcode = (error as { errcode?: unknown } | undefined)?.errcode
+  return typeof errcode === "number" ? errcode : undefined
+}
+
+/** The primary result code (an extended code's low byte) of a SQLite error; undefined for any other error. */
+export const primaryCode = (error: unknown): number | undefined => {
+  const errcode = errcodeOf(error)
+  return errcode === undefined ? undefined : errcode & 0xff
 }
 
 const sqliteCode = (error: unknown): string | undefined => {
-  const errcode = (error as { errcode?: unknown } | undefined)?.errcode
-  if (typeof errcode !== "number") return undefined
-  return codeNames[errcode & 0xff] ?? `SQLITE_ERROR_${errcode}`
+  const errcode = errcodeOf(error)
+  return errcode === undefined ? undefined : codeNames.get(errcode & 0xff) ?? `SQLITE_ERROR_${errcode}`
 }
 
 /** An error as a StoreError says it: SQLite's result code, then its words. */
@@ -45,8 +58,8 @@ export const describeError = (error: unknown): string => {
 
 /** Whether `error` is SQLite's "another connection holds the lock" (BUSY or LOCKED). */
 export const isBusy = (error: unknown) => {
-  const errcode = (error as { errcode?: unknown } | undefined)?.errcode
-  return typeof errcode === "number" && ((errcode & 0xff) === 5 || (errcode & 0xff) === 6)
+  const code = primaryCode(error)
+  return code === ResultCode.BUSY || code === ResultCode.LOCKED
 }
 
 export const open = (filename: string, options?: { readonly readOnly?: boolean }): DatabaseSync =>

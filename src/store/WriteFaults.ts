@@ -1,23 +1,22 @@
 import { Effect } from "effect"
 import type { Metrics } from "../Metrics.js"
+import { primaryCode, ResultCode } from "./Connection.js"
 import { StorageProblem, type StorageReason } from "./DatabaseFile.js"
 
 /** What kind of storage failure `error` is, by SQLite's primary result code. */
 const sqliteReason = (error: unknown): StorageReason | undefined => {
-  const errcode = (error as { errcode?: unknown } | undefined)?.errcode
-  if (typeof errcode !== "number") return undefined
-  switch (errcode & 0xff) {
-    case 13:
+  switch (primaryCode(error)) {
+    case ResultCode.FULL:
       return "full"
-    case 8:
+    case ResultCode.READONLY:
       return "read-only"
-    case 5:
-    case 6:
+    case ResultCode.BUSY:
+    case ResultCode.LOCKED:
       return "locked"
-    case 10:
+    case ResultCode.IOERR:
       return "io-error"
-    case 11:
-    case 26:
+    case ResultCode.CORRUPT:
+    case ResultCode.NOTADB:
       return "corrupt"
     default:
       return undefined

@@ -82,6 +82,17 @@ const load = (url: string, gateUrl: string, clients: number, stop: Deferred.Defe
 
 const count = (answers: ReadonlyArray<Answer>, status: number) => answers.filter((a) => a.status === status).length
 
+/** Of `ids`, those not found completed or failed (each waited for up to 10 s), with what was found. */
+const notEnded = (url: string, ids: ReadonlyArray<string>) =>
+  Effect.map(
+    Effect.forEach(
+      ids,
+      (id) => Effect.map(settled(url, id, 10), (r) => ({ id, code: r.status, status: r.json?.status })),
+      { concurrency: 16 }
+    ),
+    (found) => found.filter((s) => s.code !== 200 || (s.status !== "completed" && s.status !== "failed"))
+  )
+
 /**
  * The scenario both faults share: load, the fault while the load goes on and held runs complete, recovery, checks,
  * a restart, checks again.
@@ -136,12 +147,7 @@ const underFault = (
     expect(recoveredInMs).toBeLessThan(2000)
 
     const ids = all.filter((a) => a.status === 201).map((a) => a.id)
-    const lost = (yield* Effect.forEach(
-      ids,
-      (id) => Effect.map(settled(sidecar.url, id, 10), (r) => ({ id, code: r.status, status: r.json?.status })),
-      { concurrency: 16 }
-    )).filter((s) => s.code !== 200 || (s.status !== "completed" && s.status !== "failed"))
-    expect(lost.slice(0, 5)).toEqual([])
+    expect((yield* notEnded(sidecar.url, ids)).slice(0, 5)).toEqual([])
 
     // the fault and its end are said once each, not once a request
     const said = (pattern: RegExp) => sidecar.logs().filter((l) => pattern.test(l.message)).length
@@ -151,12 +157,7 @@ const underFault = (
 
     expect(yield* sidecar.stop("SIGTERM")).toBe(0)
     const again = yield* startSidecar(env)
-    const lostAfterRestart = (yield* Effect.forEach(
-      ids,
-      (id) => Effect.map(settled(again.url, id, 10), (r) => ({ id, code: r.status, status: r.json?.status })),
-      { concurrency: 16 }
-    )).filter((s) => s.code !== 200 || (s.status !== "completed" && s.status !== "failed"))
-    expect(lostAfterRestart.slice(0, 5)).toEqual([])
+    expect((yield* notEnded(again.url, ids)).slice(0, 5)).toEqual([])
     expect(ids.length).toBeGreaterThan(150)
     expect(yield* again.stop("SIGTERM")).toBe(0)
   })
