@@ -1,8 +1,10 @@
 // Part http/: the HTTP contract (Api.ts), its handlers and middleware (Http.ts), request bodies, authentication, the
 // OpenAPI document and the node:http server (NodeServer.ts). Imports engine/ and the shared modules.
-import { Cause, Context, Duration, Effect, Layer } from "effect"
+import { Cause, Context, Duration, Effect, Layer, Stdio, Terminal } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiError, OpenApi } from "effect/http-api"
+import { ChildProcessSpawner } from "effect/process/ChildProcessSpawner"
+import { SqlClient } from "effect/sql"
 import { Engine } from "../engine/Engine.js"
 import { TaskHandlers } from "../engine/TaskHandlers.js"
 import { formatIssues, NotReady, schemaIssues } from "../Errors.js"
@@ -136,15 +138,41 @@ const everyRequest = (authnMode: AuthnMode, metrics: Metrics["Service"]) =>
     })
   }, { global: true })
 
+/**
+ * What requests need not carry (see `servedWithoutOurs`): the sidecar's own services, its database, and the process
+ * services that NodeHttpServer.layer brings along for the command handler.
+ */
+const notForRequests = new Set(
+  [SqlClient.SqlClient, ChildProcessSpawner, Stdio.Stdio, Terminal.Terminal].map((service) => service.key)
+)
+const isOurs = (key: string) => key.startsWith("sidecar/") || notForRequests.has(key)
+
+/**
+ * The server, built in a context without the sidecar's own services: HttpApiBuilder copies each request's context
+ * into a new one, so every service in it costs every request, and the handlers hold what they use already.
+ */
+const servedWithoutOurs = <E, R>(serve: Layer.Layer<never, E, R>): Layer.Layer<never, E, R> =>
+  Layer.fromBuild((memoMap, scope) =>
+    Effect.updateContext(
+      Layer.buildWithMemoMap(serve, memoMap, scope),
+      (context: Context.Context<R>) =>
+        Context.makeUnsafe<R>(new Map([...context.mapUnsafe].filter(([key]) => !isOurs(key))))
+    )
+  )
+
 /** The API on the HttpServer provided, `authnMode` deciding who may call it. */
 export const httpLayer = (authnMode: AuthnMode) =>
   Layer.unwrap(Effect.gen(function*() {
     const metrics = yield* Metrics
-    return HttpRouter.serve(Layer.mergeAll(HttpApiLive, everyRequest(authnMode, metrics)), { disableLogger: true })
-      .pipe(
-        // Nothing exports traces: no span per request.
-        Layer.provide(Layer.succeed(HttpMiddleware.TracerDisabledWhen, () => true))
-      )
+    const services = yield* Effect.context<Engine | Shutdown | Metrics | TaskHandlers>()
+    const app = Layer.mergeAll(HttpApiLive, everyRequest(authnMode, metrics)).pipe(
+      Layer.provide(Layer.succeedContext(services))
+    )
+    return HttpRouter.serve(app, { disableLogger: true }).pipe(
+      // Nothing exports traces: no span per request.
+      Layer.provide(Layer.succeed(HttpMiddleware.TracerDisabledWhen, () => true)),
+      servedWithoutOurs
+    )
   }))
 
 /** The API with no authentication: everyone who can reach it is trusted. */
