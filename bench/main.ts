@@ -31,7 +31,7 @@ const usage = `npm run bench -- [options]
                         instead of as deployed (bench/server.ts bundled by scripts/bundle.mjs, node
                         dist/sidecar/server.mjs; a commit without migrations/index.ts cannot be bundled and is
                         compiled by tsc instead, node dist/bench/server.js); the startup scenario runs both forms
-                        either way; the floor follows the sidecar's form
+                        either way; the baseline and the floor follow the sidecar's form
   --before DIR          also run the sidecar built in the checkout DIR (the build before a change, with its own
                         node_modules), in the same alternation, and report each figure before and after; its bench
                         server is bundled there by its own scripts/bundle.mjs if it is not yet (dist/bench-before/)
@@ -109,9 +109,8 @@ const machine = (bench: Bench) => {
       version("tsx")
     }`,
     `- code measured: ${describeCode(commit)}`,
-    `- sidecar started ${formLabel(form, bench.build)}: ${started(bench, "sidecar")}; the floor the same way, ${
-      command(bench, "floor")
-    }; the baseline through tsx (\`node --import tsx bench/baseline/server.ts\`)`,
+    `- sidecar started ${formLabel(form, bench.build)}: ${started(bench, "sidecar")}; the baseline and the floor the ` +
+    `same way, ${command(bench, "baseline")} and ${command(bench, "floor")}`,
     ...(bench.build === "tsc"
       ? [
         `- NOT bundled: commit ${commit} has no migrations/index.ts (its Sql.ts reads the migrations folder at run time),` +
@@ -126,8 +125,8 @@ const machine = (bench: Bench) => {
   ].join("\n")
 }
 
-/** The command that starts the sidecar or the floor in the snapshot. */
-const command = (bench: Bench, kind: "sidecar" | "floor") =>
+/** The command that starts `kind` in the snapshot. */
+const command = (bench: Bench, kind: ServerKind) =>
   bench.form === "tsx" ? `\`node --import tsx ${entryOf(kind)}\`` : `\`node ${compiledEntryOf(kind, bench.build)}\``
 
 /** How the sidecar or the floor is made and started, for the report. */
@@ -340,7 +339,7 @@ const profileScenario = async (bench: Bench, scenario: string, kinds: ReadonlyAr
   const lines: Array<string> = []
   // the floor stores nothing: it has no rows to resume, no memory figure and no start on 100k rows to profile
   for (const kind of kinds.filter((k) => k !== "floor" || variant.floor === true)) {
-    const who = kind === "baseline" ? kind : `${kind} ${formLabel(bench.form, bench.build)}`
+    const who = `${kind} ${formLabel(bench.form, bench.build)}`
     log(`== profiling ${variant.name} (${who})`)
     const { sample, summary } = await bench.profile(variant, kind, keepProfiles)
     const figures = variant.metrics.map((m) =>

@@ -138,7 +138,7 @@ const withServer = async <A>(
   use: (server: Server) => Promise<A>
 ): Promise<A> => {
   const elsewhere = kind === "sidecar" ? ctx.elsewhere : undefined
-  if (elsewhere === undefined && needsCompile(kind, ctx.form)) await ctx.prepare(ctx.form)
+  if (elsewhere === undefined && needsCompile(ctx.form)) await ctx.prepare(ctx.form)
   const server = await startServer(kind, {
     elsewhere,
     cwd: ctx.tree,

@@ -40,9 +40,9 @@ export const serverKinds: ReadonlyArray<ServerKind> = ["baseline", "sidecar", "f
 /**
  * How the sidecar is started. `compiled`: as deployed (deploy/Dockerfile), plain node on JavaScript made from the
  * snapshot: the bundle (`node dist/sidecar/server.mjs`) or, for an old commit, tsc's output (`Build`). `tsx`: the
- * TypeScript through tsx's loader, as `npm run dev` does (`node --import tsx bench/server.ts`). The baseline always
- * runs as it always has, through tsx. The floor runs in the sidecar's form (bundled or compiled the same way, or
- * through tsx), so the two differ only in what the server does.
+ * TypeScript through tsx's loader, as `npm run dev` does (`node --import tsx bench/server.ts`). The yardstick and the
+ * floor run in the sidecar's form (bundled or compiled the same way, or through tsx), so the three differ only in what
+ * the server does: tsx's loader alone adds some 15 MiB of RSS and tens of ms to a start.
  */
 export type SidecarForm = "compiled" | "tsx"
 export const otherForm = (form: SidecarForm): SidecarForm => (form === "compiled" ? "tsx" : "compiled")
@@ -58,18 +58,18 @@ export const entryOf = (kind: ServerKind): string =>
   kind === "baseline" ? "bench/baseline/server.ts" : kind === "floor" ? "bench/floor/server.ts" : "bench/server.ts"
 
 /** Where `kind`'s bundle goes (one bundle per server, each built alone as scripts/bundle.mjs builds the product). */
-export const bundleDirOf = (kind: "sidecar" | "floor"): string => `${compiledDir}/${kind}`
+export const bundleDirOf = (kind: ServerKind): string => `${compiledDir}/${kind}`
 
-/** What plain node runs for `kind` (not the baseline) in the snapshot, relative to it. */
-export const compiledEntryOf = (kind: "sidecar" | "floor", build: Build): string =>
+/** What plain node runs for `kind` in the snapshot, relative to it. */
+export const compiledEntryOf = (kind: ServerKind, build: Build): string =>
   build === "bundle" ? `${bundleDirOf(kind)}/server.mjs` : `${compiledDir}/${entryOf(kind).replace(/\.ts$/, ".js")}`
 
-/** Whether `kind` started in `form` needs the snapshot bundled or compiled (the baseline always runs through tsx). */
-export const needsCompile = (kind: ServerKind, form: SidecarForm): boolean => kind !== "baseline" && form === "compiled"
+/** Whether servers started in `form` need the snapshot bundled or compiled. */
+export const needsCompile = (form: SidecarForm): boolean => form === "compiled"
 
 /** The node arguments that start `kind` in the snapshot. */
 export const launchArgs = (kind: ServerKind, form: SidecarForm, build: Build): ReadonlyArray<string> =>
-  kind !== "baseline" && form === "compiled"
+  form === "compiled"
     ? [...(kind === "sidecar" ? deployedNodeFlags : []), compiledEntryOf(kind, build)]
     : ["--import", "tsx", entryOf(kind)]
 
@@ -91,7 +91,7 @@ export interface Elsewhere {
 export interface StartOptions {
   /** The checkout to run from (a snapshot of this one; see snapshot.ts). */
   readonly cwd: string
-  /** How to start the sidecar and the floor (the baseline ignores it). */
+  /** How to start the servers. */
   readonly form: SidecarForm
   /** How the snapshot was made into JavaScript, for the compiled form. */
   readonly build: Build

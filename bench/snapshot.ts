@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process"
 import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs"
 import { basename, join } from "node:path"
 import { pathToFileURL } from "node:url"
-import { type Build, bundleDirOf, compiledDir, root } from "./servers.js"
+import { type Build, bundleDirOf, compiledDir, entryOf, root, serverKinds } from "./servers.js"
 
 /**
  * Copy src/, migrations/ and package.json from the working tree, or from `commit` (git archive), into `dir`;
@@ -46,13 +46,13 @@ type BundleFn = (
 ) => Promise<unknown>
 
 /**
- * The servers' bundles: the sidecar's entry and the floor's, each bundled alone into a folder of its own, as
- * scripts/bundle.mjs bundles src/main.ts.
+ * The servers' bundles: the sidecar's entry, the yardstick's and the floor's, each bundled alone into a folder of its
+ * own, as scripts/bundle.mjs bundles src/main.ts.
  */
-export const serverBundles: ReadonlyArray<readonly [entry: string, outdir: string]> = [
-  ["bench/server.ts", bundleDirOf("sidecar")],
-  ["bench/floor/server.ts", bundleDirOf("floor")]
-]
+export const serverBundles: ReadonlyArray<readonly [entry: string, outdir: string]> = serverKinds.map((kind) => [
+  entryOf(kind),
+  bundleDirOf(kind)
+])
 
 /**
  * Bundle each `[entry, outdir]` of the snapshot `dir` (paths relative to it) with this checkout's
@@ -87,10 +87,10 @@ export const buildSnapshot = async (dir: string, build: Build): Promise<number> 
   build === "bundle" ? bundleSnapshot(dir, serverBundles) : compileSnapshot(dir)
 
 /**
- * For a commit that cannot be bundled (see `buildOf`), the files compiled besides src/ and migrations/: the
- * sidecar's entry and the floor's (run compiled like the sidecar).
+ * For a commit that cannot be bundled (see `buildOf`), the files compiled besides src/ and migrations/: the three
+ * servers' entries (the yardstick and the floor run compiled like the sidecar) and the schema the yardstick imports.
  */
-const benchEntries = ["bench/server.ts", "bench/floor/server.ts"]
+const benchEntries = [...serverKinds.map(entryOf), "bench/schema.ts"]
 
 /**
  * For a commit that cannot be bundled (see `buildOf`): compile the snapshot `dir` into `dir/dist` as `npm run build`
