@@ -140,7 +140,7 @@ const everyRequest = (authnMode: AuthnMode, metrics: Metrics["Service"]) =>
 
 /**
  * What requests need not carry (see `servedWithoutOurs`): the sidecar's own services, its database, and the process
- * services that NodeHttpServer.layer brings along for the command handler.
+ * services NodeHttpServer.layer provides besides the server, which serving never reads.
  */
 const notForRequests = new Set(
   [SqlClient.SqlClient, ChildProcessSpawner, Stdio.Stdio, Terminal.Terminal].map((service) => service.key)
