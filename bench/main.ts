@@ -161,16 +161,20 @@ const prepareBefore = (dir: string): Elsewhere & { readonly version: string } =>
   }
   const version = execFileSync(node, ["--version"], { encoding: "utf8" }).trim()
   const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: dir, encoding: "utf8" }).trim()
-  // started with the flags its own `npm start` gives node before the entry point
+  // started with the environment and flags its own `npm start` gives node before the entry point
   const start: string = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).scripts?.start ?? ""
   const words = start.split(/\s+/)
-  const flags = words.slice(1, words.findIndex((w) => w.endsWith("main.mjs"))).filter((w) => w.startsWith("--"))
+  const at = words.indexOf("node")
+  const assignments = words.slice(0, Math.max(at, 0)).filter((w) => /^[A-Z_]+=/.test(w))
+  const env = Object.fromEntries(assignments.map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]))
+  const flags = words.slice(at + 1, words.findIndex((w) => w.endsWith("main.mjs"))).filter((w) => w.startsWith("--"))
   return {
     cwd: dir,
     node,
     entry,
     flags,
-    version: `${head}, node ${version}${flags.length > 0 ? ` ${flags.join(" ")}` : ""}`
+    env,
+    version: `${head}, ${[...assignments, `node ${version}`, ...flags].join(" ")}`
   }
 }
 

@@ -75,6 +75,8 @@ export const launchArgs = (kind: ServerKind, form: SidecarForm, build: Build): R
 
 /** The V8 flags the image and `npm start` give the sidecar (deploy/Dockerfile, package.json; test/Deploy.test.ts). */
 export const deployedNodeFlags: ReadonlyArray<string> = ["--max-semi-space-size=8"]
+/** The environment they give it besides. */
+export const deployedNodeEnv: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" }
 
 /**
  * A sidecar built in another checkout, with its own node (`--before`): the build before a change, measured in the
@@ -84,8 +86,9 @@ export interface Elsewhere {
   readonly cwd: string
   readonly node: string
   readonly entry: string
-  /** The node flags its own `npm start` gives it. */
+  /** The node flags its own `npm start` gives it, and the environment. */
   readonly flags: ReadonlyArray<string>
+  readonly env: Readonly<Record<string, string>>
 }
 
 export interface StartOptions {
@@ -210,7 +213,13 @@ export const startServer = async (kind: ServerKind, options: StartOptions): Prom
     ],
     {
       cwd: elsewhere?.cwd ?? options.cwd,
-      env: { ...process.env, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", SIDECAR_DB: options.db },
+      env: {
+        ...process.env,
+        ...(elsewhere?.env ?? (kind === "sidecar" && options.form === "compiled" ? deployedNodeEnv : {})),
+        SIDECAR_HOST: "127.0.0.1",
+        SIDECAR_PORT: "0",
+        SIDECAR_DB: options.db
+      },
       // A file rather than a pipe: a busy load generator must not be able to block the server's log writes.
       stdio: ["ignore", log, log]
     }

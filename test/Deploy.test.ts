@@ -6,11 +6,11 @@ import { isBuiltin } from "node:module"
 import { dirname } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseAllDocuments } from "yaml"
-import { deployedNodeFlags as benchFlags } from "../bench/servers.js"
+import { deployedNodeEnv as benchEnv, deployedNodeFlags as benchFlags } from "../bench/servers.js"
 import { CommandSpec } from "../src/handlers/RunCommand.js"
 import { Api } from "../src/http/Api.js"
 import { unauthenticatedPaths } from "../src/http/Authn.js"
-import { deployedNodeFlags, sidecarMain } from "./support/sidecar.js"
+import { deployedNodeEnv, deployedNodeFlags, sidecarMain } from "./support/sidecar.js"
 
 const root = (path: string) => readFileSync(fileURLToPath(new URL(`../${path}`, import.meta.url)), "utf8")
 
@@ -355,13 +355,17 @@ describe("deploy/Dockerfile", () => {
 })
 
 describe("how the sidecar is started", () => {
-  it("the image, npm start, the process tests and the benchmark run the same bundle with the same node flags", () => {
+  it("the image, npm start, the process tests and the benchmark run the same bundle with the same flags and env", () => {
     const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(root("deploy/Dockerfile"))?.[1]
     expect(entrypoint).toBeDefined()
     const image = (JSON.parse(entrypoint!) as Array<string>).join(" ")
-    expect(JSON.parse(root("package.json")).scripts.start).toBe(image)
+    const assignments = Object.entries(deployedNodeEnv).map(([name, value]) => `${name}=${value}`)
+    expect(JSON.parse(root("package.json")).scripts.start).toBe([...assignments, image].join(" "))
     expect(image).toBe(["node", ...deployedNodeFlags, "dist/main.mjs"].join(" "))
+    const env = /^ENV ((?:.*\\\n)*.*)$/m.exec(root("deploy/Dockerfile"))![1]!
+    for (const assignment of assignments) expect(env.split(/[\s\\]+/)).toContain(assignment)
     expect(benchFlags).toEqual(deployedNodeFlags)
+    expect(benchEnv).toEqual(deployedNodeEnv)
     expect(sidecarMain.endsWith("/dist/main.mjs")).toBe(true)
   })
 

@@ -11,8 +11,9 @@ import { fileURLToPath } from "node:url"
 import { openDatabase } from "./sqlite.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
-/** The node flags the image and `npm start` run it with. */
+/** The node flags the image and `npm start` run it with, and the environment. */
 export const deployedNodeFlags: ReadonlyArray<string> = ["--max-semi-space-size=8"]
+export const deployedNodeEnv: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" }
 /** The sidecar's entry point, bundled by test/support/globalSetup.ts before the tests start. */
 export const sidecarMain = fileURLToPath(new URL("../../dist/main.mjs", import.meta.url))
 
@@ -49,7 +50,7 @@ export const startSidecar = (env: Record<string, string>) =>
     Effect.gen(function*() {
       const child = spawn(process.execPath, [...deployedNodeFlags, sidecarMain], {
         cwd: root,
-        env: { ...process.env, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", ...env },
+        env: { ...process.env, ...deployedNodeEnv, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", ...env },
         stdio: ["ignore", "pipe", "pipe"]
       })
       const lines: Array<{ message: string; annotations: Record<string, unknown> }> = []
@@ -108,7 +109,7 @@ export const runToExit = (env: Record<string, string>) =>
   Effect.callback<{ code: number | null; stderr: string }>((resume) => {
     const child = spawn(process.execPath, [...deployedNodeFlags, sidecarMain], {
       cwd: root,
-      env: { ...process.env, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", ...env },
+      env: { ...process.env, ...deployedNodeEnv, SIDECAR_HOST: "127.0.0.1", SIDECAR_PORT: "0", ...env },
       stdio: ["ignore", "ignore", "pipe"]
     })
     let stderr = ""
