@@ -44,7 +44,7 @@ export const loadSteps = (cwd: string, build: Build): ReadonlyArray<LoadStep> =>
   { label: "node alone (`node -e 0`)", args: ["-e", "0"] },
   { label: "node + tsx registered (`node --import tsx -e 0`)", args: ["--import", "tsx", "-e", "0"] },
   {
-    label: "baseline's modules via tsx, as the baseline starts (node:http, node:sqlite, bench/schema.ts)",
+    label: "baseline's modules via tsx, as the baseline starts with --tsx (node:http, node:sqlite, bench/schema.ts)",
     kind: "baseline",
     args: [
       "--import",
