@@ -9,7 +9,7 @@ import { createHash } from "node:crypto"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { readFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
-import { basename, join } from "node:path"
+import { basename, join, resolve } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 
 /**
@@ -209,15 +209,17 @@ const trainCodeCache = (loader, cwd) =>
  * module when it is first imported, and V8 compiles a function when it is first called.
  */
 export const bundle = async (entryPoints, outdir, cwd = process.cwd(), { train = true } = {}) => {
-  rmSync(join(cwd, outdir), { recursive: true, force: true })
-  mkdirSync(join(cwd, outdir), { recursive: true })
+  // relative to cwd, or absolute
+  const dir = resolve(cwd, outdir)
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir, { recursive: true })
   const results = []
   for (const entry of entryPoints) {
     const name = basename(entry).replace(/\.[cm]?[jt]s$/, "")
     const result = await build({
       absWorkingDir: cwd,
       entryPoints: [entry],
-      outfile: join(outdir, `${name}.cjs`),
+      outfile: join(dir, `${name}.cjs`),
       bundle: true,
       format: "cjs",
       platform: "node",
@@ -235,11 +237,11 @@ export const bundle = async (entryPoints, outdir, cwd = process.cwd(), { train =
       define: { "import.meta.url": "__bundleUrl" },
       logLevel: "warning",
       metafile: true,
-      plugins: [undiciOnDemand, modulesNotBarrels, swaggerUiBeside(join(cwd, outdir))]
+      plugins: [undiciOnDemand, modulesNotBarrels, swaggerUiBeside(dir)]
     })
-    const hash = createHash("sha256").update(readFileSync(join(cwd, outdir, `${name}.cjs`))).digest("hex").slice(0, 16)
-    const loader = join(outdir, `${name}.mjs`)
-    writeFileSync(join(cwd, loader), loaderSource(name, `${name}.${hash}.codecache`))
+    const hash = createHash("sha256").update(readFileSync(join(dir, `${name}.cjs`))).digest("hex").slice(0, 16)
+    const loader = join(dir, `${name}.mjs`)
+    writeFileSync(loader, loaderSource(name, `${name}.${hash}.codecache`))
     if (train) await trainCodeCache(loader, cwd)
     results.push(result)
   }
