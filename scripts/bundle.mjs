@@ -1,7 +1,7 @@
 // The server as it is deployed and started: src/main.ts bundled with esbuild into one CommonJS file, dist/main.cjs,
 // run by its loader dist/main.mjs from the code cache of a training start (see `loaderSource`). A start then reads
-// one file of the server's own code instead of resolving and compiling some 900 modules, and compiles none of it
-// itself. The bundle needs nothing from node_modules: SQLite is Node's own (node:sqlite).
+// one file of the server's own code instead of resolving and compiling each module, and compiles none of it itself.
+// The bundle needs nothing from node_modules: SQLite is Node's own (node:sqlite).
 //   node scripts/bundle.mjs [entry ...] [--outdir DIR]      (default: src/main.ts into dist/)
 import { build } from "esbuild"
 import { spawn } from "node:child_process"
@@ -33,9 +33,8 @@ const undiciOnDemand = {
 }
 
 /**
- * Swagger UI's page (1.9 MB of JavaScript and CSS in effect, one module of two strings) would be half the bundle, and
- * a start reads the whole bundle: about 20 ms here. It goes into `<outdir>/swagger-ui.json` instead, read when GET
- * /docs first imports it.
+ * Swagger UI's page (JavaScript and CSS in effect, one module of two strings) would be half the bundle, and a start
+ * reads the whole bundle. It goes into `<outdir>/swagger-ui.json` instead, read when GET /docs first imports it.
  */
 const swaggerUiBeside = (outdir) => ({
   name: "swagger-ui-beside",
@@ -58,7 +57,7 @@ export const css = page.css`,
  * `import { Effect, Schema } from "effect"` (the house style) names the package's index, whose `export * as Effect`
  * makes esbuild keep every export of every module named so: the whole of effect's Schema, Stream... in each start.
  * Rewritten, while bundling, to one `import * as Effect from "effect/Effect"` per module, esbuild keeps only what is
- * used (0.8 MB less, measured when the bundle was ES modules). Only the barrels below, only their capitalised
+ * used. Only the barrels below, only their capitalised
  * module names; the rewritten imports stay on the line they came from, so the source map still points at the right
  * lines.
  */
@@ -225,9 +224,8 @@ export const bundle = async (entryPoints, outdir, cwd = process.cwd(), { train =
       platform: "node",
       target: "node26",
       sourcemap: "linked",
-      // The bundle is the function its loader calls, written so by esbuild (wrapped by the loader, its 2 MB text was
-      // copied once more at every start: 7 ms here). The sources are ES modules, always strict: so is their bundle
-      // (as the ES module bundle was, CommonJS packages in it included).
+      // The bundle is the function its loader calls, written so by esbuild, so that the loader need not copy its text
+      // to wrap it. The sources are ES modules, always strict: so is their bundle, CommonJS packages in it included.
       banner: {
         js: "(function (require, module, exports, __filename, __dirname) {\"use strict\";" +
           "const __bundleUrl = require(\"node:url\").pathToFileURL(__filename).href;"

@@ -4,7 +4,8 @@ import { HttpClient } from "effect/http"
 import { SqlClient } from "effect/sql"
 import { Engine } from "../src/engine/Engine.js"
 import { routeOf } from "../src/Metrics.js"
-import { HttpTest, Probe } from "./support/layers.js"
+import { held } from "./support/engine.js"
+import { HttpTest } from "./support/layers.js"
 
 const ID = "3c9e4d5f-6a7b-4c8d-9e0f-a1b2c3d4e5f6"
 
@@ -24,7 +25,6 @@ const sample = (text: string, series: string) => {
 it.effect("GET /v0/metrics exposes submits, runs, durations, running tasks, crashes, requests and ping failures", () =>
   Effect.gen(function*() {
     const engine = yield* Engine
-    const probe = yield* Probe
     const submit = (body: object) => engine.submit(body as never)
 
     yield* engine.join((yield* submit({ id: ID, type: "test", params: { key: "a", fail: "no" } })).id)
@@ -32,8 +32,7 @@ it.effect("GET /v0/metrics exposes submits, runs, durations, running tasks, cras
     yield* submit({ id: ID, type: "test", params: { key: "a" } }) // deduplicated
     const crash = yield* submit({ type: "test", params: { key: "c", crash: "boom" } })
     yield* engine.join(crash.id)
-    yield* probe.hold("h")
-    yield* submit({ type: "test", params: { key: "h", hold: true } })
+    const probe = yield* held("h")
 
     const client = yield* HttpClient.HttpClient
     yield* client.get("/v0/livez")

@@ -22,9 +22,8 @@ const remoteUsers = (request: HttpServerRequest.HttpServerRequest): ReadonlyArra
   return joined === undefined ? [] : [joined]
 }
 
-/** Why a request is refused under trusted-header, if it is. */
-export const rejection = (request: HttpServerRequest.HttpServerRequest): RejectionReason | undefined => {
-  const path = request.url.split("?")[0]!
+/** Why a request for `path` (its URL without the query) is refused under trusted-header, if it is. */
+export const rejection = (request: HttpServerRequest.HttpServerRequest, path: string): RejectionReason | undefined => {
   if (unauthenticatedPaths.has(path)) return undefined
   const users = remoteUsers(request)
   if (users.length === 0) return "missing"

@@ -124,12 +124,13 @@ const everyRequest = (authnMode: AuthnMode, metrics: Metrics["Service"]) =>
     const answered = Effect.catchCause(app, errorBody)
     return Effect.withFiber((fiber) => {
       const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+      const query = request.url.indexOf("?")
+      const path = query === -1 ? request.url : request.url.slice(0, query)
       const count = (response: HttpServerResponse.HttpServerResponse) => {
-        const query = request.url.indexOf("?")
-        metrics.request(query === -1 ? request.url : request.url.slice(0, query), request.method, response.status)
+        metrics.request(path, request.method, response.status)
         return response
       }
-      const refused = authnMode === "trusted-header" ? rejection(request) : undefined
+      const refused = authnMode === "trusted-header" ? rejection(request, path) : undefined
       if (refused !== undefined) {
         metrics.rejected(refused)
         return Effect.succeed(count(unauthorized(refused)))

@@ -3,8 +3,8 @@ import { Effect, Fiber } from "effect"
 import { HttpClient } from "effect/http"
 import { TestClock } from "effect/testing"
 import { Shutdown } from "../../src/Shutdown.js"
-import { settled, submit } from "../support/engine.js"
-import { getJson, HttpTest, Probe } from "../support/layers.js"
+import { held, settled, submit } from "../support/engine.js"
+import { getJson, HttpTest } from "../support/layers.js"
 import { eventually, untilSleeping } from "../support/wait.js"
 
 const ID = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
@@ -12,9 +12,7 @@ const ID = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 describe("waiting without polling", () => {
   it.effect("?wait answers as soon as the run ends, woken by it, not by a timer; many waiters share it", () =>
     Effect.gen(function*() {
-      const probe = yield* Probe
-      yield* probe.hold("w")
-      yield* submit({ id: ID, type: "test", params: { key: "w", hold: true } })
+      const probe = yield* held("w", ID)
       const waiters = yield* Effect.forEach(
         Array.from({ length: 100 }),
         () => Effect.forkChild(getJson(`/v0/tasks/${ID}?wait=60`))
@@ -30,9 +28,7 @@ describe("waiting without polling", () => {
 
   it.effect("when the wait is over first, the answer is the current state; a terminal task answers at once", () =>
     Effect.gen(function*() {
-      const probe = yield* Probe
-      yield* probe.hold("s")
-      yield* submit({ id: ID, type: "test", params: { key: "s", hold: true } })
+      const probe = yield* held("s", ID)
       const waiter = yield* Effect.forkChild(getJson(`/v0/tasks/${ID}?wait=5`))
       expect(yield* untilSleeping(5_000)).toBe(true)
       yield* TestClock.adjust("5 seconds")
@@ -45,9 +41,7 @@ describe("waiting without polling", () => {
 
   it.effect("shutdown answers waiters at once, so they do not hold up the server's drain", () =>
     Effect.gen(function*() {
-      const probe = yield* Probe
-      yield* probe.hold("d")
-      yield* submit({ id: ID, type: "test", params: { key: "d", hold: true } })
+      const probe = yield* held("d", ID)
       const waiter = yield* Effect.forkChild(getJson(`/v0/tasks/${ID}?wait=60`))
       for (let i = 0; i < 50; i++) yield* Effect.yieldNow
       yield* Effect.flatMap(Shutdown, (s) => s.begin)
@@ -57,9 +51,7 @@ describe("waiting without polling", () => {
 
   it.effect("a waiter whose client hangs up is released (sidecar_task_waiters goes back down)", () =>
     Effect.gen(function*() {
-      const probe = yield* Probe
-      yield* probe.hold("gone")
-      yield* submit({ id: ID, type: "test", params: { key: "gone", hold: true } })
+      const probe = yield* held("gone", ID)
       const waitersNow = Effect.flatMap(
         HttpClient.HttpClient,
         (client) => Effect.flatMap(client.get("/v0/metrics"), (res) => res.text)

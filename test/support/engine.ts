@@ -15,6 +15,15 @@ export const settled = (id: string) => Effect.flatMap(Engine, (e) => Effect.andT
 export const probeTask = (key: string, extra: { hold?: boolean; fail?: string; crash?: string } = {}, id?: string) =>
   submit({ ...(id === undefined ? {} : { id }), type: "test", params: { key, ...extra } })
 
+/** Submit a task of the `test` handler for `key` whose run waits until `key` is released; the Probe. */
+export const held = (key: string, id?: string) =>
+  Effect.gen(function*() {
+    const probe = yield* Probe
+    yield* probe.hold(key)
+    yield* probeTask(key, { hold: true }, id)
+    return probe
+  })
+
 /**
  * Until runs of `key` have started `n` times. A run begins only after its submit has answered, and an engine that
  * stops before then interrupts it before its handler.
