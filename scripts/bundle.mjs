@@ -8,6 +8,7 @@ import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { readFile } from "node:fs/promises"
+import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { basename, join, resolve } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
@@ -139,9 +140,41 @@ if (script.cachedDataRejected === true) {
 if (process.env[${JSON.stringify(trainingVariable)}] === "1") {
   process.once("exit", () => writeFileSync(cache, script.createCachedData()))
 }
+const bundleRequire = createRequire(bundle)
+/** What requiring \`id\` gives, requiring it when one of its members is first used. */
+const standIn = (id, names) => {
+  let loaded
+  const load = () => loaded ??= bundleRequire(id)
+  return new Proxy({}, {
+    get: (_, key) => load()[key],
+    set: (_, key, value) => Reflect.set(load(), key, value),
+    has: (_, key) => loaded === undefined ? names.includes(key) : key in loaded,
+    ownKeys: () => loaded === undefined ? names : Reflect.ownKeys(loaded),
+    // what enumerating the module (esbuild's interop copying its names) asks, answered without loading it
+    getOwnPropertyDescriptor: (_, key) =>
+      loaded === undefined && !names.includes(key) ? undefined
+        : { configurable: true, enumerable: true, get: () => load()[key], set: (value) => load()[key] = value }
+  })
+}
+// Node's modules a server does not use (see \`onDemand\` in scripts/bundle.mjs)
+const standIns = new Map(Object.entries(${onDemand}).map(([name, names]) => [name, standIn(\`node:\${name}\`, names)]))
+const bundleRequireOnDemand = (id) => standIns.get(id.replace(/^node:/, "")) ?? bundleRequire(id)
 const module = { exports: {} }
-script.runInThisContext()(createRequire(bundle), module, module.exports, bundle, fileURLToPath(new URL(".", import.meta.url)))
+script.runInThisContext()(bundleRequireOnDemand, module, module.exports, bundle, fileURLToPath(new URL(".", import.meta.url)))
 `
+
+/**
+ * Node's own modules that @effect/platform-node and prom-client import for what the server never does (TLS, HTTPS, web
+ * streams, a terminal), yet Node initialises each when it is required: the loader hands the bundle a stand-in for
+ * each, which requires the module when one of its members is first used. Their names are listed, from the node that
+ * builds, so that enumerating a stand-in (esbuild's interop does) need not load it.
+ */
+const requireHere = createRequire(import.meta.url)
+const onDemand = JSON.stringify(
+  Object.fromEntries(
+    ["https", "tls", "stream/web", "readline"].map((id) => [id, Object.keys(requireHere(`node:${id}`))])
+  )
+)
 
 /** The lowest Node.js version package.json's engines allows ("node": ">=X.Y.Z"), as [X, Y, Z]. */
 const minimumNode = (() => {

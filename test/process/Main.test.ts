@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
+import { writeFileSync } from "node:fs"
 import { delimiter, join } from "node:path"
 import { commandsFolder, request, runToExit, sidecarMain, startSidecar } from "../support/sidecar.js"
 import { openDatabase } from "../support/sqlite.js"
@@ -147,5 +148,31 @@ describe("the sidecar process", () => {
       expect(text.lastIndexOf("var init_httpApiSwagger = __esm(", swaggerUi)).toBeGreaterThan(
         text.lastIndexOf("\n});\n", swaggerUi)
       )
+    }).pipe(Effect.scoped))
+
+  // scripts/bundle.mjs hands the bundle stand-ins for these: imported by @effect/platform-node and prom-client, used
+  // by nothing the server does
+  it.live("TLS, HTTPS, web streams and readline are not loaded by a server that serves its API", () =>
+    Effect.gen(function*() {
+      const folder = yield* commandsFolder("sidecar-on-demand-", () => ({ hello: { argv: ["node", "-e", ""] } }))
+      const preload = join(folder.dir, "report-modules.cjs")
+      const onDemand = ["tls", "https", "stream/web", "readline"]
+      writeFileSync(
+        preload,
+        `const { isMainThread } = require("node:worker_threads")\n` +
+          `process.on("exit", () => isMainThread && process.stderr.write(JSON.stringify(${JSON.stringify(onDemand)}` +
+          `.filter((m) => process.moduleLoadList.includes("NativeModule " + m)))))`
+      )
+      const sidecar = yield* startSidecar({ ...folder.env, NODE_OPTIONS: `--require ${preload}` })
+      for (const path of ["/v0/livez", "/v0/tasks", "/v0/openapi.json"]) {
+        expect((yield* request(`${sidecar.url}${path}`)).status).toBe(200)
+      }
+      const metrics = yield* Effect.promise(() => fetch(`${sidecar.url}/v0/metrics`).then((res) => res.text()))
+      expect(metrics).toContain("sidecar_http_requests_total")
+      const body = { id: ID, type: "run-command", params: { command: "hello" } }
+      expect((yield* request(`${sidecar.url}/v0/tasks`, { method: "POST", body })).status).toBe(201)
+      yield* pollUntil(request(`${sidecar.url}/v0/tasks/${ID}`), (r) => r.json?.status === "completed")
+      expect(yield* sidecar.stop()).toBe(0)
+      expect(JSON.parse(sidecar.stderr())).toEqual([])
     }).pipe(Effect.scoped))
 })
