@@ -141,27 +141,36 @@ if (process.env[${JSON.stringify(trainingVariable)}] === "1") {
   process.once("exit", () => writeFileSync(cache, script.createCachedData()))
 }
 const bundleRequire = createRequire(bundle)
-/** What requiring \`id\` gives, requiring it when one of its members is first used. */
-const standIn = (id, names) => {
-  let loaded
-  const load = () => loaded ??= bundleRequire(id)
-  return new Proxy({}, {
-    get: (_, key) => load()[key],
-    set: (_, key, value) => Reflect.set(load(), key, value),
-    has: (_, key) => loaded === undefined ? names.includes(key) : key in loaded,
-    ownKeys: () => loaded === undefined ? names : Reflect.ownKeys(loaded),
-    // what enumerating the module (esbuild's interop copying its names) asks, answered without loading it
-    getOwnPropertyDescriptor: (_, key) =>
-      loaded === undefined && !names.includes(key) ? undefined
-        : { configurable: true, enumerable: true, get: () => load()[key], set: (value) => load()[key] = value }
-  })
-}
+const standIn = ${standIn.toString()}
 // Node's modules a server does not use (see \`onDemand\` in scripts/bundle.mjs)
-const standIns = new Map(Object.entries(${onDemand}).map(([name, names]) => [name, standIn(\`node:\${name}\`, names)]))
+const standIns = new Map(Object.entries(${onDemand}).map(([name, names]) => [name, standIn(bundleRequire, \`node:\${name}\`, names)]))
 const bundleRequireOnDemand = (id) => standIns.get(id.replace(/^node:/, "")) ?? bundleRequire(id)
 const module = { exports: {} }
 script.runInThisContext()(bundleRequireOnDemand, module, module.exports, bundle, fileURLToPath(new URL(".", import.meta.url)))
 `
+
+/**
+ * What requiring `id` gives, required with `requireModule` when one of its members is first used; `names`, its
+ * enumerable members, are answered without requiring it. Each loader carries this function's text.
+ */
+export const standIn = (requireModule, id, names) => {
+  let loaded
+  const load = () => loaded ??= requireModule(id)
+  return new Proxy(
+    {},
+    {
+      get: (_, key) => load()[key],
+      set: (_, key, value) => Reflect.set(load(), key, value),
+      has: (_, key) => loaded === undefined ? names.includes(key) : key in loaded,
+      ownKeys: () => loaded === undefined ? names : Reflect.ownKeys(loaded),
+      // what enumerating the module (esbuild's interop copying its names) asks
+      getOwnPropertyDescriptor: (_, key) =>
+        loaded === undefined && !names.includes(key)
+          ? undefined
+          : { configurable: true, enumerable: true, get: () => load()[key], set: (value) => load()[key] = value }
+    }
+  )
+}
 
 /**
  * Node's own modules that @effect/platform-node and prom-client import for what the server never does (TLS, HTTPS, web
