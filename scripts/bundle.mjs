@@ -123,13 +123,15 @@ if (major < minimum[0] || (major === minimum[0] && (minor < minimum[1] || (minor
 
 const bundle = fileURLToPath(new URL(${JSON.stringify(`./${name}.cjs`)}, import.meta.url))
 const cache = fileURLToPath(new URL(${JSON.stringify(`./${cacheName}`)}, import.meta.url))
-let cachedData
-try {
-  cachedData = readFileSync(cache)
-} catch {
-  cachedData = undefined
+// not kept once compiled (the loader's module scope lives as long as the process)
+const readCache = () => {
+  try {
+    return readFileSync(cache)
+  } catch {
+    return undefined
+  }
 }
-const script = new Script(readFileSync(bundle, "utf8"), { filename: bundle, cachedData })
+const script = new Script(readFileSync(bundle, "utf8"), { filename: bundle, cachedData: readCache() })
 if (script.cachedDataRejected === true) {
   process.stderr.write(${
     JSON.stringify(
