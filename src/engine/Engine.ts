@@ -138,8 +138,10 @@ export class Engine extends Context.Service<Engine>()("sidecar/Engine", {
       Effect.flatMap(lookup, (task) => Option.isSome(task) ? Effect.succeed(task.value) : TaskNotFound.of(id))
     /** The task with this id. */
     const get = (id: string) => found(id)(store.get(id))
+    // the gets asked for in one turn of the event loop are read together, as submits are written together
+    const readJson = yield* groupCommit(store.getJsonAll)
     /** The task with this id, as TaskResult JSON. */
-    const getJson = (id: string) => found(id)(store.getJson(id))
+    const getJson = (id: string) => found(id)(readJson(id))
 
     /** The task once it is terminal or `wait` has passed; its run wakes the waiters. */
     const await_ = (id: string, wait: Duration.Input) =>

@@ -31,8 +31,10 @@ export interface StoreService {
   readonly completeAll: (batch: ReadonlyArray<Finished>) => Effect.Effect<ReadonlyArray<boolean>, StoreError>
   /** The task with exactly this id. */
   readonly get: (id: string) => Effect.Effect<Option.Option<Task>, StoreError>
-  /** The task with exactly this id, as TaskResult JSON. */
-  readonly getJson: (id: string) => Effect.Effect<Option.Option<TaskJson>, StoreError>
+  /** The tasks with exactly these ids, in their order, as TaskResult JSON; read in one read transaction. */
+  readonly getJsonAll: (
+    ids: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<Option.Option<TaskJson>>, StoreError>
   /** The newest tasks that pass `filter`. */
   readonly list: (filter: TaskFilter) => Effect.Effect<Array<Task>, StoreError>
   /** The same, as TaskResult JSON. */
@@ -209,7 +211,20 @@ export class Store extends Context.Service<Store, StoreService>()("sidecar/Store
     const getSql = prepare<RawTaskRow>(`SELECT ${columns} FROM task_results WHERE id = ?`, true)
     const getRow = (id: string) => step("get", () => Option.fromUndefinedOr(getSql.get(id)))
     const get = (id: string) => Effect.map(getRow(id), Option.map(fromRow))
-    const getJson = (id: string) => Effect.map(getRow(id), Option.map(toJson))
+    // Reads together take the WAL's read lock once (two system calls), where each alone would take it itself.
+    const beginRead = prepare("BEGIN")
+    const endRead = prepare("COMMIT")
+    const jsonOf = (id: string) => Option.map(Option.fromUndefinedOr(getSql.get(id)), toJson)
+    const getJsonAll = (ids: ReadonlyArray<string>) =>
+      step("get", (): ReadonlyArray<Option.Option<TaskJson>> => {
+        if (ids.length === 1 || db.isTransaction) return ids.map(jsonOf)
+        beginRead.run()
+        try {
+          return ids.map(jsonOf)
+        } finally {
+          endRead.run()
+        }
+      })
 
     // the partial status index serves only queries that state its condition
     const notCompleted = "status <> 'completed'"
@@ -339,7 +354,7 @@ export class Store extends Context.Service<Store, StoreService>()("sidecar/Store
       decideAll,
       completeAll,
       get,
-      getJson,
+      getJsonAll,
       list,
       listJson,
       runs,

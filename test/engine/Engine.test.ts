@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Fiber, Layer, Logger, Option, References } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Logger, Option, References, Result } from "effect"
 import { TestClock } from "effect/testing"
 import { Engine } from "../../src/engine/Engine.js"
 import { Readiness } from "../../src/engine/Readiness.js"
@@ -36,6 +36,20 @@ const LatchedStore = Layer.effect(
     }))
 ).pipe(Layer.provide(Store.layer))
 const ID = "6f9619ff-8b86-4011-b42d-00c04fc964ff"
+
+/** The real Store, recording how many ids each of its batched reads was asked for. */
+const readBatches: Array<number> = []
+const CountingReads = Layer.effect(
+  Store,
+  Effect.map(Store, (real) =>
+    Store.of({
+      ...real,
+      getJsonAll: (ids) => {
+        readBatches.push(ids.length)
+        return real.getJsonAll(ids)
+      }
+    }))
+).pipe(Layer.provide(Store.layer))
 
 describe("Engine.submit", () => {
   it.effect("a new id starts run 1 and completes it", () =>
@@ -244,6 +258,24 @@ describe("Engine reads", () => {
       expect((yield* Effect.flip(engine.get(ID)))._tag).toBe("TaskNotFound")
       yield* probe.release("r")
     }).pipe(Effect.provide(EngineTest)))
+
+  it.effect("gets asked for together are read together, each answered with its own task or TaskNotFound", () =>
+    Effect.gen(function*() {
+      const engine = yield* Engine
+      const ids = [(yield* probeTask("x")).id, (yield* probeTask("y")).id, (yield* probeTask("z")).id]
+      yield* Effect.forEach(ids, settled, { discard: true })
+      readBatches.length = 0
+      const asked = [...ids, ID, ids[0]!]
+      const answers = yield* Effect.forEach(asked, (id) => Effect.result(engine.getJson(id)), {
+        concurrency: "unbounded"
+      })
+      expect(answers.map((a) => Result.isSuccess(a) ? a.success.id : a.failure._tag)).toEqual([
+        ...ids,
+        "TaskNotFound",
+        ids[0]
+      ])
+      expect(Math.max(...readBatches)).toBeGreaterThan(1)
+    }).pipe(Effect.provide(engineWithStore(CountingReads, SqlMemory))))
 
   it.effect("list is newest first and limited", () =>
     Effect.gen(function*() {

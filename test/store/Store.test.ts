@@ -64,6 +64,20 @@ layer(StoreMemory)("Store", (it) => {
       expect(Option.isNone(yield* store.get("no-such-id"))).toBe(true)
     }))
 
+  it.effect("getJsonAll answers each id in its order, None for an unknown one", () =>
+    Effect.gen(function*() {
+      const store = yield* Store
+      yield* save(task(11))
+      yield* save(task(12, { status: "failed", error: "test: op: broke", completedAt: at(13) }))
+      const got = yield* store.getJsonAll([id(12), "no-such-id", id(11)])
+      expect(got.map(Option.map((t) => [t.id, t.status]))).toEqual([
+        Option.some([id(12), "failed"]),
+        Option.none(),
+        Option.some([id(11), "running"])
+      ])
+      expect((yield* store.getJsonAll([id(11)])).map(Option.isSome)).toEqual([true])
+    }))
+
   it.effect("conditional completion writes only the run that still owns the row", () =>
     Effect.gen(function*() {
       const store = yield* Store
