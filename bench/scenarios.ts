@@ -170,9 +170,8 @@ const seededCopy = (ctx: RunContext, rows: number, status: "completed" | "runnin
 
 /**
  * The seeded rows as `kind` left them after one untimed start, copied for this run: as on a restarted pod, the
- * sidecar's migrations are applied and checkpointed before it is measured (on the seeded schema they build indexes,
- * 0.7 s on 100,000 rows, and the checkpointer would copy that WAL into the file while measured). Rows to be
- * `running` are set so afterwards, as a crash leaves them.
+ * sidecar's migrations (indexes built on the seeded schema) are applied and checkpointed before it is measured. Rows
+ * to be `running` are set so afterwards, as a crash leaves them.
  */
 const openedSeededCopy = async (kind: ServerKind, ctx: RunContext, rows: number, status: "completed" | "running") => {
   // the floor has no database

@@ -42,7 +42,7 @@ export const serverKinds: ReadonlyArray<ServerKind> = ["baseline", "sidecar", "f
  * snapshot: the bundle (`node dist/sidecar/server.mjs`) or, for an old commit, tsc's output (`Build`). `tsx`: the
  * TypeScript through tsx's loader, as `npm run dev` does (`node --import tsx bench/server.ts`). The yardstick and the
  * floor run in the sidecar's form (bundled or compiled the same way, or through tsx), so the three differ only in what
- * the server does: tsx's loader alone adds some 15 MiB of RSS and tens of ms to a start.
+ * the server does, not in how it is loaded.
  */
 export type SidecarForm = "compiled" | "tsx"
 export const otherForm = (form: SidecarForm): SidecarForm => (form === "compiled" ? "tsx" : "compiled")

@@ -58,9 +58,8 @@ export const css = page.css`,
  * `import { Effect, Schema } from "effect"` (the house style) names the package's index, whose `export * as Effect`
  * makes esbuild keep every export of every module named so: the whole of effect's Schema, Stream... in each start.
  * Rewritten, while bundling, to one `import * as Effect from "effect/Effect"` per module, esbuild keeps only what is
- * used. Only the barrels below, only their capitalised
- * module names; the rewritten imports stay on the line they came from, so the source map still points at the right
- * lines.
+ * used. Only the barrels below, only their capitalised module names; the rewritten imports stay on the line they came
+ * from, so the source map still points at the right lines.
  */
 const barrels = [
   "effect",
@@ -180,11 +179,10 @@ export const standIn = (requireModule, id, names) => {
  * each, which requires the module when one of its members is first used. Their names are listed, from the node that
  * builds, so that enumerating a stand-in (esbuild's interop does) need not load it.
  */
+export const onDemandModules = ["https", "tls", "stream/web", "readline"]
 const requireHere = createRequire(import.meta.url)
 const onDemand = JSON.stringify(
-  Object.fromEntries(
-    ["https", "tls", "stream/web", "readline"].map((id) => [id, Object.keys(requireHere(`node:${id}`))])
-  )
+  Object.fromEntries(onDemandModules.map((id) => [id, Object.keys(requireHere(`node:${id}`))]))
 )
 
 /** The lowest Node.js version package.json's engines allows ("node": ">=X.Y.Z"), as [X, Y, Z]. */

@@ -13,6 +13,8 @@ export interface Connection {
    * reported written unless committed.
    */
   readonly transaction: <A>(run: () => A) => A
+  /** `run`'s reads on one snapshot, under one WAL read lock (BEGIN ... COMMIT); inside a transaction, that one's. */
+  readonly reading: <A>(run: () => A) => A
 }
 
 /** The Connection, as a service; effect/sql's SqlClient runs on it too. */
@@ -64,6 +66,20 @@ export const isBusy = (error: unknown) => {
 
 export const open = (filename: string, options?: { readonly readOnly?: boolean }): DatabaseSync =>
   new DatabaseSync(filename, { readOnly: options?.readOnly ?? false })
+
+const readingOn = (db: DatabaseSync) => {
+  const begin = db.prepare("BEGIN")
+  const end = db.prepare("COMMIT")
+  return <A>(run: () => A): A => {
+    if (db.isTransaction) return run()
+    begin.run()
+    try {
+      return run()
+    } finally {
+      end.run()
+    }
+  }
+}
 
 const transactionOn = (db: DatabaseSync) => {
   const begin = db.prepare("BEGIN IMMEDIATE")
@@ -167,7 +183,7 @@ const make = (filename: string) =>
       beginTransaction: "BEGIN IMMEDIATE",
       spanAttributes: [["db.system.name", "sqlite"]]
     })
-    const connectionOf: Connection = { db, filename, memory, transaction: transactionOn(db) }
+    const connectionOf: Connection = { db, filename, memory, transaction: transactionOn(db), reading: readingOn(db) }
     return Context.make(Sqlite, connectionOf).pipe(Context.add(SqlClient.SqlClient, client))
   })
 

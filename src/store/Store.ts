@@ -114,7 +114,7 @@ const placeholders = (n: number) => Array(n).fill("?").join(", ")
 
 export class Store extends Context.Service<Store, StoreService>()("sidecar/Store") {
   static readonly make: Effect.Effect<StoreService, never, Sqlite | Metrics | Scope.Scope> = Effect.gen(function*() {
-    const { db, filename, transaction } = yield* Sqlite
+    const { db, filename, reading, transaction } = yield* Sqlite
     const file = fileChecks(filename)
     const faults = makeWriteFaults(yield* Metrics, file.volumeProblem)
     const health = yield* watchFileHealth(file)
@@ -209,22 +209,12 @@ export class Store extends Context.Service<Store, StoreService>()("sidecar/Store
       )
 
     const getSql = prepare<RawTaskRow>(`SELECT ${columns} FROM task_results WHERE id = ?`, true)
-    const getRow = (id: string) => step("get", () => Option.fromUndefinedOr(getSql.get(id)))
-    const get = (id: string) => Effect.map(getRow(id), Option.map(fromRow))
-    // Reads together take the WAL's read lock once (two system calls), where each alone would take it itself.
-    const beginRead = prepare("BEGIN")
-    const endRead = prepare("COMMIT")
-    const jsonOf = (id: string) => Option.map(Option.fromUndefinedOr(getSql.get(id)), toJson)
+    const rowOf = (id: string) => Option.fromUndefinedOr(getSql.get(id))
+    const get = (id: string) => Effect.map(step("get", () => rowOf(id)), Option.map(fromRow))
+    const jsonOf = (id: string) => Option.map(rowOf(id), toJson)
+    // several reads share one read lock; one alone takes its own, as a statement does
     const getJsonAll = (ids: ReadonlyArray<string>) =>
-      step("get", (): ReadonlyArray<Option.Option<TaskJson>> => {
-        if (ids.length === 1 || db.isTransaction) return ids.map(jsonOf)
-        beginRead.run()
-        try {
-          return ids.map(jsonOf)
-        } finally {
-          endRead.run()
-        }
-      })
+      step("get", () => ids.length === 1 ? [jsonOf(ids[0]!)] : reading(() => ids.map(jsonOf)))
 
     // the partial status index serves only queries that state its condition
     const notCompleted = "status <> 'completed'"

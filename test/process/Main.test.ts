@@ -8,6 +8,10 @@ import { openDatabase } from "../support/sqlite.js"
 import { pollUntil } from "../support/wait.js"
 
 const ID = "5e1f7b2a-9c3d-4e8f-a1b2-c3d4e5f60718"
+/** Node's modules the bundle's loader requires on first use (scripts/bundle.mjs). */
+const { onDemandModules } = (await import("../../scripts/bundle.mjs" as string)) as {
+  onDemandModules: ReadonlyArray<string>
+}
 
 /** A node on the PATH older than package.json's engines (the system's own, where the project brings its own). */
 const olderNode = (process.env.PATH ?? "").split(delimiter).filter((dir) => !dir.includes("node_modules"))
@@ -156,11 +160,12 @@ describe("the sidecar process", () => {
     Effect.gen(function*() {
       const folder = yield* commandsFolder("sidecar-on-demand-", () => ({ hello: { argv: ["node", "-e", ""] } }))
       const preload = join(folder.dir, "report-modules.cjs")
-      const onDemand = ["tls", "https", "stream/web", "readline"]
       writeFileSync(
         preload,
         `const { isMainThread } = require("node:worker_threads")\n` +
-          `process.on("exit", () => isMainThread && process.stderr.write(JSON.stringify(${JSON.stringify(onDemand)}` +
+          `process.on("exit", () => isMainThread && process.stderr.write(JSON.stringify(${
+            JSON.stringify(onDemandModules)
+          }` +
           `.filter((m) => process.moduleLoadList.includes("NativeModule " + m)))))`
       )
       const sidecar = yield* startSidecar({ ...folder.env, NODE_OPTIONS: `--require ${preload}` })
