@@ -144,7 +144,9 @@ if (process.env[${JSON.stringify(trainingVariable)}] === "1") {
 const bundleRequire = createRequire(bundle)
 const standIn = ${standIn.toString()}
 // Node's modules a server does not use (see \`onDemand\` in scripts/bundle.mjs)
-const standIns = new Map(Object.entries(${onDemand}).map(([name, names]) => [name, standIn(bundleRequire, \`node:\${name}\`, names)]))
+const standIns = new Map(
+  Object.entries(${onDemand}).map(([name, [names, functions]]) => [name, standIn(bundleRequire, \`node:\${name}\`, names, functions)])
+)
 const bundleRequireOnDemand = (id) => standIns.get(id.replace(/^node:/, "")) ?? bundleRequire(id)
 const module = { exports: {} }
 script.runInThisContext()(bundleRequireOnDemand, module, module.exports, bundle, fileURLToPath(new URL(".", import.meta.url)))
@@ -152,15 +154,26 @@ script.runInThisContext()(bundleRequireOnDemand, module, module.exports, bundle,
 
 /**
  * What requiring `id` gives, required with `requireModule` when one of its members is first used; `names`, its
- * enumerable members, are answered without requiring it. Each loader carries this function's text.
+ * enumerable members, are answered without requiring it. A member named in `functions` is answered, until then, with a
+ * function that requires the module when called: a module's top level may take a function out of another
+ * (`const { createHash } = require("crypto")`) and never call it. Each loader carries this function's text.
  */
-export const standIn = (requireModule, id, names) => {
+export const standIn = (requireModule, id, names, functions = []) => {
   let loaded
   const load = () => loaded ??= requireModule(id)
+  const callers = new Map()
+  const caller = (key) => {
+    let call = callers.get(key)
+    if (call === undefined) {
+      call = (...args) => Reflect.apply(load()[key], loaded, args)
+      callers.set(key, call)
+    }
+    return call
+  }
   return new Proxy(
     {},
     {
-      get: (_, key) => load()[key],
+      get: (_, key) => loaded === undefined && functions.includes(key) ? caller(key) : load()[key],
       set: (_, key, value) => Reflect.set(load(), key, value),
       has: (_, key) => loaded === undefined ? names.includes(key) : key in loaded,
       ownKeys: () => loaded === undefined ? names : Reflect.ownKeys(loaded),
@@ -174,16 +187,19 @@ export const standIn = (requireModule, id, names) => {
 }
 
 /**
- * Node's own modules that @effect/platform-node and prom-client import for what the server never does (TLS, HTTPS, web
- * streams, a terminal), yet Node initialises each when it is required: the loader hands the bundle a stand-in for
- * each, which requires the module when one of its members is first used. Their names are listed, from the node that
- * builds, so that enumerating a stand-in (esbuild's interop does) need not load it.
+ * Node's own modules that @effect/platform-node, ws and prom-client import for what the server never does (TLS, HTTPS,
+ * web streams, a terminal, random bytes for a temporary file or a WebSocket, compression), yet Node initialises each
+ * when it is required: the loader hands the bundle a stand-in for each, which requires the module when one of its
+ * members is first used. Their names, and which are plain functions (named in lower case, called without `new`), are
+ * listed from the node that builds, so that enumerating a stand-in (esbuild's interop does) need not load it.
  */
-export const onDemandModules = ["https", "tls", "stream/web", "readline"]
+export const onDemandModules = ["https", "tls", "stream/web", "readline", "crypto", "zlib"]
 const requireHere = createRequire(import.meta.url)
-const onDemand = JSON.stringify(
-  Object.fromEntries(onDemandModules.map((id) => [id, Object.keys(requireHere(`node:${id}`))]))
-)
+const onDemand = JSON.stringify(Object.fromEntries(onDemandModules.map((id) => {
+  const module = requireHere(`node:${id}`)
+  const names = Object.keys(module)
+  return [id, [names, names.filter((name) => /^[a-z]/.test(name) && typeof module[name] === "function")]]
+})))
 
 /** The lowest Node.js version package.json's engines allows ("node": ">=X.Y.Z"), as [X, Y, Z]. */
 const minimumNode = (() => {

@@ -3,8 +3,14 @@ import { describe, expect, it } from "@effect/vitest"
 import { build } from "esbuild"
 import { createRequire } from "node:module"
 import * as Tls from "node:tls"
+import * as Zlib from "node:zlib"
 
-type StandIn = (requireModule: (id: string) => unknown, id: string, names: ReadonlyArray<string>) => any
+type StandIn = (
+  requireModule: (id: string) => unknown,
+  id: string,
+  names: ReadonlyArray<string>,
+  functions?: ReadonlyArray<string>
+) => any
 const { standIn } = (await import("../scripts/bundle.mjs" as string)) as { standIn: StandIn }
 
 const requireHere = createRequire(import.meta.url)
@@ -33,6 +39,27 @@ describe("a module's stand-in", () => {
     expect(tls.connect).toBe(Tls.connect)
     expect(tls.TLSSocket).toBe(Tls.TLSSocket)
     expect(required).toEqual(["node:tls"])
+  })
+
+  it("answers a plain function taken before the module is loaded with one that requires it when called", () => {
+    const { required, requireModule } = counting()
+    const zlib = standIn(requireModule, "node:zlib", Object.keys(Zlib), ["gzipSync"])
+    // what a module's top level does: `const { gzipSync } = require("zlib")`
+    const { gzipSync } = zlib
+    expect(typeof gzipSync).toBe("function")
+    expect(zlib.gzipSync).toBe(gzipSync)
+    expect(required).toEqual([])
+
+    expect(Zlib.gunzipSync(gzipSync("a body")).toString()).toBe("a body")
+    expect(required).toEqual(["node:zlib"])
+    expect(zlib.gzipSync).toBe(Zlib.gzipSync)
+  })
+
+  it("requires the module for a member not named a function, such as a class", () => {
+    const { required, requireModule } = counting()
+    const zlib = standIn(requireModule, "node:zlib", Object.keys(Zlib), ["gzipSync"])
+    expect(zlib.Gzip).toBe(Zlib.Gzip)
+    expect(required).toEqual(["node:zlib"])
   })
 
   it("writes through to the module", () => {

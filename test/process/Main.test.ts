@@ -154,9 +154,9 @@ describe("the sidecar process", () => {
       )
     }).pipe(Effect.scoped))
 
-  // scripts/bundle.mjs hands the bundle stand-ins for these: imported by @effect/platform-node and prom-client, used
-  // by nothing the server does
-  it.live("TLS, HTTPS, web streams and readline are not loaded by a server that serves its API", () =>
+  // scripts/bundle.mjs hands the bundle stand-ins for these: imported by @effect/platform-node, ws and prom-client,
+  // used by nothing the server does
+  it.live("TLS, HTTPS, web streams, readline, crypto and zlib are not loaded by a server that serves its API", () =>
     Effect.gen(function*() {
       const folder = yield* commandsFolder("sidecar-on-demand-", () => ({ hello: { argv: ["node", "-e", ""] } }))
       const preload = join(folder.dir, "report-modules.cjs")
