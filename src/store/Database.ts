@@ -4,7 +4,6 @@ import { SqlClient } from "effect/sql"
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from "node:fs"
 import { dirname } from "node:path"
 import { DatabaseSync } from "node:sqlite"
-import { baseline } from "../../migrations/baseline.js"
 import { migrations } from "../../migrations/index.js"
 import { AppConfig } from "../Config.js"
 import { mainConnectionCheckpoint, restartBytes } from "./Checkpointer.js"
@@ -89,35 +88,6 @@ const refuseUnsupported = (filename: string) =>
     }
   })
 
-/** Each migration as the migrator records it ([id, name]), in order. */
-const migrationRows = Object.keys(migrations).map((key) => {
-  const [, id, name] = /^(\d+)_(.+)$/.exec(key)!
-  return [Number(id), name!] as const
-}).sort(([a], [b]) => a - b)
-
-/** The migrations the baseline stands for. */
-const baselined = migrationRows.filter(([id]) => id <= baseline.through)
-
-const label = ([id, name]: readonly [number, string]) => `${String(id).padStart(4, "0")}_${name}`
-
-/**
- * An empty database gets, in one transaction, the schema the migrations through `baseline.through` leave behind
- * (migrations/baseline.ts) and the migrator's rows for them, so that the migrator applies only what came after.
- * Whether it was empty: this start created the database.
- */
-const createFromBaseline = (sql: SqlClient.SqlClient) =>
-  sql.withTransaction(Effect.gen(function*() {
-    const [found] = yield* sql<{ objects: number; version: number }>`SELECT
-      (SELECT count(*) FROM sqlite_master) AS objects, (SELECT user_version FROM pragma_user_version) AS version`
-    if (found!.objects > 0 || found!.version !== 0) return false
-    for (const statement of baseline.statements) yield* sql.unsafe(statement)
-    for (const [migration_id, name] of baselined) {
-      yield* sql`INSERT INTO effect_sql_migrations ${sql.insert({ migration_id, name })}`
-    }
-    if (baseline.userVersion !== 0) yield* sql`PRAGMA user_version = ${sql.literal(String(baseline.userVersion))}`
-    return true
-  }))
-
 // Pragmas first, then the migrations, so nothing can query an old schema.
 const setup = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -127,11 +97,10 @@ const setup = Effect.gen(function*() {
   yield* sql`PRAGMA journal_size_limit = ${sql.literal(String(restartBytes))}`
   // only while migrating may SQLite wait for another writer the blocking way (see busyTimeout)
   yield* sql`PRAGMA busy_timeout = ${sql.literal(String(Duration.toMillis(busyTimeout)))}`
-  const created = yield* createFromBaseline(sql)
   const applied = yield* SqliteMigrator.run({ loader: SqliteMigrator.fromRecord(migrations) })
   yield* sql`PRAGMA busy_timeout = 0`
   yield* Effect.logInfo("database ready").pipe(
-    Effect.annotateLogs({ created, migrationsApplied: [...(created ? baselined : []), ...applied].map(label) })
+    Effect.annotateLogs("migrationsApplied", applied.map(([id, name]) => `${String(id).padStart(4, "0")}_${name}`))
   )
 })
 

@@ -4,15 +4,13 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { readdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
-import { baseline } from "../../migrations/baseline.js"
 import { migrations } from "../../migrations/index.js"
 import type { TaskId } from "../../src/Domain.js"
 import { Metrics } from "../../src/Metrics.js"
 import { sqliteLayer } from "../../src/store/Connection.js"
 import { sqlLayer } from "../../src/store/Database.js"
 import { Store } from "../../src/store/Store.js"
-import { captureLogs, type LogLine } from "../support/logs.js"
-import { appliedMigrations, openDatabase, pragma, rowsOf, taskColumns, tempDb } from "../support/sqlite.js"
+import { appliedMigrations, openDatabase, pragma, taskColumns, tempDb } from "../support/sqlite.js"
 
 /** task_results as migration 0001 (and the Go sidecar's first schema) made it. */
 const table0001 = `CREATE TABLE task_results (id TEXT PRIMARY KEY, type TEXT, status TEXT, params TEXT,
@@ -22,38 +20,6 @@ const open = (file: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.provide(effect, Store.layer.pipe(Layer.provide(Metrics.layer))).pipe(
     Effect.provide(sqlLayer(file))
   )
-
-/** What a database holds besides its rows' times: the schema, user_version, every table's row count, the migrator's rows. */
-const shape = (file: string) => {
-  const db = openDatabase(file, { readonly: true, mustExist: true })
-  try {
-    const schema = rowsOf<{ type: string; name: string; sql: string | null }>(
-      db,
-      "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
-    )
-    const counts = Object.fromEntries(
-      schema.filter((o) => o.type === "table").map((
-        t
-      ) => [t.name, rowsOf(db, `SELECT count(*) AS n FROM "${t.name}"`)[0]])
-    )
-    return {
-      schema,
-      counts,
-      userVersion: pragma(db, "user_version"),
-      migrations: rowsOf(db, "SELECT migration_id, name FROM effect_sql_migrations ORDER BY migration_id")
-    }
-  } finally {
-    db.close()
-  }
-}
-
-/** The sidecar's database layer on `file`, with what it logged as "database ready". */
-const readyLine = (file: string) =>
-  Effect.gen(function*() {
-    const logs: Array<LogLine> = []
-    yield* Effect.void.pipe(Effect.provide(sqlLayer(file)), Effect.provide(captureLogs(logs)))
-    return logs.find((l) => l.message === "database ready")?.annotations
-  })
 
 describe("migrations", () => {
   it("the index the migrator loads lists every migration file, under its own id and name", () => {
@@ -108,27 +74,6 @@ describe("migrations", () => {
         ])
       expect(pragmas.journal).toBe("wal")
     }).pipe(Effect.provide(NodeServices.layer)))
-
-  it.effect("a new database is created from the baseline, as the migrations one by one would leave it", () =>
-    Effect.gen(function*() {
-      const migrated = yield* tempDb
-      yield* SqliteMigrator.run({ loader: SqliteMigrator.fromRecord(migrations) }).pipe(
-        Effect.provide(sqliteLayer(migrated))
-      )
-      const created = yield* tempDb
-      const first = yield* readyLine(created)
-      expect(first?.created).toBe(true)
-      expect(first?.migrationsApplied).toHaveLength(Object.keys(migrations).length)
-      expect(shape(created)).toEqual(shape(migrated))
-
-      const second = yield* readyLine(created)
-      expect(second).toMatchObject({ created: false, migrationsApplied: [] })
-    }))
-
-  it("the baseline stands for every migration (after adding one, run npm run baseline)", () => {
-    const latest = Math.max(...Object.keys(migrations).map((key) => Number(key.split("_")[0])))
-    expect(baseline.through).toBe(latest)
-  })
 
   it.effect("a 0001-shaped database made by another program, with rows, upgrades in place", () =>
     Effect.gen(function*() {
