@@ -149,11 +149,13 @@ const underFault = (
     const ids = all.filter((a) => a.status === 201).map((a) => a.id)
     expect((yield* notEnded(sidecar.url, ids)).slice(0, 5)).toEqual([])
 
-    // the fault and its end are said once each, not once a request
-    const said = (pattern: RegExp) => sidecar.logs().filter((l) => pattern.test(l.message)).length
-    expect(said(/^the database refuses writes/)).toBeGreaterThanOrEqual(1)
-    expect(said(/^the database refuses writes/)).toBeLessThanOrEqual(2) // a second only should the reason change
-    expect(said(/^the database takes writes again/)).toBe(1)
+    // the fault and its end are said once each, not once a request: a second fault only should the reason change,
+    // or should a write still fit while the volume fills (the filler leaves more than the sidecar's own floor)
+    const said = sidecar.logs().map((l) => l.message).filter((m) => /^the database (refuses|takes) writes/.test(m))
+    expect(said[0]).toMatch(/^the database refuses writes/)
+    expect(said.at(-1)).toMatch(/^the database takes writes again/)
+    expect(said.filter((m, i) => i > 0 && m === said[i - 1] && m.startsWith("the database takes"))).toEqual([])
+    expect(said.length).toBeLessThanOrEqual(4)
 
     expect(yield* sidecar.stop("SIGTERM")).toBe(0)
     const again = yield* startSidecar(env)
