@@ -74,7 +74,7 @@ export const launchArgs = (kind: ServerKind, form: SidecarForm, build: Build): R
     : ["--import", "tsx", entryOf(kind)]
 
 /** The V8 flags the image and `npm start` give the sidecar (deploy/Dockerfile, package.json; test/Deploy.test.ts). */
-export const deployedNodeFlags: ReadonlyArray<string> = ["--max-semi-space-size=8"]
+export const deployedNodeFlags: ReadonlyArray<string> = ["--max-semi-space-size=8", "--max-old-space-size=256"]
 /** The environment they give it besides. */
 export const deployedNodeEnv: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" }
 

@@ -12,7 +12,7 @@ import { openDatabase } from "./sqlite.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 /** The node flags the image and `npm start` run it with, and the environment. */
-export const deployedNodeFlags: ReadonlyArray<string> = ["--max-semi-space-size=8"]
+export const deployedNodeFlags: ReadonlyArray<string> = ["--max-semi-space-size=8", "--max-old-space-size=256"]
 export const deployedNodeEnv: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" }
 /** The sidecar's entry point, bundled by test/support/globalSetup.ts before the tests start. */
 export const sidecarMain = fileURLToPath(new URL("../../dist/main.mjs", import.meta.url))
