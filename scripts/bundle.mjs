@@ -170,10 +170,11 @@ export const standIn = (requireModule, id, names, functions = []) => {
     }
     return call
   }
+  const member = (key) => loaded === undefined && functions.includes(key) ? caller(key) : load()[key]
   return new Proxy(
     {},
     {
-      get: (_, key) => loaded === undefined && functions.includes(key) ? caller(key) : load()[key],
+      get: (_, key) => member(key),
       set: (_, key, value) => Reflect.set(load(), key, value),
       has: (_, key) => loaded === undefined ? names.includes(key) : key in loaded,
       ownKeys: () => loaded === undefined ? names : Reflect.ownKeys(loaded),
@@ -181,7 +182,7 @@ export const standIn = (requireModule, id, names, functions = []) => {
       getOwnPropertyDescriptor: (_, key) =>
         loaded === undefined && !names.includes(key)
           ? undefined
-          : { configurable: true, enumerable: true, get: () => load()[key], set: (value) => load()[key] = value }
+          : { configurable: true, enumerable: true, get: () => member(key), set: (value) => load()[key] = value }
     }
   )
 }
