@@ -161,28 +161,26 @@ script.runInThisContext()(bundleRequireOnDemand, module, module.exports, bundle,
 export const standIn = (requireModule, id, names, functions = []) => {
   let loaded
   const load = () => loaded ??= requireModule(id)
+  // one caller per member, so that the same member read twice is the same function
   const callers = new Map()
   const caller = (key) => {
-    let call = callers.get(key)
-    if (call === undefined) {
-      call = (...args) => Reflect.apply(load()[key], loaded, args)
-      callers.set(key, call)
-    }
-    return call
+    if (!callers.has(key)) callers.set(key, (...args) => Reflect.apply(load()[key], loaded, args))
+    return callers.get(key)
   }
   const member = (key) => loaded === undefined && functions.includes(key) ? caller(key) : load()[key]
+  const write = (key, value) => Reflect.set(load(), key, value)
   return new Proxy(
     {},
     {
       get: (_, key) => member(key),
-      set: (_, key, value) => Reflect.set(load(), key, value),
+      set: (_, key, value) => write(key, value),
       has: (_, key) => loaded === undefined ? names.includes(key) : key in loaded,
       ownKeys: () => loaded === undefined ? names : Reflect.ownKeys(loaded),
       // what enumerating the module (esbuild's interop copying its names) asks
       getOwnPropertyDescriptor: (_, key) =>
         loaded === undefined && !names.includes(key)
           ? undefined
-          : { configurable: true, enumerable: true, get: () => member(key), set: (value) => load()[key] = value }
+          : { configurable: true, enumerable: true, get: () => member(key), set: (value) => write(key, value) }
     }
   )
 }

@@ -31,7 +31,7 @@ export interface StoreService {
   readonly completeAll: (batch: ReadonlyArray<Finished>) => Effect.Effect<ReadonlyArray<boolean>, StoreError>
   /** The task with exactly this id. */
   readonly get: (id: string) => Effect.Effect<Option.Option<Task>, StoreError>
-  /** The tasks with exactly these ids, in their order, as TaskResult JSON; read in one read transaction. */
+  /** The tasks with exactly these ids, in their order, as TaskResult JSON; several are read in one read transaction. */
   readonly getJsonAll: (
     ids: ReadonlyArray<string>
   ) => Effect.Effect<ReadonlyArray<Option.Option<TaskJson>>, StoreError>

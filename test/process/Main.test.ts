@@ -160,12 +160,11 @@ describe("the sidecar process", () => {
     Effect.gen(function*() {
       const folder = yield* commandsFolder("sidecar-on-demand-", () => ({ hello: { argv: ["node", "-e", ""] } }))
       const preload = join(folder.dir, "report-modules.cjs")
+      const watched = JSON.stringify(onDemandModules)
       writeFileSync(
         preload,
         `const { isMainThread } = require("node:worker_threads")\n` +
-          `process.on("exit", () => isMainThread && process.stderr.write(JSON.stringify(${
-            JSON.stringify(onDemandModules)
-          }` +
+          `process.on("exit", () => isMainThread && process.stderr.write(JSON.stringify(${watched}` +
           `.filter((m) => process.moduleLoadList.includes("NativeModule " + m)))))`
       )
       const sidecar = yield* startSidecar({ ...folder.env, NODE_OPTIONS: `--require ${preload}` })
